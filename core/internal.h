@@ -1,0 +1,204 @@
+/*
+ * libcp internals shared by core/ and the impl/ families: the backend table, the object
+ * header, the blocked-waiter record and wake lists. Not installed.
+ *
+ * The waiting mechanism (DESIGN.md, "Select and cancellation use one
+ * mechanism"): a thread that must block owns a cp_waiter (Go's sudog/g pair)
+ * on its stack. It registers the waiter with every object it waits on (a
+ * channel queue, an event's or ctx's wake list). Whichever fires first
+ * claims the waiter with one CAS on waiter.state (WAITING -> CLAIMED or
+ * WAITING -> CANCELED); every other registration then loses its CAS and is
+ * skipped. The thread unregisters everywhere before it returns, so a waiter
+ * never outlives its stack frame while reachable.
+ *
+ * How the thread parks is the backend's business (pthread condvar, spin/yield,
+ * futex), behind the w_* operations of cp_backend.
+ */
+#ifndef CP_CORE_INTERNAL_H
+#define CP_CORE_INTERNAL_H
+
+#include <cp/cp.h>
+
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- failures that cannot happen: die loudly with file and line ---- */
+#define cp_die(...)                                                         \
+    do {                                                                    \
+        fprintf(stderr, "libcp: fatal at %s:%d: ", __FILE__, __LINE__);     \
+        fprintf(stderr, __VA_ARGS__);                                       \
+        fputc('\n', stderr);                                                \
+        abort();                                                            \
+    } while (0)
+#define cp_check(expr)                                                      \
+    do {                                                                    \
+        if (__builtin_expect(!(expr), 0)) cp_die("check failed: %s", #expr); \
+    } while (0)
+
+#define CP_CACHELINE 64
+#define CP_ALIGNED __attribute__((aligned(CP_CACHELINE)))
+#define cp_likely(x) __builtin_expect(!!(x), 1)
+#define cp_unlikely(x) __builtin_expect(!!(x), 0)
+
+static inline void cp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
+
+/* ---- test-and-test-and-set spin lock with pause, then yield ----
+ * Used for short internal critical sections (wake lists, the ctx tree, the
+ * lockfree family's rendezvous queues). It never sleeps in the kernel beyond
+ * sched_yield. Acquire on lock, release on unlock: the usual. */
+typedef struct cp_spin { _Atomic uint32_t v; } cp_spin;
+#define CP_SPIN_INIT { 0 }
+static inline void cp_spin_lock(cp_spin *l)
+{
+    unsigned n = 0;
+    for (;;) {
+        if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)) return;
+        while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
+            if (++n < 128) cp_cpu_relax();
+            else sched_yield();
+        }
+    }
+}
+static inline void cp_spin_unlock(cp_spin *l)
+{
+    atomic_store_explicit(&l->v, 0, memory_order_release);
+}
+
+/* ---- the blocked waiter ---- */
+enum {
+    CP_W_WAITING = 0,   /* registered, nobody has claimed it */
+    CP_W_CLAIMED = 1,   /* a partner won the CAS and is completing the op */
+    CP_W_DONE = 2,      /* the partner finished: result and data are in place */
+    CP_W_CANCELED = 3,  /* woken by its ctx (or an event it waited for) */
+    CP_W_TIMEDOUT = 4,  /* its own deadline passed first */
+    CP_W_STATE = 0xff,  /* mask of the state; the bits above belong to the backend */
+};
+
+typedef struct cp_waiter {
+    _Atomic uint32_t state;
+    int32_t index;          /* which case fired (select, event waits) */
+    int32_t ok;             /* set by the claimer before DONE: op succeeded? */
+    const struct cp_backend *b;
+    pthread_mutex_t mu;     /* mutex family only: guards the sleep on cv */
+    pthread_cond_t cv;
+} cp_waiter;
+
+/* ---- wake lists: what an event (and so a ctx) calls when it fires ----
+ * A node is a callback plus its list; fire() runs every callback once, under
+ * the list's lock, so that after cp_wlist_del() returns the callback is not
+ * running and the node (on some thread's stack) can go away. Callbacks must
+ * be short and must not take a wake-list lock that a waiter holds while it
+ * takes this one (the only nesting is parent ctx -> child ctx, downwards). */
+typedef struct cp_wnode {
+    void (*fn)(struct cp_wnode *n);
+    void *arg;
+    struct cp_wnode *prev, *next;
+    struct cp_wlist *list;  /* NULL once removed or fired */
+} cp_wnode;
+
+typedef struct cp_wlist {
+    cp_spin lock;
+    int fired;
+    cp_wnode head;          /* circular, sentinel */
+} cp_wlist;
+
+void cp_wlist_init(cp_wlist *l);
+bool cp_wlist_add(cp_wlist *l, cp_wnode *n);   /* false: already fired, not added */
+void cp_wlist_del(cp_wnode *n);                /* no-op if not on a list */
+void cp_wlist_fire(cp_wlist *l);
+
+/* ---- objects: every object starts with its backend ---- */
+typedef struct cp_obj { const struct cp_backend *b; } cp_obj;
+#define CP_OBJ_B(p) (((const cp_obj *)(p))->b)
+
+/* ---- backend table ---- */
+enum {
+    CP_BF_SPINS = 1u << 0,      /* waits spin/yield and never sleep in the kernel */
+    CP_BF_FUTEX_WAITV = 1u << 1,/* select parks with futex_waitv(2) */
+};
+
+struct cp_backend {
+    const char *name;
+    const char *describe;
+    unsigned flags;
+
+    /* waiter parking (see the state machine above) */
+    void (*w_init)(cp_waiter *w);
+    void (*w_fini)(cp_waiter *w);
+    bool (*w_claim)(cp_waiter *w);              /* WAITING -> CLAIMED */
+    void (*w_finish)(cp_waiter *w);             /* CLAIMED -> DONE, wake */
+    bool (*w_cancel)(cp_waiter *w);             /* WAITING -> CANCELED, wake */
+    uint32_t (*w_park)(cp_waiter *w, uint64_t deadline); /* -> DONE/CANCELED/TIMEDOUT */
+
+    /* channels */
+    cp_chan *(*chan_new)(const cp_backend *b, size_t elem_size, size_t cap);
+    void (*chan_free)(cp_chan *ch);
+    cp_status (*chan_send)(cp_chan *ch, const void *elem, cp_ctx *ctx);
+    cp_status (*chan_recv)(cp_chan *ch, void *elem, cp_ctx *ctx);
+    cp_status (*chan_try_send)(cp_chan *ch, const void *elem);
+    cp_status (*chan_try_recv)(cp_chan *ch, void *elem);
+    cp_status (*chan_close)(cp_chan *ch);
+    size_t (*chan_len)(cp_chan *ch);
+    size_t (*chan_cap)(cp_chan *ch);
+};
+
+extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
+
+/* ---- event and ctx internals that backends use ---- */
+struct cp_event {
+    const cp_backend *b;
+    _Atomic uint32_t fired;
+    cp_ctx *owner;          /* the ctx whose done event this is, or NULL */
+    cp_wlist wl;
+};
+
+struct cp_ctx {
+    const cp_backend *b;
+    struct cp_ctx *parent;
+    uint64_t deadline;      /* effective: min(own, parent's), 0 = none */
+    _Atomic uint32_t err;   /* 0 while live, then CP_CANCELED or CP_DEADLINE; first wins */
+    cp_event done;
+    cp_wnode in_parent;     /* our node on the parent's done list */
+};
+
+/* Fast check used inside wait loops: has this ctx ended? Reads the clock only
+ * when the ctx has a deadline. */
+static inline cp_status cp__ctx_err_fast(cp_ctx *c)
+{
+    if (!c) return CP_OK;
+    uint32_t e = atomic_load_explicit(&c->err, memory_order_acquire);
+    if (e) return (cp_status)e;
+    if (c->deadline && cp_now_ns() >= c->deadline) return cp_ctx_err(c);
+    return CP_OK;
+}
+
+/* Register w to be cancelled when ctx ends. Returns the ctx's error (and does
+ * not register) if it has already ended. n lives on the caller's stack. */
+cp_status cp__ctx_watch(cp_ctx *ctx, cp_waiter *w, cp_wnode *n);
+/* The status for a waiter that ended CANCELED or TIMEDOUT on ctx. */
+cp_status cp__ctx_reason(cp_ctx *ctx);
+
+/* Deadline -> struct timespec (CLOCK_MONOTONIC). */
+#include <time.h>
+static inline struct timespec cp__ts(uint64_t ns)
+{
+    struct timespec ts = { (time_t)(ns / 1000000000u), (long)(ns % 1000000000u) };
+    return ts;
+}
+
+/* allocation helpers: cache-line aligned, zeroed */
+void *cp__zalloc(size_t size);
+
+#endif /* CP_CORE_INTERNAL_H */

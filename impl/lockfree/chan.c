@@ -1,0 +1,194 @@
+/*
+ * lockfree family: buffered channels are the lock-free ring of ring.h;
+ * a thread that must wait spins with pause, then yields, re-trying its
+ * operation and checking its ctx and deadline as it goes. It never sleeps in
+ * the kernel (sched_yield is the most it does), so it shines while threads
+ * <= cores and pays for it when oversubscribed.
+ *
+ * Rendezvous (capacity 0) channels are gochan.h under a spin lock: a direct
+ * hand-off needs the partner's identity, which a ring cannot give. Their
+ * waiters spin on their own state word.
+ *
+ * Waiter invariant: state moves by CAS (claim, cancel, timeout) or by the
+ * claimer's release store of DONE; the waiter only spins on it, so nobody
+ * touches a waiter after the store that ends its wait.
+ */
+#include "../../core/internal.h"
+#include "../ring.h"
+
+#include <errno.h>
+
+/* Pauses before a waiter starts yielding: about 5-15 us of spinning. */
+#define LF_SPIN 128
+
+static void lw_init(cp_waiter *w)
+{
+    atomic_init(&w->state, CP_W_WAITING);
+    w->ok = 0;
+    w->index = -1;
+    w->b = &cp_backend_lockfree;
+}
+static void lw_fini(cp_waiter *w) { (void)w; }
+
+static bool lw_cas(cp_waiter *w, uint32_t to)
+{
+    uint32_t exp = CP_W_WAITING;
+    return atomic_compare_exchange_strong_explicit(&w->state, &exp, to,
+                                                   memory_order_acq_rel, memory_order_relaxed);
+}
+static bool lw_claim(cp_waiter *w) { return lw_cas(w, CP_W_CLAIMED); }
+static bool lw_cancel(cp_waiter *w) { return lw_cas(w, CP_W_CANCELED); }
+static void lw_finish(cp_waiter *w)
+{
+    /* release: the hand-off's data and w->ok happen before DONE. */
+    atomic_store_explicit(&w->state, CP_W_DONE, memory_order_release);
+}
+
+static uint32_t lw_park(cp_waiter *w, uint64_t deadline)
+{
+    for (unsigned n = 0;; n++) {
+        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+        if (s >= CP_W_DONE) return s;
+        if (s == CP_W_WAITING && deadline && (n & 15) == 0 && cp_now_ns() >= deadline) {
+            lw_cas(w, CP_W_TIMEDOUT);
+            continue;
+        }
+        if (n < LF_SPIN) cp_cpu_relax();
+        else sched_yield();
+    }
+}
+
+#define GC_LOCK_T cp_spin
+#define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
+#define GC_LOCK_FINI(l) ((void)(l))
+#define GC_LOCK cp_spin_lock
+#define GC_UNLOCK cp_spin_unlock
+#define GC_W_INIT lw_init
+#define GC_W_FINI lw_fini
+#define GC_W_CLAIM lw_claim
+#define GC_W_FINISH lw_finish
+#define GC_W_PARK lw_park
+#include "../gochan.h"
+
+struct cp_chan {
+    const cp_backend *b;
+    size_t cap;
+    union {
+        cp_ring ring;   /* cap > 0 */
+        gochan gc;      /* cap == 0 */
+    };
+};
+
+#define OWN(ch, ctx) ((ctx) == NULL || (ctx)->b == (ch)->b)
+
+cp_chan *cp_lockfree_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
+{
+    if (b != &cp_backend_lockfree) { errno = EINVAL; return NULL; }
+    size_t stride = cp_ring_stride(elem_size);
+    if (cap > (SIZE_MAX / 2) / stride) { errno = ENOMEM; return NULL; }
+    size_t hdr = (sizeof(cp_chan) + CP_CACHELINE - 1) & ~(size_t)(CP_CACHELINE - 1);
+    cp_chan *ch = cp__zalloc(hdr + cp_ring_bytes(cap, elem_size));
+    if (!ch) return NULL;
+    ch->b = b;
+    ch->cap = cap;
+    if (cap) cp_ring_init(&ch->ring, cap, elem_size, (unsigned char *)ch + hdr);
+    else gc_init(&ch->gc, elem_size, 0, NULL);
+    return ch;
+}
+
+void cp_lockfree_chan_free(cp_chan *ch) { free(ch); }
+
+/* Spin, then yield; every 16 rounds look at the ctx (its clock read costs
+ * as much as a ring operation). */
+static inline cp_status lf_pause(unsigned *n, cp_ctx *ctx)
+{
+    unsigned i = (*n)++;
+    if ((i & 15) == 15) {
+        cp_status st = cp__ctx_err_fast(ctx);
+        if (st) return st;
+    }
+    if (i < LF_SPIN) cp_cpu_relax();
+    else sched_yield();
+    return CP_OK;
+}
+
+__attribute__((noinline)) static cp_status send_slow(cp_chan *ch, const void *elem, cp_ctx *ctx)
+{
+    cp_status st = cp__ctx_err_fast(ctx);
+    for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, ctx)) {
+        cp_status r = cp_ring_try_push(&ch->ring, elem);
+        if (r != CP_WOULDBLOCK) return r;
+    }
+    return st;
+}
+
+__attribute__((noinline)) static cp_status recv_slow(cp_chan *ch, void *elem, cp_ctx *ctx)
+{
+    cp_status st = cp__ctx_err_fast(ctx);
+    for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, ctx)) {
+        cp_status r = cp_ring_try_pop(&ch->ring, elem);
+        if (r != CP_WOULDBLOCK) return r;
+    }
+    return st;
+}
+
+cp_status cp_lockfree_chan_send(cp_chan *ch, const void *elem, cp_ctx *ctx)
+{
+    if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
+    if (cp_unlikely(!ch->cap)) return gc_send(&ch->gc, elem, ctx, true);
+    cp_status st = cp_ring_try_push(&ch->ring, elem);
+    if (cp_likely(st != CP_WOULDBLOCK)) return st;
+    return send_slow(ch, elem, ctx);
+}
+
+cp_status cp_lockfree_chan_recv(cp_chan *ch, void *elem, cp_ctx *ctx)
+{
+    if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
+    if (cp_unlikely(!ch->cap)) return gc_recv(&ch->gc, elem, ctx, true);
+    cp_status st = cp_ring_try_pop(&ch->ring, elem);
+    if (cp_likely(st != CP_WOULDBLOCK)) return st;
+    return recv_slow(ch, elem, ctx);
+}
+
+cp_status cp_lockfree_chan_try_send(cp_chan *ch, const void *elem)
+{
+    if (!ch->cap) return gc_send(&ch->gc, elem, NULL, false);
+    return cp_ring_try_push(&ch->ring, elem);
+}
+
+cp_status cp_lockfree_chan_try_recv(cp_chan *ch, void *elem)
+{
+    if (!ch->cap) return gc_recv(&ch->gc, elem, NULL, false);
+    return cp_ring_try_pop(&ch->ring, elem);
+}
+
+cp_status cp_lockfree_chan_close(cp_chan *ch)
+{
+    if (!ch->cap) return gc_close(&ch->gc);
+    /* Spinning waiters see the mark on their next try. */
+    return cp_ring_close(&ch->ring) ? CP_OK : CP_CLOSED;
+}
+
+size_t cp_lockfree_chan_len(cp_chan *ch) { return ch->cap ? cp_ring_len(&ch->ring) : 0; }
+size_t cp_lockfree_chan_cap(cp_chan *ch) { return ch->cap; }
+
+const cp_backend cp_backend_lockfree = {
+    .name = "lockfree",
+    .describe = "lock-free per-slot-stamp ring; waiters spin (pause) then yield, never sleep in the kernel",
+    .flags = CP_BF_SPINS,
+    .w_init = lw_init,
+    .w_fini = lw_fini,
+    .w_claim = lw_claim,
+    .w_finish = lw_finish,
+    .w_cancel = lw_cancel,
+    .w_park = lw_park,
+    .chan_new = cp_lockfree_chan_new,
+    .chan_free = cp_lockfree_chan_free,
+    .chan_send = cp_lockfree_chan_send,
+    .chan_recv = cp_lockfree_chan_recv,
+    .chan_try_send = cp_lockfree_chan_try_send,
+    .chan_try_recv = cp_lockfree_chan_try_recv,
+    .chan_close = cp_lockfree_chan_close,
+    .chan_len = cp_lockfree_chan_len,
+    .chan_cap = cp_lockfree_chan_cap,
+};

@@ -1,0 +1,195 @@
+/*
+ * A bounded lock-free MPMC ring with per-slot stamps (Vyukov's bounded queue,
+ * in the form with laps and a mark bit that supports any capacity >= 1 and
+ * closing), shared by the lockfree and futex families' buffered channels.
+ * The families differ only in how a caller waits when try_push/try_pop
+ * would block.
+ *
+ * Positions (head, tail) are {lap, mark, index}: index < cap in the low bits,
+ * then the mark bit (set in tail only, by close), then the lap counter.
+ *
+ * Invariants:
+ *   - slot i holds an item for position p iff its stamp == p + 1; it is free
+ *     for position p iff its stamp == p (p's lap, index i);
+ *   - tail - head (as positions) is the number of claimed slots, <= cap;
+ *   - once the mark bit is set in tail, no push claims a slot, so the items
+ *     the channel will ever hold are exactly those below the marked tail, and
+ *     a pop that finds head == tail (without the mark) and the mark set knows
+ *     the channel is closed and drained.
+ *
+ * Memory ordering: a pusher claims a position with a CAS on tail (relaxed:
+ * the slot's stamp, not tail, carries the data), writes the item, then
+ * publishes it with a release store of the stamp; a popper acquires the stamp,
+ * reads, and releases the slot with stamp = p + one_lap, which the next lap's
+ * pusher acquires before overwriting. The seq_cst fences before reading the
+ * other end's index make "full"/"empty"/"closed" decisions see the latest
+ * claims (as crossbeam's ArrayQueue does).
+ */
+#ifndef CP_IMPL_RING_H
+#define CP_IMPL_RING_H
+
+#include "../core/internal.h"
+
+#include <string.h>
+
+typedef struct cp_ring_slot {
+    _Atomic uint64_t stamp;
+    unsigned char data[];
+} cp_ring_slot;
+
+typedef struct cp_ring {
+    CP_ALIGNED _Atomic uint64_t head;
+    CP_ALIGNED _Atomic uint64_t tail;
+    /* read-only after init, on a line of their own */
+    CP_ALIGNED uint64_t cap, one_lap, mark_bit;
+    size_t elem_size, stride;
+    unsigned char *slots;
+} cp_ring;
+
+static inline uint64_t cp__next_pow2(uint64_t x)
+{
+    uint64_t p = 1;
+    while (p < x) p <<= 1;
+    return p;
+}
+
+/* slots must hold cp_ring_bytes(cap, elem_size) bytes. */
+static inline size_t cp_ring_stride(size_t elem_size)
+{
+    return (sizeof(cp_ring_slot) + elem_size + 7) & ~(size_t)7;
+}
+static inline size_t cp_ring_bytes(size_t cap, size_t elem_size)
+{
+    return cap * cp_ring_stride(elem_size);
+}
+
+static inline void cp_ring_init(cp_ring *r, size_t cap, size_t elem_size, unsigned char *slots)
+{
+    r->cap = cap;
+    r->mark_bit = cp__next_pow2(cap + 1);
+    r->one_lap = r->mark_bit * 2;
+    r->elem_size = elem_size;
+    r->stride = cp_ring_stride(elem_size);
+    r->slots = slots;
+    for (uint64_t i = 0; i < cap; i++)
+        atomic_init(&((cp_ring_slot *)(slots + i * r->stride))->stamp, i);
+    atomic_init(&r->head, 0);
+    atomic_init(&r->tail, 0);
+}
+
+static inline cp_ring_slot *cp_ring_slot_at(cp_ring *r, uint64_t index)
+{
+    return (cp_ring_slot *)(r->slots + index * r->stride);
+}
+
+/* A short exponential backoff while another thread is mid-operation on the
+ * slot we want: pause, and yield once it has gone on for a while (on an
+ * oversubscribed machine that thread may be preempted). */
+static inline void cp_ring_backoff(unsigned *step)
+{
+    if (*step < 6) {
+        for (unsigned i = 0; i < (1u << *step); i++) cp_cpu_relax();
+        (*step)++;
+    } else {
+        sched_yield();
+    }
+}
+
+/* CP_OK, CP_WOULDBLOCK (full) or CP_CLOSED. */
+static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
+{
+    unsigned step = 0;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    for (;;) {
+        if (tail & r->mark_bit) return CP_CLOSED;
+        uint64_t index = tail & (r->mark_bit - 1);
+        uint64_t lap = tail & ~(r->one_lap - 1);
+        uint64_t next = index + 1 < r->cap ? tail + 1 : lap + r->one_lap;
+        cp_ring_slot *s = cp_ring_slot_at(r, index);
+        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (tail == stamp) {
+            if (atomic_compare_exchange_weak_explicit(&r->tail, &tail, next,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                memcpy(s->data, elem, r->elem_size);
+                atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+                return CP_OK;
+            }
+        } else if (stamp + r->one_lap == tail + 1) {
+            /* The slot still holds last lap's item: full, unless a pop has
+             * claimed it and is still reading. */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+            if (head + r->one_lap == tail) return CP_WOULDBLOCK;
+            cp_ring_backoff(&step);
+            tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        } else {
+            cp_ring_backoff(&step);
+            tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+        }
+    }
+}
+
+/* CP_OK, CP_WOULDBLOCK (empty) or CP_CLOSED (closed and drained). */
+static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem)
+{
+    unsigned step = 0;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    for (;;) {
+        uint64_t index = head & (r->mark_bit - 1);
+        uint64_t lap = head & ~(r->one_lap - 1);
+        cp_ring_slot *s = cp_ring_slot_at(r, index);
+        uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (head + 1 == stamp) {
+            uint64_t next = index + 1 < r->cap ? head + 1 : lap + r->one_lap;
+            if (atomic_compare_exchange_weak_explicit(&r->head, &head, next,
+                                                      memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                memcpy(elem, s->data, r->elem_size);
+                atomic_store_explicit(&s->stamp, head + r->one_lap, memory_order_release);
+                return CP_OK;
+            }
+        } else if (stamp == head) {
+            /* Nothing published here: empty, unless a push has claimed the
+             * position and is still writing (then wait for it: returning
+             * "empty" would let a later, completed push be missed). */
+            atomic_thread_fence(memory_order_seq_cst);
+            uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+            if ((tail & ~r->mark_bit) == head)
+                return (tail & r->mark_bit) ? CP_CLOSED : CP_WOULDBLOCK;
+            cp_ring_backoff(&step);
+            head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        } else {
+            cp_ring_backoff(&step);
+            head = atomic_load_explicit(&r->head, memory_order_relaxed);
+        }
+    }
+}
+
+/* Mark closed; false if it already was. seq_cst: see the fences above. */
+static inline bool cp_ring_close(cp_ring *r)
+{
+    uint64_t old = atomic_fetch_or_explicit(&r->tail, r->mark_bit, memory_order_seq_cst);
+    return !(old & r->mark_bit);
+}
+
+static inline bool cp_ring_closed(cp_ring *r)
+{
+    return atomic_load_explicit(&r->tail, memory_order_acquire) & r->mark_bit;
+}
+
+static inline size_t cp_ring_len(cp_ring *r)
+{
+    for (;;) {
+        uint64_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
+        uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
+        if (atomic_load_explicit(&r->tail, memory_order_seq_cst) != tail) continue;
+        uint64_t hix = head & (r->mark_bit - 1);
+        uint64_t tix = tail & (r->mark_bit - 1);
+        if (hix < tix) return tix - hix;
+        if (hix > tix) return r->cap - hix + tix;
+        return ((tail & ~r->mark_bit) == head) ? 0 : r->cap;
+    }
+}
+
+#endif /* CP_IMPL_RING_H */

@@ -1,0 +1,1 @@
+typedef int cp__placeholder;

@@ -1,0 +1,243 @@
+/* Channel semantics, the same body on every backend (Go's chan semantics). */
+#include "../test.h"
+
+#define MS 1000000ull
+
+static void t_buffered(const cp_backend *b)
+{
+    cp_chan *ch = cp_chan_new(b, sizeof(int), 3);
+    CHECK(ch != NULL);
+    CHECK_EQ(cp_chan_cap(ch), 3);
+    CHECK_EQ(cp_chan_len(ch), 0);
+    int v;
+    CHECK_ST(cp_chan_try_recv(ch, &v), CP_WOULDBLOCK);
+    for (int i = 1; i <= 3; i++) CHECK_ST(cp_chan_send(ch, &i, NULL), CP_OK);
+    CHECK_EQ(cp_chan_len(ch), 3);
+    int x = 99;
+    CHECK_ST(cp_chan_try_send(ch, &x), CP_WOULDBLOCK);
+    for (int i = 1; i <= 3; i++) {
+        v = 0;
+        CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_OK);
+        CHECK_EQ(v, i); /* FIFO */
+    }
+    CHECK_EQ(cp_chan_len(ch), 0);
+    /* wrap around many times, interleaved */
+    for (int i = 0; i < 1000; i++) {
+        CHECK_ST(cp_chan_try_send(ch, &i), CP_OK);
+        if (i % 2) {
+            CHECK_ST(cp_chan_try_recv(ch, &v), CP_OK);
+            CHECK_ST(cp_chan_try_recv(ch, &v), CP_OK);
+            CHECK_EQ(v, i);
+        }
+    }
+    cp_chan_free(ch);
+
+    /* capacity 1 and odd element sizes */
+    struct big { char s[37]; } in = { "hello" }, out;
+    ch = cp_chan_new(b, sizeof in, 1);
+    CHECK_ST(cp_chan_try_send(ch, &in), CP_OK);
+    CHECK_ST(cp_chan_try_send(ch, &in), CP_WOULDBLOCK);
+    CHECK_EQ(cp_chan_len(ch), 1);
+    CHECK_ST(cp_chan_try_recv(ch, &out), CP_OK);
+    CHECK(!memcmp(&in, &out, sizeof in));
+    cp_chan_free(ch);
+}
+
+static void t_close_drain(const cp_backend *b)
+{
+    cp_chan *ch = cp_chan_new(b, sizeof(int), 4);
+    int v = 7;
+    CHECK_ST(cp_chan_send(ch, &v, NULL), CP_OK);
+    v = 8;
+    CHECK_ST(cp_chan_send(ch, &v, NULL), CP_OK);
+    CHECK_ST(cp_chan_close(ch), CP_OK);
+    CHECK_ST(cp_chan_close(ch), CP_CLOSED);
+    CHECK_ST(cp_chan_send(ch, &v, NULL), CP_CLOSED);
+    CHECK_ST(cp_chan_try_send(ch, &v), CP_CLOSED);
+    CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_OK);
+    CHECK_EQ(v, 7);
+    CHECK_ST(cp_chan_try_recv(ch, &v), CP_OK);
+    CHECK_EQ(v, 8);
+    CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_CLOSED);
+    CHECK_ST(cp_chan_try_recv(ch, &v), CP_CLOSED);
+    cp_chan_free(ch);
+
+    ch = cp_chan_new(b, sizeof(int), 0);
+    CHECK_ST(cp_chan_close(ch), CP_OK);
+    CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_CLOSED);
+    CHECK_ST(cp_chan_send(ch, &v, NULL), CP_CLOSED);
+    CHECK_ST(cp_chan_close(ch), CP_CLOSED);
+    cp_chan_free(ch);
+}
+
+struct op {
+    cp_chan *ch;
+    cp_ctx *ctx;
+    int val;
+    cp_status st;
+    uint64_t ended;
+};
+static void *do_recv(void *p)
+{
+    struct op *o = p;
+    o->st = cp_chan_recv(o->ch, &o->val, o->ctx);
+    o->ended = cp_now_ns();
+    return NULL;
+}
+static void *do_send(void *p)
+{
+    struct op *o = p;
+    o->st = cp_chan_send(o->ch, &o->val, o->ctx);
+    o->ended = cp_now_ns();
+    return NULL;
+}
+
+static void t_rendezvous(const cp_backend *b)
+{
+    cp_chan *ch = cp_chan_new(b, sizeof(int), 0);
+    CHECK_EQ(cp_chan_cap(ch), 0);
+    int v = 5;
+    CHECK_ST(cp_chan_try_send(ch, &v), CP_WOULDBLOCK); /* no receiver */
+    CHECK_ST(cp_chan_try_recv(ch, &v), CP_WOULDBLOCK); /* no sender */
+
+    /* send blocks until a receiver takes the item */
+    struct op s = { .ch = ch, .val = 42 };
+    pthread_t t = t_spawn(do_send, &s);
+    t_sleep_ms(20);
+    int got = 0;
+    CHECK_ST(cp_chan_recv(ch, &got, NULL), CP_OK);
+    CHECK_EQ(got, 42);
+    t_join(t, 5000, "rendezvous send");
+    CHECK_ST(s.st, CP_OK);
+
+    /* try_send succeeds once a receiver is blocked (API.md note) */
+    struct op r = { .ch = ch };
+    t = t_spawn(do_recv, &r);
+    v = 77;
+    uint64_t until = cp_now_ns() + 5000 * MS;
+    cp_status st;
+    while ((st = cp_chan_try_send(ch, &v)) == CP_WOULDBLOCK && cp_now_ns() < until) sched_yield();
+    CHECK_ST(st, CP_OK);
+    t_join(t, 5000, "rendezvous recv");
+    CHECK_ST(r.st, CP_OK);
+    CHECK_EQ(r.val, 77);
+    cp_chan_free(ch);
+}
+
+/* close wakes every blocked receiver and sender */
+static void t_close_wakes(const cp_backend *b, size_t cap)
+{
+    enum { N = 4 };
+    cp_chan *ch = cp_chan_new(b, sizeof(int), cap);
+    struct op rs[N];
+    pthread_t ts[N];
+    for (int i = 0; i < N; i++) {
+        rs[i] = (struct op){ .ch = ch };
+        ts[i] = t_spawn(do_recv, &rs[i]);
+    }
+    t_sleep_ms(20);
+    uint64_t t0 = cp_now_ns();
+    CHECK_ST(cp_chan_close(ch), CP_OK);
+    for (int i = 0; i < N; i++) {
+        t_join(ts[i], 5000, "receiver blocked across close");
+        CHECK_ST(rs[i].st, CP_CLOSED);
+    }
+    (void)t0;
+    cp_chan_free(ch);
+
+    /* senders blocked on a full (or rendezvous) channel */
+    ch = cp_chan_new(b, sizeof(int), cap);
+    int v = 1;
+    for (size_t i = 0; i < cap; i++) CHECK_ST(cp_chan_send(ch, &v, NULL), CP_OK);
+    for (int i = 0; i < N; i++) {
+        rs[i] = (struct op){ .ch = ch, .val = 100 + i };
+        ts[i] = t_spawn(do_send, &rs[i]);
+    }
+    t_sleep_ms(20);
+    CHECK_ST(cp_chan_close(ch), CP_OK);
+    for (int i = 0; i < N; i++) {
+        t_join(ts[i], 5000, "sender blocked across close");
+        CHECK_ST(rs[i].st, CP_CLOSED);
+    }
+    /* the buffered items are still delivered, the woken senders' are not */
+    for (size_t i = 0; i < cap; i++) {
+        CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_OK);
+        CHECK_EQ(v, 1);
+    }
+    CHECK_ST(cp_chan_recv(ch, &v, NULL), CP_CLOSED);
+    cp_chan_free(ch);
+}
+
+/* cancel and deadline wake a blocked send/recv promptly */
+static void t_cancel_deadline(const cp_backend *b, size_t cap)
+{
+    cp_chan *ch = cp_chan_new(b, sizeof(int), cap);
+    int v = 1;
+    for (size_t i = 0; i < cap; i++) CHECK_ST(cp_chan_send(ch, &v, NULL), CP_OK); /* full */
+
+    for (int side = 0; side < 2; side++) {
+        cp_chan *empty = cp_chan_new(b, sizeof(int), cap);
+        cp_ctx *ctx = cp_ctx_with_cancel(b, NULL);
+        struct op o = { .ch = side ? ch : empty, .ctx = ctx };
+        pthread_t t = t_spawn(side ? do_send : do_recv, &o);
+        t_sleep_ms(20);
+        uint64_t t0 = cp_now_ns();
+        cp_ctx_cancel(ctx);
+        t_join(t, 5000, side ? "send across cancel" : "recv across cancel");
+        CHECK_ST(o.st, CP_CANCELED);
+        /* "promptly": a generous bound that only a lost wake-up misses */
+        CHECK(o.ended - t0 < 1000 * MS);
+        cp_ctx_free(ctx);
+
+        /* deadline: never early, and not much late */
+        ctx = cp_ctx_with_timeout(b, NULL, 30 * MS);
+        uint64_t dl = cp_ctx_deadline(ctx);
+        o = (struct op){ .ch = side ? ch : empty, .ctx = ctx };
+        t = t_spawn(side ? do_send : do_recv, &o);
+        t_join(t, 5000, "op across deadline");
+        CHECK_ST(o.st, CP_DEADLINE);
+        CHECK(o.ended >= dl);
+        CHECK(o.ended - dl < 1000 * MS);
+        CHECK_ST(cp_ctx_err(ctx), CP_DEADLINE);
+        cp_ctx_free(ctx);
+
+        /* an already-cancelled ctx fails a blocking op at once, but not a ready one */
+        ctx = cp_ctx_with_cancel(b, NULL);
+        cp_ctx_cancel(ctx);
+        if (side) CHECK_ST(cp_chan_send(ch, &v, ctx), CP_CANCELED);
+        else CHECK_ST(cp_chan_recv(empty, &v, ctx), CP_CANCELED);
+        cp_ctx_free(ctx);
+        cp_chan_free(empty);
+    }
+    cp_chan_free(ch);
+}
+
+static void t_mismatch(const cp_backend *b)
+{
+    const cp_backend *other = cp_backend_at((size_t)(bi_of(b) + 1) % cp_backend_count());
+    cp_chan *ch = cp_chan_new(b, sizeof(int), 2);
+    cp_ctx *ctx = cp_ctx_with_cancel(other, NULL);
+    int v = 0;
+    CHECK_ST(cp_chan_send(ch, &v, ctx), CP_EINVAL);
+    CHECK_ST(cp_chan_recv(ch, &v, ctx), CP_EINVAL);
+    CHECK(cp_ctx_with_cancel(b, ctx) == NULL);
+    cp_ctx_free(ctx);
+    cp_chan_free(ch);
+}
+
+int main(void)
+{
+    FOR_EACH_BACKEND(b)
+    {
+        t_buffered(b);
+        t_close_drain(b);
+        t_rendezvous(b);
+        size_t caps[] = { 0, 1, 3 };
+        for (size_t i = 0; i < 3; i++) {
+            t_close_wakes(b, caps[i]);
+            t_cancel_deadline(b, caps[i]);
+        }
+        t_mismatch(b);
+    }
+    return t_finish("test_chan");
+}

@@ -1,0 +1,201 @@
+/* ctx tree and event semantics, on every backend (Go's context package). */
+#include "../test.h"
+
+#define MS 1000000ull
+
+static void t_tree(const cp_backend *b)
+{
+    CHECK_ST(cp_ctx_err(NULL), CP_OK);
+    cp_ctx_cancel(NULL);
+    cp_ctx_free(NULL);
+
+    cp_ctx *root = cp_ctx_with_cancel(b, NULL);
+    cp_ctx *a = cp_ctx_with_cancel(b, root);
+    cp_ctx *a1 = cp_ctx_with_cancel(b, a);
+    cp_ctx *bb = cp_ctx_with_cancel(b, root);
+    CHECK(cp_ctx_done(a) == cp_ctx_done(a));
+    CHECK(!cp_event_fired(cp_ctx_done(a)));
+
+    cp_ctx_cancel(bb); /* a sibling's cancel touches nobody else */
+    CHECK_ST(cp_ctx_err(bb), CP_CANCELED);
+    CHECK_ST(cp_ctx_err(root), CP_OK);
+    CHECK_ST(cp_ctx_err(a), CP_OK);
+
+    cp_ctx_cancel(root); /* reaches every descendant */
+    CHECK_ST(cp_ctx_err(root), CP_CANCELED);
+    CHECK_ST(cp_ctx_err(a), CP_CANCELED);
+    CHECK_ST(cp_ctx_err(a1), CP_CANCELED);
+    CHECK(cp_event_fired(cp_ctx_done(a1)));
+    /* a child made under a cancelled parent is born cancelled */
+    cp_ctx *late = cp_ctx_with_cancel(b, a);
+    CHECK_ST(cp_ctx_err(late), CP_CANCELED);
+    cp_ctx_free(late);
+
+    /* free in any order: parent first, then children (ASan checks the rest) */
+    cp_ctx_free(root);
+    cp_ctx_free(a1);
+    cp_ctx_free(a);
+    cp_ctx_free(bb);
+
+    /* freeing a parent with live children cancels them */
+    root = cp_ctx_with_cancel(b, NULL);
+    a = cp_ctx_with_cancel(b, root);
+    cp_ctx_free(root);
+    CHECK_ST(cp_ctx_err(a), CP_CANCELED);
+    cp_ctx_free(a);
+}
+
+static void t_deadlines(const cp_backend *b)
+{
+    /* a child of an expiring parent reports CP_DEADLINE */
+    cp_ctx *p = cp_ctx_with_timeout(b, NULL, 20 * MS);
+    cp_ctx *c = cp_ctx_with_cancel(b, p);
+    CHECK_EQ(cp_ctx_deadline(c), cp_ctx_deadline(p));
+    CHECK_ST(cp_ctx_err(c), CP_OK);
+    t_sleep_ms(30);
+    CHECK_ST(cp_ctx_err(c), CP_DEADLINE);
+    CHECK_ST(cp_ctx_err(p), CP_DEADLINE);
+    /* expired stays DEADLINE after a later cancel */
+    cp_ctx_cancel(p);
+    CHECK_ST(cp_ctx_err(p), CP_DEADLINE);
+    cp_ctx_free(c);
+    cp_ctx_free(p);
+
+    /* cancelled before the deadline stays CANCELED after it */
+    p = cp_ctx_with_timeout(b, NULL, 10 * MS);
+    cp_ctx_cancel(p);
+    t_sleep_ms(20);
+    CHECK_ST(cp_ctx_err(p), CP_CANCELED);
+    cp_ctx_free(p);
+
+    /* a child's own earlier deadline wins over the parent's later one */
+    p = cp_ctx_with_timeout(b, NULL, 10000 * MS);
+    c = cp_ctx_with_timeout(b, p, 10 * MS);
+    CHECK(cp_ctx_deadline(c) < cp_ctx_deadline(p));
+    t_sleep_ms(20);
+    CHECK_ST(cp_ctx_err(c), CP_DEADLINE);
+    CHECK_ST(cp_ctx_err(p), CP_OK);
+    cp_ctx_free(c);
+    cp_ctx_free(p);
+
+    /* a deadline already in the past */
+    p = cp_ctx_with_deadline(b, NULL, cp_now_ns() - 1);
+    CHECK_ST(cp_ctx_err(p), CP_DEADLINE);
+    CHECK(cp_event_fired(cp_ctx_done(p)));
+    cp_ctx_free(p);
+}
+
+struct ew { cp_event *e; cp_ctx *ctx; cp_status st; uint64_t ended; };
+static void *do_wait(void *p)
+{
+    struct ew *w = p;
+    w->st = cp_event_wait(w->e, w->ctx);
+    w->ended = cp_now_ns();
+    return NULL;
+}
+
+static void t_event(const cp_backend *b)
+{
+    enum { N = 4 };
+    cp_event *e = cp_event_new(b);
+    CHECK(!cp_event_fired(e));
+    struct ew ws[N];
+    pthread_t ts[N];
+    for (int i = 0; i < N; i++) {
+        ws[i] = (struct ew){ .e = e };
+        ts[i] = t_spawn(do_wait, &ws[i]);
+    }
+    t_sleep_ms(20);
+    cp_event_fire(e);
+    cp_event_fire(e); /* idempotent */
+    for (int i = 0; i < N; i++) {
+        t_join(ts[i], 5000, "event waiter across fire");
+        CHECK_ST(ws[i].st, CP_OK);
+    }
+    CHECK(cp_event_fired(e));
+    CHECK_ST(cp_event_wait(e, NULL), CP_OK);
+    cp_event_free(e);
+
+    /* a wait ends with its ctx */
+    e = cp_event_new(b);
+    cp_ctx *ctx = cp_ctx_with_cancel(b, NULL);
+    ws[0] = (struct ew){ .e = e, .ctx = ctx };
+    ts[0] = t_spawn(do_wait, &ws[0]);
+    t_sleep_ms(20);
+    cp_ctx_cancel(ctx);
+    t_join(ts[0], 5000, "event waiter across cancel");
+    CHECK_ST(ws[0].st, CP_CANCELED);
+    cp_ctx_free(ctx);
+
+    ctx = cp_ctx_with_timeout(b, NULL, 20 * MS);
+    CHECK_ST(cp_event_wait(e, ctx), CP_DEADLINE);
+    CHECK(cp_now_ns() >= cp_ctx_deadline(ctx));
+    cp_ctx_free(ctx);
+    cp_event_free(e);
+
+    /* waiting on a ctx's done event wakes at its deadline, with no timer thread */
+    ctx = cp_ctx_with_timeout(b, NULL, 20 * MS);
+    ws[0] = (struct ew){ .e = cp_ctx_done(ctx) };
+    ts[0] = t_spawn(do_wait, &ws[0]);
+    t_join(ts[0], 5000, "wait on done across deadline");
+    CHECK_ST(ws[0].st, CP_OK);
+    CHECK(ws[0].ended >= cp_ctx_deadline(ctx));
+    CHECK_ST(cp_ctx_err(ctx), CP_DEADLINE);
+    cp_ctx_free(ctx);
+
+    /* a parent's cancel wakes a waiter on a grandchild's done event */
+    cp_ctx *root = cp_ctx_with_cancel(b, NULL);
+    cp_ctx *mid = cp_ctx_with_cancel(b, root);
+    cp_ctx *leaf = cp_ctx_with_cancel(b, mid);
+    ws[0] = (struct ew){ .e = cp_ctx_done(leaf) };
+    ts[0] = t_spawn(do_wait, &ws[0]);
+    t_sleep_ms(10);
+    cp_ctx_cancel(root);
+    t_join(ts[0], 5000, "wait on grandchild's done across root cancel");
+    CHECK_ST(ws[0].st, CP_OK);
+    cp_ctx_free(leaf);
+    cp_ctx_free(mid);
+    cp_ctx_free(root);
+}
+
+/* Concurrent cancels and frees of a tree (TSan and ASan watch this one). */
+struct tree_arg { const cp_backend *b; int seed; };
+static void *tree_churn(void *p)
+{
+    struct tree_arg *a = p;
+    unsigned s = (unsigned)a->seed;
+    for (int i = 0; i < 300; i++) {
+        cp_ctx *r = cp_ctx_with_cancel(a->b, NULL);
+        cp_ctx *k[8];
+        for (int j = 0; j < 8; j++) k[j] = cp_ctx_with_cancel(a->b, j ? k[rand_r(&s) % j] : r);
+        if (rand_r(&s) & 1) cp_ctx_cancel(k[rand_r(&s) % 8]);
+        if (rand_r(&s) & 1) cp_ctx_free(r), r = NULL;
+        for (int j = 7; j >= 0; j--) cp_ctx_free(k[j]);
+        cp_ctx_free(r);
+    }
+    return NULL;
+}
+
+static void t_tree_concurrent(const cp_backend *b)
+{
+    /* one parent, children created/cancelled/freed from several threads */
+    pthread_t ts[3];
+    struct tree_arg args[3];
+    for (int i = 0; i < 3; i++) {
+        args[i] = (struct tree_arg){ b, i + 1 };
+        ts[i] = t_spawn(tree_churn, &args[i]);
+    }
+    for (int i = 0; i < 3; i++) t_join(ts[i], 30000, "ctx churn");
+}
+
+int main(void)
+{
+    FOR_EACH_BACKEND(b)
+    {
+        t_tree(b);
+        t_deadlines(b);
+        t_event(b);
+        t_tree_concurrent(b);
+    }
+    return t_finish("test_ctx");
+}

@@ -1,1 +1,27 @@
-int main(void){return 0;}
+/* cpbench: run a pattern of the Go concurrency catalogue on a libcp backend. */
+#include "harness/harness.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int main(int argc, char **argv)
+{
+    hw_opts *o = calloc(1, sizeof *o);
+    int want_list = 0, want_help = 0;
+    if (!o) return 1;
+    hw_parse(argc, argv, o, &want_list, &want_help);
+    if (want_list) {
+        hw_list_catalogue(stdout);
+        return 0;
+    }
+    if (want_help) {
+        if (o->npatterns)
+            for (size_t i = 0; i < o->npatterns; i++) hw_pattern_help(stdout, o->patterns[i]);
+        else
+            hw_usage(stdout);
+        return 0;
+    }
+    int rc = hw_run_all(o);
+    free(o);
+    return rc;
+}

@@ -1,0 +1,314 @@
+/*
+ * The command line. Every bad flag or value ends in one line naming the flag
+ * and what was expected, and exit status 2.
+ */
+#include "harness/harness.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *const hw_knob_flag[K_NKNOBS] = {
+    "threads", "producers", "consumers", "capacity", "payload", "work-ns", "items",
+};
+/* bounds per knob: a sane maximum, and what fits in memory */
+static const int64_t knob_min[K_NKNOBS] = { 1, 1, 1, 0, 8, 0, 1 };
+static const int64_t knob_max[K_NKNOBS] = { WL_MAX_THREADS - 8, WL_MAX_THREADS / 2, WL_MAX_THREADS / 2,
+                                            1 << 26, 1 << 16, 10000000000LL, 1LL << 40 };
+
+void hw_bad_input(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cpbench: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* An integer with an optional k/M/G (x1000) suffix; -1 on error. */
+static int parse_int(const char *s, int64_t *out)
+{
+    if (!*s) return -1;
+    errno = 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (end == s || errno) return -1;
+    int64_t mul = 1;
+    if (*end == 'k' || *end == 'K') mul = 1000, end++;
+    else if (*end == 'M') mul = 1000000, end++;
+    else if (*end == 'G') mul = 1000000000, end++;
+    if (*end) return -1;
+    if (v > LLONG_MAX / mul || v < LLONG_MIN / mul) return -1;
+    *out = (int64_t)v * mul;
+    return 0;
+}
+
+/* "1,2,4", "0:1024:x4", "8:64:+8", "1:4" and mixes: "1,8:32:x2". */
+static void parse_list(const char *flag, const char *arg, int64_t lo, int64_t hi, hw_list *l)
+{
+    char buf[1024];
+    if (!*arg) hw_bad_input("--%s: empty value (expected an integer, list or range like 1,2,4 or 1:8:x2)", flag);
+    if (strlen(arg) >= sizeof buf) hw_bad_input("--%s: value too long", flag);
+    strcpy(buf, arg);
+    l->n = 0;
+    l->given = 1;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        char *p1 = strchr(tok, ':');
+        int64_t a, b, step = 1;
+        int mul = 0;
+        if (!p1) {
+            if (parse_int(tok, &a)) hw_bad_input("--%s: '%s' is not an integer", flag, tok);
+            b = a;
+        } else {
+            *p1 = 0;
+            char *p2 = strchr(p1 + 1, ':');
+            if (p2) *p2 = 0;
+            if (parse_int(tok, &a) || parse_int(p1 + 1, &b))
+                hw_bad_input("--%s: bad range '%s:%s' (expected START:END[:+STEP|:xFACTOR])", flag, tok, p1 + 1);
+            if (p2) {
+                const char *st = p2 + 1;
+                if (*st == 'x' || *st == '*') mul = 1, st++;
+                else if (*st == '+') st++;
+                if (parse_int(st, &step) || step < 1 + mul)
+                    hw_bad_input("--%s: bad range step '%s' (expected +N with N >= 1 or xN with N >= 2)", flag, p2 + 1);
+            }
+            if (b < a) hw_bad_input("--%s: range %lld:%lld ends before it starts", flag, (long long)a, (long long)b);
+        }
+        for (int64_t v = a; v <= b;) {
+            if (v < lo || v > hi)
+                hw_bad_input("--%s: %lld is out of range (expected %lld..%lld)", flag, (long long)v,
+                             (long long)lo, (long long)hi);
+            if (l->n >= HW_MAX_VALUES) hw_bad_input("--%s: more than %d values", flag, HW_MAX_VALUES);
+            l->v[l->n++] = v;
+            if (v == b) break;
+            int64_t next;
+            if (mul ? __builtin_mul_overflow(v ? v : 1, step, &next) : __builtin_add_overflow(v, step, &next))
+                break;
+            if (next > b && v < b) next = b + 1;  /* the range's end need not be on the step */
+            v = next;
+        }
+    }
+}
+
+static double parse_seconds(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v != v) hw_bad_input("--%s: '%s' is not a duration (e.g. 2, 2s, 500ms)", flag, s);
+    if (!strcmp(end, "ms")) v /= 1e3;
+    else if (!strcmp(end, "us")) v /= 1e6;
+    else if (*end && strcmp(end, "s")) hw_bad_input("--%s: '%s' is not a duration (e.g. 2, 2s, 500ms)", flag, s);
+    if (v <= 0 || v > 86400) hw_bad_input("--%s: %s is out of range (expected > 0 and <= 1 day)", flag, s);
+    return v;
+}
+
+static int64_t parse_one(const char *flag, const char *s, int64_t lo, int64_t hi)
+{
+    int64_t v;
+    if (parse_int(s, &v)) hw_bad_input("--%s: '%s' is not an integer", flag, s);
+    if (v < lo || v > hi)
+        hw_bad_input("--%s: %lld is out of range (expected %lld..%lld)", flag, (long long)v, (long long)lo,
+                     (long long)hi);
+    return v;
+}
+
+static const hw_entry *find_pattern(const char *name)
+{
+    for (size_t i = 0; i < hw_catalogue_len; i++)
+        if (!strcmp(hw_catalogue[i].generic->name, name)) return &hw_catalogue[i];
+    return NULL;
+}
+
+static void parse_patterns(const char *arg, hw_opts *o)
+{
+    char buf[1024];
+    if (!*arg) hw_bad_input("--pattern: empty value (see cpbench --list)");
+    snprintf(buf, sizeof buf, "%s", arg);
+    o->npatterns = 0;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "all")) {
+            for (size_t i = 0; i < hw_catalogue_len && o->npatterns < 64; i++)
+                o->patterns[o->npatterns++] = &hw_catalogue[i];
+            continue;
+        }
+        const hw_entry *e = find_pattern(tok);
+        if (!e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
+        if (o->npatterns < 64) o->patterns[o->npatterns++] = e;
+    }
+}
+
+static void parse_impls(const char *arg, hw_opts *o)
+{
+    char buf[256];
+    if (!*arg) hw_bad_input("--impl: empty value (expected mutex, lockfree, futex or all)");
+    snprintf(buf, sizeof buf, "%s", arg);
+    o->nimpls = 0;
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!strcmp(tok, "all")) {
+            o->nimpls = 0;
+            for (size_t i = 0; i < cp_backend_count(); i++) o->impls[o->nimpls++] = cp_backend_at(i);
+            continue;
+        }
+        const cp_backend *b = cp_backend_find(tok);
+        if (!b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
+        if (o->nimpls < 8) o->impls[o->nimpls++] = b;
+    }
+}
+
+void hw_usage(FILE *f)
+{
+    fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|all] [options]\n"
+          "       cpbench --list                  the catalogue, by group\n"
+          "       cpbench --pattern=NAME --help   the pattern's parameters and defaults\n"
+          "\n"
+          "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
+          "sweeps the cross product; a pattern ignores knobs it has no use for):\n"
+          "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
+          "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
+          "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
+          "run control:\n"
+          "  --duration=SECONDS     time-based runs instead of --items\n"
+          "  --repeat=N (default 5) --warmup=N (default 1) --seed=S\n"
+          "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
+          "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
+          "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
+          "output:\n"
+          "  --csv=FILE|-           one row per repetition (schema: docs/csv.md)\n"
+          "  --quiet                no table on stdout\n"
+          "exit status: 0 ok, 1 a run failed its invariants or timed out, 2 bad input\n",
+          f);
+}
+
+void hw_list_catalogue(FILE *f)
+{
+    static const char *groups[] = { "flows", "orchestration", "pools", "primitives", "scale", "resilience" };
+    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
+        int any = 0;
+        for (size_t i = 0; i < hw_catalogue_len; i++) {
+            const wl_workload *w = hw_catalogue[i].generic;
+            if (strcmp(w->group, groups[g])) continue;
+            if (!any++) fprintf(f, "%s:\n", groups[g]);
+            fprintf(f, "  %-14s %s\n", w->name, w->desc);
+        }
+    }
+    fputs("backends:\n", f);
+    for (size_t i = 0; i < cp_backend_count(); i++)
+        fprintf(f, "  %-14s %s\n", cp_backend_name(cp_backend_at(i)), cp_backend_describe(cp_backend_at(i)));
+}
+
+void hw_pattern_help(FILE *f, const hw_entry *e)
+{
+    const wl_workload *w = e->generic;
+    fprintf(f, "%s (%s): %s\n  one op: %s\n  latency: %s\n  knobs (default):\n", w->name, w->group, w->desc,
+            w->op, w->latency);
+    const int64_t *d = &w->defaults.threads;
+    for (int k = 0; k < K_NKNOBS; k++)
+        if (d[k] != WL_UNUSED) fprintf(f, "    --%-12s %lld\n", hw_knob_flag[k], (long long)d[k]);
+    fputs("  parameters (--set KEY=VALUE):\n", f);
+    int any = 0;
+    for (const wl_param *p = w->params; p->key; p++, any++)
+        fprintf(f, "    %-16s %-6lld %s\n", p->key, (long long)p->def, p->help);
+    if (!any) fputs("    (none)\n", f);
+}
+
+static int pattern_has_param(const wl_workload *w, const char *key)
+{
+    for (const wl_param *p = w->params; p->key; p++)
+        if (!strcmp(p->key, key)) return 1;
+    return 0;
+}
+
+int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
+{
+    memset(o, 0, sizeof *o);
+    o->repeat = 5;
+    o->warmup = 1;
+    o->lat_sample = 64;
+    o->seed = 1;
+    o->timeout = 60;
+    const char *pattern_arg = NULL, *impl_arg = "all";
+    const char *sets[64];
+    size_t nsets = 0;
+
+    for (int i = 1; i < argc; i++) {
+        char *a = argv[i];
+        if (strncmp(a, "--", 2)) hw_bad_input("unexpected argument '%s' (flags start with --; see --help)", a);
+        char name[64];
+        const char *val = NULL;
+        const char *eq = strchr(a + 2, '=');
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name) hw_bad_input("unknown flag '%s' (see --help)", a);
+        memcpy(name, a + 2, len);
+        name[len] = 0;
+        int is_bool = !strcmp(name, "list") || !strcmp(name, "help") || !strcmp(name, "quiet");
+        if (eq) val = eq + 1;
+        else if (!is_bool) {
+            if (i + 1 >= argc) hw_bad_input("--%s: missing value", name);
+            val = argv[++i];
+        }
+        if (is_bool && eq) hw_bad_input("--%s takes no value", name);
+
+        int k;
+        for (k = 0; k < K_NKNOBS; k++)
+            if (!strcmp(name, hw_knob_flag[k])) break;
+        if (k < K_NKNOBS) {
+            parse_list(name, val, knob_min[k], knob_max[k], &o->knob[k]);
+        } else if (!strcmp(name, "list")) *want_list = 1;
+        else if (!strcmp(name, "help")) *want_help = 1;
+        else if (!strcmp(name, "quiet")) o->quiet = 1;
+        else if (!strcmp(name, "pattern")) pattern_arg = val;
+        else if (!strcmp(name, "impl")) impl_arg = val;
+        else if (!strcmp(name, "duration")) o->duration = parse_seconds(name, val);
+        else if (!strcmp(name, "timeout")) o->timeout = parse_seconds(name, val);
+        else if (!strcmp(name, "repeat")) o->repeat = parse_one(name, val, 1, 1000);
+        else if (!strcmp(name, "warmup")) o->warmup = parse_one(name, val, 0, 100);
+        else if (!strcmp(name, "lat-sample")) o->lat_sample = parse_one(name, val, 0, 1 << 30);
+        else if (!strcmp(name, "seed")) o->seed = (uint64_t)parse_one(name, val, 0, INT64_MAX);
+        else if (!strcmp(name, "csv")) {
+            if (!*val) hw_bad_input("--csv: empty file name (use - for stdout)");
+            o->csv = val;
+        } else if (!strcmp(name, "dispatch")) {
+            if (!strcmp(val, "direct")) o->table_dispatch = 0;
+            else if (!strcmp(val, "table")) o->table_dispatch = 1;
+            else hw_bad_input("--dispatch: expected direct or table, got '%s'", val);
+        } else if (!strcmp(name, "set")) {
+            if (nsets >= 64) hw_bad_input("--set: too many");
+            sets[nsets++] = val;
+        } else hw_bad_input("unknown flag '--%s' (see --help)", name);
+    }
+
+    if (*want_list) return 0;
+    if (!pattern_arg) {
+        if (*want_help) return 0;
+        hw_bad_input("--pattern: missing (see cpbench --list)");
+    }
+    parse_patterns(pattern_arg, o);
+    parse_impls(impl_arg, o);
+
+    for (size_t s = 0; s < nsets; s++) {
+        const char *kv = sets[s], *eq = strchr(kv, '=');
+        if (!eq || eq == kv) hw_bad_input("--set: expected KEY=VALUE, got '%s'", kv);
+        size_t len = (size_t)(eq - kv);
+        if (len >= sizeof o->set[0].key) hw_bad_input("--set: key too long in '%s'", kv);
+        char key[64];
+        memcpy(key, kv, len);
+        key[len] = 0;
+        int known = 0;
+        for (size_t p = 0; p < o->npatterns; p++) known |= pattern_has_param(o->patterns[p]->generic, key);
+        if (!known)
+            hw_bad_input("--set: no selected pattern has a parameter '%s' (see cpbench --pattern=%s --help)",
+                         key, o->patterns[0]->generic->name);
+        if (o->nset >= sizeof o->set / sizeof o->set[0]) hw_bad_input("--set: too many");
+        snprintf(o->set[o->nset].key, sizeof o->set[0].key, "%s", key);
+        char flag[80];
+        snprintf(flag, sizeof flag, "set %s", key);
+        parse_list(flag, eq + 1, 0, INT64_MAX / 2, &o->set[o->nset].vals);
+        o->nset++;
+    }
+    return 0;
+}

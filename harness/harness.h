@@ -1,0 +1,76 @@
+/* cpbench internals: options, the catalogue, the runner and its outputs. */
+#ifndef CP_HARNESS_H
+#define CP_HARNESS_H
+
+#include "workloads/workload.h"
+
+#include <stdio.h>
+
+#define HW_MAX_VALUES 256
+
+/* the catalogue: each workload compiled per family + once generic */
+typedef struct hw_entry {
+    const wl_workload *generic;
+    const wl_workload *fam[3];      /* mutex, lockfree, futex */
+} hw_entry;
+extern const hw_entry hw_catalogue[];
+extern const size_t hw_catalogue_len;
+const wl_workload *hw_pick(const hw_entry *e, const cp_backend *b, int table_dispatch);
+
+/* a knob's swept values */
+typedef struct hw_list {
+    int given;                      /* set on the command line */
+    size_t n;
+    int64_t v[HW_MAX_VALUES];
+} hw_list;
+
+enum { K_THREADS, K_PRODUCERS, K_CONSUMERS, K_CAPACITY, K_PAYLOAD, K_WORK_NS, K_ITEMS, K_NKNOBS };
+extern const char *const hw_knob_flag[K_NKNOBS];
+
+typedef struct hw_opts {
+    const hw_entry *patterns[64];
+    size_t npatterns;
+    const cp_backend *impls[8];
+    size_t nimpls;
+    hw_list knob[K_NKNOBS];
+    struct { char key[64]; hw_list vals; } set[WL_MAX_SET * 4];
+    size_t nset;
+    double duration;
+    int64_t repeat, warmup, lat_sample;
+    uint64_t seed;
+    double timeout;
+    const char *csv;
+    int table_dispatch;
+    int quiet;
+} hw_opts;
+
+/* cli.c */
+void hw_usage(FILE *f);
+int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help);
+void hw_list_catalogue(FILE *f);
+void hw_pattern_help(FILE *f, const hw_entry *e);
+__attribute__((noreturn, format(printf, 1, 2))) void hw_bad_input(const char *fmt, ...);
+
+/* support.c */
+void hw_calibrate(void);
+double hw_clock_cost_ns(void);
+int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
+                cp_hist *merged);
+void hw_run_release(wl_run *r);
+
+/* meta.c */
+typedef struct hw_meta {
+    int cpus;
+    char kernel[256], compiler[128], allocator[64], git_rev[48], timestamp[32], clock[96];
+    double clock_ns;
+} hw_meta;
+void hw_meta_collect(hw_meta *m);
+
+/* runner.c */
+int hw_run_all(const hw_opts *o);
+
+/* format helpers */
+const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
+const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */
+
+#endif

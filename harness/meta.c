@@ -1,0 +1,44 @@
+/* Machine metadata that goes with every figure. */
+#define _GNU_SOURCE
+#include "harness/harness.h"
+
+#include <string.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifdef CP_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+#ifndef CP_GIT_REV
+#define CP_GIT_REV "unknown"
+#endif
+
+void hw_meta_collect(hw_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    struct utsname u;
+    if (!uname(&u)) snprintf(m->kernel, sizeof m->kernel, "%.60s %.100s %.30s", u.sysname, u.release, u.machine);
+#if defined(__clang__)
+    snprintf(m->compiler, sizeof m->compiler, "clang %s", __clang_version__);
+#elif defined(__GNUC__)
+    snprintf(m->compiler, sizeof m->compiler, "gcc %s", __VERSION__);
+#endif
+#ifdef CP_HAVE_JEMALLOC
+    const char *v = "?";
+    size_t sz = sizeof v;
+    mallctl("version", &v, &sz, NULL, 0);
+    snprintf(m->allocator, sizeof m->allocator, "jemalloc %.40s", v);
+#else
+    snprintf(m->allocator, sizeof m->allocator, "glibc malloc");
+#endif
+    snprintf(m->git_rev, sizeof m->git_rev, "%s", CP_GIT_REV);
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(m->timestamp, sizeof m->timestamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(m->clock, sizeof m->clock, "clock_gettime(CLOCK_MONOTONIC)");
+    m->clock_ns = hw_clock_cost_ns();
+}

@@ -1,0 +1,300 @@
+/*
+ * The runner: for each pattern, backend and configuration of the cross
+ * product of the swept knobs, warm-up runs and then --repeat measured
+ * repetitions; each repetition is a CSV row (written and flushed as it
+ * completes), each configuration a line of the table.
+ */
+#define _GNU_SOURCE
+#include "harness/harness.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+const char *hw_si(double v, char *buf, size_t n)
+{
+    const char *u = "";
+    if (v >= 1e9) v /= 1e9, u = "G";
+    else if (v >= 1e6) v /= 1e6, u = "M";
+    else if (v >= 1e3) v /= 1e3, u = "k";
+    snprintf(buf, n, "%.*f%s", v >= 100 ? 0 : v >= 10 ? 1 : 2, v, u);
+    return buf;
+}
+
+const char *hw_ns(double ns, char *buf, size_t n)
+{
+    if (ns <= 0) snprintf(buf, n, "-");
+    else if (ns < 1e3) snprintf(buf, n, "%.0fns", ns);
+    else if (ns < 1e6) snprintf(buf, n, "%.1fus", ns / 1e3);
+    else if (ns < 1e9) snprintf(buf, n, "%.1fms", ns / 1e6);
+    else snprintf(buf, n, "%.2fs", ns / 1e9);
+    return buf;
+}
+
+static const char csv_header[] =
+    "pattern,impl,dispatch,rep,threads,producers,consumers,capacity,payload,work_ns,items,duration_s,"
+    "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
+    "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
+    "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns\n";
+
+static void csv_str(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s == '\n' ? ' ' : *s, f);
+    }
+    fputc('"', f);
+}
+
+static void csv_knob(FILE *f, int64_t v)
+{
+    if (v != WL_UNUSED) fprintf(f, "%lld", (long long)v);
+    fputc(',', f);
+}
+
+typedef struct rep_result {
+    double seconds, ops_per_sec;
+    uint64_t ops;
+    int failed;
+} rep_result;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Everything about one configuration except its repetitions. */
+typedef struct config {
+    const hw_entry *e;
+    const wl_workload *w;
+    wl_cfg cfg;
+    char params[256];       /* "fail_every=0;cancel_after_ms=0" */
+    char label[256];        /* table: "P=1 C=1 cap=1024 payload=16" */
+} config;
+
+static void describe(config *c)
+{
+    static const char *const short_name[K_NKNOBS] = { "T", "P", "C", "cap", "payload", "work", "items" };
+    const int64_t *k = &c->cfg.k.threads;
+    size_t n = 0;
+    c->label[0] = 0;
+    for (int i = 0; i < K_NKNOBS; i++) {
+        if (k[i] == WL_UNUSED || (i == K_ITEMS && c->cfg.duration > 0)) continue;
+        if (i == K_WORK_NS && k[i] == 0) continue;
+        char v[32];
+        if (i == K_ITEMS) hw_si((double)k[i], v, sizeof v);
+        else snprintf(v, sizeof v, "%lld", (long long)k[i]);
+        n += (size_t)snprintf(c->label + n, sizeof c->label - n, "%s%s=%s", n ? " " : "", short_name[i], v);
+    }
+    size_t m = 0;
+    c->params[0] = 0;
+    int j = 0;
+    for (const wl_param *p = c->w->params; p->key; p++, j++) {
+        m += (size_t)snprintf(c->params + m, sizeof c->params - m, "%s%s=%lld", m ? ";" : "", p->key,
+                              (long long)c->cfg.set[j]);
+        if (c->cfg.set[j] != p->def && n < sizeof c->label)
+            n += (size_t)snprintf(c->label + n, sizeof c->label - n, " %s=%lld", p->key, (long long)c->cfg.set[j]);
+    }
+}
+
+static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config *c, int rep,
+                      const wl_run *r, const cp_hist *h, const rep_result *res, const char *status,
+                      const struct rusage *ru0, const struct rusage *ru1)
+{
+    const wl_cfg *g = &c->cfg;
+    fprintf(f, "%s,%s,%s,%d,", c->w->name, cp_backend_name(g->b), o->table_dispatch ? "table" : "direct", rep);
+    const int64_t *k = &g->k.threads;
+    for (int i = 0; i < K_NKNOBS; i++) csv_knob(f, i == K_ITEMS && g->duration > 0 ? WL_UNUSED : k[i]);
+    if (g->duration > 0) fprintf(f, "%.3f", g->duration);
+    fputc(',', f);
+    csv_str(f, c->params);
+    fprintf(f, ",%lld,%.6f,%llu,%.1f,%.3f,", (long long)g->lat_sample, res->seconds,
+            (unsigned long long)res->ops, res->ops_per_sec, res->ops ? res->seconds * 1e9 / (double)res->ops : 0.0);
+    if (cp_hist_count(h))
+        fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.1f,", (unsigned long long)cp_hist_percentile(h, 50),
+                (unsigned long long)cp_hist_percentile(h, 90), (unsigned long long)cp_hist_percentile(h, 99),
+                (unsigned long long)cp_hist_percentile(h, 99.9), (unsigned long long)cp_hist_max(h),
+                cp_hist_mean(h));
+    else
+        fputs(",,,,,,", f);
+    fprintf(f, "%llu,%s,", (unsigned long long)cp_hist_count(h), status);
+    csv_str(f, r->fail);
+    double ut = (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec) +
+                (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec) / 1e6;
+    double st = (double)(ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
+                (double)(ru1->ru_stime.tv_usec - ru0->ru_stime.tv_usec) / 1e6;
+    fprintf(f, ",%llu,%d,%.4f,%.4f,%ld,%ld,%ld,", (unsigned long long)g->seed, r->nthr, ut, st,
+            ru1->ru_nvcsw - ru0->ru_nvcsw, ru1->ru_nivcsw - ru0->ru_nivcsw, ru1->ru_maxrss);
+    fprintf(f, "%d,", m->cpus);
+    csv_str(f, m->kernel);
+    fputc(',', f);
+    csv_str(f, m->compiler);
+    fputc(',', f);
+    csv_str(f, m->allocator);
+    fprintf(f, ",%s,%s,", m->git_rev, m->timestamp);
+    csv_str(f, m->clock);
+    fprintf(f, ",%.1f\n", m->clock_ns);
+    fflush(f);
+}
+
+static void table_header(const hw_meta *m, const hw_opts *o)
+{
+    printf("cpbench %s | %d cpus | %s | %s | %s\n", m->git_rev, m->cpus, m->kernel, m->compiler, m->allocator);
+    printf("clock %s, %.1f ns/read | %lld measured repetitions after %lld warm-up | latency: 1 op in %lld timed | "
+           "%s dispatch\n",
+           m->clock, m->clock_ns, (long long)o->repeat, (long long)o->warmup, (long long)o->lat_sample,
+           o->table_dispatch ? "table" : "direct");
+    printf("\n%-11s %-9s %-40s %10s %-19s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
+           " [min .. max]", "p50", "p90", "p99", "p99.9", "max", "status");
+    fflush(stdout);
+}
+
+static void table_row(const hw_meta *m, const config *c, rep_result *reps, int n, const cp_hist *h,
+                      int run_threads, int failed)
+{
+    double v[1000];
+    for (int i = 0; i < n; i++) v[i] = reps[i].ops_per_sec;
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    char a[16], lo[16], hi[16], p[5][16], range[40];
+    snprintf(range, sizeof range, " [%s .. %s]", hw_si(v[0], lo, sizeof lo), hw_si(v[n - 1], hi, sizeof hi));
+    int has = cp_hist_count(h) > 0;
+    printf("%-11s %-9s %-40.40s %10s %-19s %8s %8s %8s %8s %8s  %s%s\n", c->w->name, cp_backend_name(c->cfg.b),
+           c->label, hw_si(med, a, sizeof a), range,
+           has ? hw_ns((double)cp_hist_percentile(h, 50), p[0], 16) : "-",
+           has ? hw_ns((double)cp_hist_percentile(h, 90), p[1], 16) : "-",
+           has ? hw_ns((double)cp_hist_percentile(h, 99), p[2], 16) : "-",
+           has ? hw_ns((double)cp_hist_percentile(h, 99.9), p[3], 16) : "-",
+           has ? hw_ns((double)cp_hist_max(h), p[4], 16) : "-", failed ? "FAIL" : "ok",
+           run_threads > m->cpus ? " (oversubscribed)" : "");
+    fflush(stdout);
+}
+
+/* Validate a configuration before anything runs: bad combinations exit 2. */
+static void check_config(const config *c)
+{
+    const wl_knobs *k = &c->cfg.k;
+    if (k->capacity != WL_UNUSED && k->payload != WL_UNUSED && k->capacity * k->payload > (1LL << 30))
+        hw_bad_input("--capacity=%lld x --payload=%lld needs more than 1 GiB per channel",
+                     (long long)k->capacity, (long long)k->payload);
+    if (c->cfg.duration <= 0 && k->items != WL_UNUSED && k->producers != WL_UNUSED && k->items < k->producers)
+        hw_bad_input("--items=%lld is fewer than --producers=%lld", (long long)k->items, (long long)k->producers);
+}
+
+int hw_run_all(const hw_opts *o)
+{
+    hw_meta m;
+    hw_calibrate();
+    hw_meta_collect(&m);
+    FILE *csv = NULL;
+    if (o->csv) {
+        csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
+        if (!csv) hw_bad_input("--csv: cannot open '%s' for writing", o->csv);
+        fputs(csv_header, csv);
+        fflush(csv);
+    }
+    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
+    cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
+    cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
+    rep_result *reps = calloc((size_t)o->repeat, sizeof *reps);
+    static wl_run run;
+    if (!rep_hist || !cfg_hist || !reps) {
+        fprintf(stderr, "cpbench: out of memory\n");
+        return 1;
+    }
+
+    /* Enumerate configurations per pattern: the odometer over the knobs the
+     * pattern uses and its parameters. Validate them all first. */
+    config *cfgs = NULL;
+    size_t ncfg = 0, cap = 0;
+    for (size_t pi = 0; pi < o->npatterns; pi++) {
+        const hw_entry *e = o->patterns[pi];
+        const wl_workload *gw = e->generic;
+        const hw_list *dims[K_NKNOBS + WL_MAX_SET];
+        hw_list defaults[K_NKNOBS + WL_MAX_SET];
+        int ndims = 0;
+        const int64_t *d = &gw->defaults.threads;
+        for (int k = 0; k < K_NKNOBS; k++, ndims++) {
+            defaults[ndims] = (hw_list){ .n = 1, .v = { d[k] } };
+            dims[ndims] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &defaults[ndims];
+        }
+        int nparams = 0;
+        for (const wl_param *p = gw->params; p->key; p++, nparams++, ndims++) {
+            defaults[ndims] = (hw_list){ .n = 1, .v = { p->def } };
+            dims[ndims] = &defaults[ndims];
+            for (size_t s = 0; s < o->nset; s++)
+                if (!strcmp(o->set[s].key, p->key)) dims[ndims] = &o->set[s].vals;
+        }
+        for (size_t ii = 0; ii < o->nimpls; ii++) {
+            size_t idx[K_NKNOBS + WL_MAX_SET] = { 0 };
+            for (;;) {
+                if (ncfg == cap) {
+                    cap = cap ? cap * 2 : 64;
+                    cfgs = realloc(cfgs, cap * sizeof *cfgs);
+                    if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); return 1; }
+                }
+                config *c = &cfgs[ncfg++];
+                memset(c, 0, sizeof *c);
+                c->e = e;
+                c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
+                c->cfg.b = o->impls[ii];
+                int64_t *kv = &c->cfg.k.threads;
+                for (int k = 0; k < K_NKNOBS; k++) kv[k] = dims[k]->v[idx[k]];
+                for (int p = 0; p < nparams; p++) c->cfg.set[p] = dims[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
+                c->cfg.duration = o->duration;
+                c->cfg.seed = o->seed;
+                c->cfg.lat_sample = o->lat_sample;
+                describe(c);
+                check_config(c);
+                int dd = ndims - 1;     /* the last dimension turns fastest */
+                while (dd >= 0 && ++idx[dd] == dims[dd]->n) idx[dd--] = 0;
+                if (dd < 0) break;
+            }
+        }
+    }
+
+    if (!quiet) table_header(&m, o);
+    int any_failed = 0;
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        config *c = &cfgs[ci];
+        cp_hist_reset(cfg_hist);
+        int failed = 0;
+        for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) {
+            struct rusage ru0, ru1;
+            getrusage(RUSAGE_SELF, &ru0);
+            int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist);
+            getrusage(RUSAGE_SELF, &ru1);
+            if (rc) wl_fail(&run, "the run could not start (out of memory?)");
+            rep_result res = { 0 };
+            res.seconds = (double)(run.t_end - run.t_start) / 1e9;
+            res.ops = run.ops;
+            res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
+            res.failed = run.nfail > 0;
+            if (res.failed) {
+                failed = 1;
+                fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,
+                        cp_backend_name(c->cfg.b), c->label, c->params[0] ? " " : "", c->params, rep, run.fail);
+            }
+            if (rep < 0) continue;   /* warm-up: checked, not recorded */
+            reps[rep] = res;
+            cp_hist_merge(cfg_hist, rep_hist);
+            if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
+        }
+        if (!quiet) table_row(&m, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
+        any_failed |= failed;
+    }
+    if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
+    if (csv && csv != stdout) fclose(csv);
+    free(cfgs);
+    free(reps);
+    cp_hist_free(rep_hist);
+    cp_hist_free(cfg_hist);
+    return any_failed ? 1 : 0;
+}

@@ -1,0 +1,243 @@
+/*
+ * What the harness gives a workload: threads behind a start gate, the clock,
+ * calibrated busy work, invariant reporting; and the watchdog that turns a
+ * stuck run into a report and exit 1 instead of a hang.
+ */
+#define _GNU_SOURCE
+#include "harness/harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- clock ---- */
+uint64_t wl_now(void) { return cp_now_ns(); }
+
+void wl_sleep_ns(uint64_t ns)
+{
+    uint64_t until = cp_now_ns() + ns;
+    struct timespec ts = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
+}
+
+double hw_clock_cost_ns(void)
+{
+    enum { N = 200000 };
+    uint64_t best = ~0ull;
+    for (int k = 0; k < 5; k++) {
+        uint64_t t0 = cp_now_ns(), x = 0;
+        for (int i = 0; i < N; i++) x += wl_now();
+        uint64_t dt = cp_now_ns() - t0;
+        __asm__ __volatile__("" ::"r"(x));
+        if (dt < best) best = dt;
+    }
+    return (double)best / N;
+}
+
+/* ---- calibrated busy work: a dependent loop the compiler cannot remove ---- */
+static double loops_per_ns = 1.0;
+
+static __attribute__((noinline)) void spin_loops(uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++) __asm__ __volatile__("" ::: "memory");
+}
+
+void hw_calibrate(void)
+{
+    uint64_t n = 1000000, best = ~0ull;
+    for (int k = 0; k < 5; k++) {
+        uint64_t t0 = cp_now_ns();
+        spin_loops(n);
+        uint64_t dt = cp_now_ns() - t0;
+        if (dt < best) best = dt;
+    }
+    loops_per_ns = best ? (double)n / (double)best : 1.0;
+}
+
+void wl_work(int64_t ns)
+{
+    if (ns > 0) spin_loops((uint64_t)((double)ns * loops_per_ns));
+}
+
+/* ---- threads ---- */
+static void *trampoline(void *p)
+{
+    wl_thread *t = p;
+    wl_phase(t, "start gate");
+    for (unsigned n = 0; !atomic_load_explicit(&t->run->go, memory_order_acquire); n++) {
+        if (n < 256) cp_now_ns();   /* a short, pause-free spin */
+        else sched_yield();
+    }
+    t->fn(t, t->arg);
+    t->ended = wl_now();
+    return NULL;
+}
+
+static cp_hist *hist_pool[WL_MAX_THREADS];
+
+int wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *, void *), void *arg)
+{
+    if (r->nthr >= WL_MAX_THREADS) {
+        fprintf(stderr, "cpbench: too many threads (max %d)\n", WL_MAX_THREADS);
+        exit(2);
+    }
+    int i = r->nthr;
+    wl_thread *t = &r->thr[i];
+    if (!hist_pool[i] && !(hist_pool[i] = cp_hist_new(3, 3600ull * 1000000000ull))) {
+        fprintf(stderr, "cpbench: out of memory for latency histograms\n");
+        exit(1);
+    }
+    cp_hist_reset(hist_pool[i]);
+    memset(t, 0, sizeof *t);
+    t->hist = hist_pool[i];
+    t->fn = fn;
+    t->arg = arg;
+    t->run = r;
+    snprintf(t->name, sizeof t->name, "%s", name);
+    atomic_init(&t->phase, "created");
+    int rc = pthread_create(&((pthread_t *)r->pthreads)[i], NULL, trampoline, t);
+    if (rc) {
+        fprintf(stderr, "cpbench: pthread_create: %s\n", strerror(rc));
+        exit(1);
+    }
+    r->nthr++;
+    return i;
+}
+
+void wl_start(wl_run *r)
+{
+    r->t_start = wl_now();
+    atomic_store_explicit(&r->go, 1, memory_order_release);
+}
+
+void wl_wait_duration(wl_run *r)
+{
+    if (r->cfg->duration <= 0) return;
+    uint64_t until = r->t_start + (uint64_t)(r->cfg->duration * 1e9);
+    uint64_t now = wl_now();
+    if (until > now) wl_sleep_ns(until - now);
+    atomic_store(&r->stop, 1);
+}
+
+void wl_join(wl_run *r)
+{
+    uint64_t end = r->t_start;
+    for (int i = 0; i < r->nthr; i++) {
+        pthread_join(((pthread_t *)r->pthreads)[i], NULL);
+        if (r->thr[i].ended > end) end = r->thr[i].ended;
+    }
+    r->t_end = end;
+}
+
+void wl_fail(wl_run *r, const char *fmt, ...)
+{
+    if (r->nfail++ == 0) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(r->fail, sizeof r->fail, fmt, ap);
+        va_end(ap);
+    }
+}
+
+void wl_watch(wl_run *r, const char *name, cp_chan *ch)
+{
+    if (r->nwatch < (int)(sizeof r->watch / sizeof r->watch[0])) {
+        r->watch[r->nwatch].name = name;
+        r->watch[r->nwatch].ch = ch;
+        r->nwatch++;
+    }
+}
+
+/* ---- watchdog ---- */
+static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cv;
+static wl_run *wd_run;
+static const wl_workload *wd_wl;
+static uint64_t wd_deadline;
+static int wd_started;
+
+static void wd_report(void)
+{
+    wl_run *r = wd_run;
+    const wl_cfg *c = r->cfg;
+    fprintf(stderr, "cpbench: watchdog: %s on %s ran past --timeout (%.1f s); threads:\n",
+            wd_wl->name, cp_backend_name(c->b), (double)(cp_now_ns() - r->t_start) / 1e9);
+    for (int i = 0; i < r->nthr; i++)
+        fprintf(stderr, "  #%-3d %-10s %s\n", i, r->thr[i].name,
+                atomic_load_explicit(&r->thr[i].phase, memory_order_relaxed));
+    for (int i = 0; i < r->nwatch; i++)
+        fprintf(stderr, "  channel %-8s len %zu cap %zu\n", r->watch[i].name,
+                cp_chan_len(r->watch[i].ch), cp_chan_cap(r->watch[i].ch));
+    fprintf(stderr, "cpbench: run stuck (deadlock or lost wake-up?); exiting with status 1\n");
+}
+
+static void *watchdog(void *unused)
+{
+    pthread_mutex_lock(&wd_mu);
+    for (;;) {
+        if (!wd_run) {
+            pthread_cond_wait(&wd_cv, &wd_mu);
+            continue;
+        }
+        struct timespec ts = { (time_t)(wd_deadline / 1000000000u), (long)(wd_deadline % 1000000000u) };
+        int rc = pthread_cond_timedwait(&wd_cv, &wd_mu, &ts);
+        if (rc == ETIMEDOUT && wd_run && cp_now_ns() >= wd_deadline) {
+            wd_report();
+            fflush(NULL);   /* completed CSV rows are already flushed; keep them */
+            _exit(1);
+        }
+    }
+    return NULL;
+}
+
+static void wd_arm(wl_run *r, const wl_workload *w, double timeout_s)
+{
+    pthread_mutex_lock(&wd_mu);
+    if (!wd_started) {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&wd_cv, &a);
+        pthread_t t;
+        if (pthread_create(&t, NULL, watchdog, NULL) == 0) pthread_detach(t);
+        wd_started = 1;
+    }
+    wd_run = r;
+    wd_wl = w;
+    wd_deadline = cp_now_ns() + (uint64_t)(timeout_s * 1e9);
+    pthread_cond_signal(&wd_cv);
+    pthread_mutex_unlock(&wd_mu);
+}
+
+static void wd_disarm(void)
+{
+    pthread_mutex_lock(&wd_mu);
+    wd_run = NULL;
+    pthread_cond_signal(&wd_cv);
+    pthread_mutex_unlock(&wd_mu);
+}
+
+/* ---- one run ---- */
+static wl_thread thread_slots[WL_MAX_THREADS];
+static pthread_t pthread_slots[WL_MAX_THREADS];
+
+int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *r, cp_hist *merged)
+{
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->thr = thread_slots;
+    r->pthreads = pthread_slots;
+    atomic_init(&r->go, 0);
+    atomic_init(&r->stop, 0);
+    wd_arm(r, w, timeout_s);
+    int rc = w->run(r);
+    wd_disarm();
+    cp_hist_reset(merged);
+    for (int i = 0; i < r->nthr; i++) cp_hist_merge(merged, r->thr[i].hist);
+    return rc;
+}

@@ -1,0 +1,195 @@
+/*
+ * chan: P producers and C consumers move items through one channel.
+ * The shape of Go's BenchmarkChanProdCons (runtime/chan_test.go).
+ *
+ * One op: one item received. Latency: an item's time from the start of its
+ * send to the end of its receive (sampled 1 in --lat-sample items).
+ * Item: 8-byte tag (producer << 40 | seq), then the send timestamp when the
+ * payload has room (>= 16 bytes), then filler bytes derived from the tag.
+ *
+ * Invariants, checked on every run:
+ *   - count: items received == items sent (the last producer closes the
+ *     channel; consumers drain it until CP_CLOSED);
+ *   - checksum: sum of wl_mix(tag) received == sum sent (a lost item and a
+ *     duplicate do not cancel out);
+ *   - per-producer FIFO: each consumer sees each producer's seq increase;
+ *   - integrity: the filler of every item matches its tag (no torn copy);
+ *   - every thread joined (wl_join).
+ */
+#include "workloads/workload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define TAG_SHIFT 40
+
+struct chan_state {
+    wl_run *r;
+    cp_chan *ch;
+    int producers, consumers;
+    size_t payload;
+    uint64_t per_producer, extra;    /* count-based: items each, first `extra` get one more */
+    _Atomic int live_producers;
+    _Atomic uint64_t sent, sent_sum, recv, recv_sum, errors;
+    _Atomic(const char *) first_error;
+    _Atomic uint64_t err_a, err_b;
+};
+
+static void note_error(struct chan_state *s, const char *what, uint64_t a, uint64_t b)
+{
+    const char *none = NULL;
+    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
+        atomic_store(&s->err_a, a);
+        atomic_store(&s->err_b, b);
+    }
+    atomic_fetch_add(&s->errors, 1);
+}
+
+static inline unsigned char fill_byte(uint64_t tag) { return (unsigned char)(wl_mix(tag) | 1); }
+
+struct prod_arg { struct chan_state *s; int id; };
+
+static void *producer(wl_thread *self, void *arg)
+{
+    struct prod_arg *a = arg;
+    struct chan_state *s = a->s;
+    wl_run *r = s->r;
+    const int64_t sample = r->cfg->lat_sample;
+    const size_t payload = s->payload;
+    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    unsigned char item[payload];
+    uint64_t seq = 0, sum = 0;
+    int64_t until_sample = 0;
+
+    memset(item, 0, payload);
+    wl_phase(self, "send");
+    for (; wl_more(r, seq, n); seq++) {
+        uint64_t tag = (uint64_t)a->id << TAG_SHIFT | seq;
+        memcpy(item, &tag, 8);
+        if (payload >= 16) {
+            uint64_t ts = 0;
+            if (sample && --until_sample <= 0) {
+                until_sample = sample;
+                ts = wl_now();
+            }
+            memcpy(item + 8, &ts, 8);
+        }
+        if (payload > 16) item[payload - 1] = fill_byte(tag);
+        cp_status st = cp_chan_send(s->ch, item, NULL);
+        if (st != CP_OK) {
+            note_error(s, "send failed (status, seq)", (uint64_t)st, seq);
+            break;
+        }
+        sum += wl_mix(tag);
+    }
+    atomic_fetch_add(&s->sent, seq);
+    atomic_fetch_add(&s->sent_sum, sum);
+    self->ops = seq;
+    wl_phase(self, "close");
+    if (atomic_fetch_sub(&s->live_producers, 1) == 1) cp_chan_close(s->ch);
+    wl_phase(self, "done");
+    return NULL;
+}
+
+static void *consumer(wl_thread *self, void *arg)
+{
+    struct chan_state *s = arg;
+    const size_t payload = s->payload;
+    const int64_t work = s->r->cfg->k.work_ns;
+    unsigned char item[payload];
+    int64_t *last = calloc((size_t)s->producers, sizeof *last);
+    uint64_t n = 0, sum = 0;
+    cp_status st;
+
+    if (!last) { note_error(s, "out of memory", 0, 0); return NULL; }
+    for (int i = 0; i < s->producers; i++) last[i] = -1;
+    wl_phase(self, "recv");
+    while ((st = cp_chan_recv(s->ch, item, NULL)) == CP_OK) {
+        uint64_t tag;
+        memcpy(&tag, item, 8);
+        if (payload >= 16) {
+            uint64_t ts;
+            memcpy(&ts, item + 8, 8);
+            if (ts) cp_hist_record(self->hist, wl_now() - ts);
+        }
+        uint64_t pid = tag >> TAG_SHIFT;
+        int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
+        if (pid >= (uint64_t)s->producers) {
+            note_error(s, "item from an unknown producer (producer, seq)", pid, (uint64_t)seq);
+        } else {
+            if (seq <= last[pid]) note_error(s, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
+            last[pid] = seq;
+        }
+        if (payload > 16 && item[payload - 1] != fill_byte(tag))
+            note_error(s, "torn item: filler does not match tag (tag, byte)", tag, item[payload - 1]);
+        sum += wl_mix(tag);
+        n++;
+        if (work) wl_work(work);
+    }
+    if (st != CP_CLOSED) note_error(s, "recv ended with (status) instead of closed", (uint64_t)st, 0);
+    free(last);
+    atomic_fetch_add(&s->recv, n);
+    atomic_fetch_add(&s->recv_sum, sum);
+    self->ops = n;
+    wl_phase(self, "done");
+    return NULL;
+}
+
+static int chan_run(wl_run *r)
+{
+    const wl_cfg *c = r->cfg;
+    struct chan_state s = {
+        .r = r,
+        .producers = (int)c->k.producers,
+        .consumers = (int)c->k.consumers,
+        .payload = (size_t)c->k.payload,
+    };
+    s.per_producer = (uint64_t)c->k.items / (uint64_t)s.producers;
+    s.extra = (uint64_t)c->k.items % (uint64_t)s.producers;
+    atomic_init(&s.live_producers, s.producers);
+    s.ch = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity);
+    if (!s.ch) return -1;
+    wl_watch(r, "items", s.ch);
+
+    struct prod_arg *pa = calloc((size_t)s.producers, sizeof *pa);
+    if (!pa) { cp_chan_free(s.ch); return -1; }
+    for (int i = 0; i < s.consumers; i++) wl_spawn(r, "consumer", consumer, &s);
+    for (int i = 0; i < s.producers; i++) {
+        pa[i] = (struct prod_arg){ &s, i };
+        wl_spawn(r, "producer", producer, &pa[i]);
+    }
+    wl_start(r);
+    wl_wait_duration(r);
+    wl_join(r);
+
+    uint64_t sent = atomic_load(&s.sent), recv = atomic_load(&s.recv);
+    if (atomic_load(&s.errors))
+        wl_fail(r, "%s: %llu, %llu (%llu errors)", atomic_load(&s.first_error),
+                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
+                (unsigned long long)atomic_load(&s.errors));
+    if (recv != sent)
+        wl_fail(r, "count: received %llu items, sent %llu", (unsigned long long)recv,
+                (unsigned long long)sent);
+    else if (atomic_load(&s.recv_sum) != atomic_load(&s.sent_sum))
+        wl_fail(r, "checksum: received items' sum %016llx != sent %016llx",
+                (unsigned long long)atomic_load(&s.recv_sum), (unsigned long long)atomic_load(&s.sent_sum));
+    if (c->duration <= 0 && sent != (uint64_t)c->k.items)
+        wl_fail(r, "count: sent %llu items, asked for %lld", (unsigned long long)sent,
+                (long long)c->k.items);
+    r->ops = recv;
+    free(pa);
+    cp_chan_free(s.ch);
+    return 0;
+}
+
+WL_DEFINE(chan) = {
+    .name = "chan",
+    .group = "flows",
+    .desc = "P producers -> one channel -> C consumers (Go's ChanProdCons)",
+    .op = "item received",
+    .latency = "send start -> receive end",
+    .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = 1, .capacity = 1024,
+                  .payload = 16, .work_ns = 0, .items = 2000000 },
+    .params = (const wl_param[]){ { NULL, 0, NULL } },
+    .run = chan_run,
+};

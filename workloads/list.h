@@ -1,0 +1,3 @@
+/* The catalogue: one WL(name) per file in workloads/, in --list order. */
+WL(chan)
+WL(workerpool)

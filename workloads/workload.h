@@ -1,0 +1,123 @@
+/*
+ * The contract between the harness and a workload (one pattern of the
+ * catalogue). A workload is written only against <cp/cp.h> and this file;
+ * it is compiled once per family (-DCP_FAMILY=..., direct calls) and once
+ * generic (calls through the backend table), and the harness picks the
+ * (workload, family) entry once per run.
+ *
+ * A run function: spawns its threads with wl_spawn (they wait at a start
+ * gate), opens the gate with wl_start (and wl_wait_duration), joins them
+ * with wl_join, checks its
+ * invariants (wl_fail on any violation), and sets r->ops. Latency is
+ * recorded by each thread into its own histogram (t->hist), allocation-free.
+ */
+#ifndef CP_WORKLOAD_H
+#define CP_WORKLOAD_H
+
+#include <cp/cp.h>
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "harness/hist.h"
+
+#define WL_MAX_SET 8
+#define WL_MAX_THREADS 1024
+#define WL_UNUSED (-1)
+
+/* Common knobs: a pattern's default for each, or WL_UNUSED if it has none. */
+typedef struct wl_knobs {
+    int64_t threads, producers, consumers, capacity, payload, work_ns, items;
+} wl_knobs;
+
+typedef struct wl_param {
+    const char *key;
+    int64_t def;
+    const char *help;
+} wl_param;
+
+typedef struct wl_cfg {
+    const cp_backend *b;
+    wl_knobs k;             /* values for this run (WL_UNUSED where unused) */
+    double duration;        /* seconds; 0: run until k.items are done */
+    uint64_t seed;
+    int64_t lat_sample;     /* timestamp 1 op in lat_sample; 0: no latency */
+    int64_t set[WL_MAX_SET];/* pattern parameters, in the order of params */
+} wl_cfg;
+
+typedef struct wl_thread {
+    cp_hist *hist;                  /* this thread's latency histogram */
+    uint64_t ops;                   /* this thread's ops, published at its end */
+    _Atomic(const char *) phase;    /* what it is doing, for the watchdog */
+    char name[24];
+    void *(*fn)(struct wl_thread *self, void *arg);
+    void *arg;
+    struct wl_run *run;
+    uint64_t ended;
+} __attribute__((aligned(64))) wl_thread;
+
+typedef struct wl_run {
+    const wl_cfg *cfg;
+    wl_thread *thr;                 /* WL_MAX_THREADS slots */
+    int nthr;
+    _Atomic int go;                 /* start gate */
+    _Atomic int stop;               /* time-based runs: set at the end of duration */
+    uint64_t t_start, t_end;
+    uint64_t ops;                   /* set by the workload: what it counts as done */
+    char fail[512];                 /* first failed invariant, empty if none */
+    int nfail;
+    struct { const char *name; cp_chan *ch; } watch[8];
+    int nwatch;
+    void *pthreads;                 /* harness-private */
+} wl_run;
+
+typedef struct wl_workload {
+    const char *name, *group, *desc;
+    const char *op;                 /* what one op is */
+    const char *latency;            /* what the latency measures */
+    wl_knobs defaults;
+    const wl_param *params;         /* pattern-specific --set keys, NULL-key terminated */
+    int (*run)(wl_run *r);          /* 0, or -1 if it could not run (ENOMEM...) */
+} wl_workload;
+
+/* ---- provided by the harness ---- */
+int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
+void wl_start(wl_run *r);           /* stamps t_start, opens the gate */
+void wl_wait_duration(wl_run *r);   /* time-based run: sleep until t_start +
+                                     * duration, then set stop; else no-op */
+void wl_join(wl_run *r);            /* joins every thread; t_end = last thread's end */
+void wl_fail(wl_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void wl_watch(wl_run *r, const char *name, cp_chan *ch);
+void wl_work(int64_t ns);           /* calibrated busy work */
+uint64_t wl_now(void);              /* the harness clock, ns */
+void wl_sleep_ns(uint64_t ns);
+
+static inline void wl_phase(wl_thread *t, const char *p)
+{
+    atomic_store_explicit(&t->phase, p, memory_order_relaxed);
+}
+static inline int wl_stopped(wl_run *r)
+{
+    return atomic_load_explicit(&r->stop, memory_order_relaxed);
+}
+/* Count-based: n items; time-based: until stopped. */
+static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
+{
+    return r->cfg->duration > 0 ? !wl_stopped(r) : done < n;
+}
+
+/* A cheap, strong per-item hash for checksums (splitmix64's finaliser). */
+static inline uint64_t wl_mix(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ull;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+/* ---- registration: one symbol per (workload, family) ---- */
+#define WL__CAT2(a, b, c) a##b##c
+#define WL__CAT(a, b, c) WL__CAT2(a, b, c)
+#define WL_DEFINE(name) const wl_workload WL__CAT(wl_##name, __, CP_WL_FAMILY)
+
+#endif /* CP_WORKLOAD_H */

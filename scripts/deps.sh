@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what cpbench needs on a fresh Debian 12 machine: cmake, a C
+# compiler, jemalloc (linked into release builds), matplotlib for plots.
+# As root it apt-installs what is missing; otherwise it prints the line to run.
+set -euo pipefail
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v gcc >/dev/null 2>&1 || need+=(gcc)
+command -v make >/dev/null 2>&1 || need+=(make)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists jemalloc 2>/dev/null || need+=(libjemalloc-dev)
+if [ "${CP_DEPS_PLOT:-0}" = 1 ]; then
+    /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "deps: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq "${need[@]}" >/dev/null
+else
+    echo "deps: missing ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2
+    # jemalloc and matplotlib are optional; the build tools are not.
+    for p in "${need[@]}"; do
+        case "$p" in cmake|gcc|make) exit 1 ;; esac
+    done
+fi

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The cpbench program's contract: bad input -> one line naming the flag, exit 2;
+# a stuck run -> watchdog report, exit 1; good runs -> exit 0 with the CSV
+# schema of docs/csv.md.
+set -u
+bin="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+
+bad() {   # bad EXPECTED_WORD ARGS...: exit 2, one stderr line containing the word
+    local word="$1"; shift
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    local rc=$? lines
+    lines=$(wc -l <"$tmp/err")
+    if [ $rc -ne 2 ] || [ "$lines" -ne 1 ] || ! grep -q -- "$word" "$tmp/err" || [ -s "$tmp/out" ]; then
+        echo "FAIL: cpbench $* -> rc=$rc, $lines stderr lines, want rc=2 and one line naming '$word':"
+        sed 's/^/    /' "$tmp/err" | head -5
+        fails=$((fails + 1))
+    else
+        passes=$((passes + 1))
+    fi
+}
+
+bad "--pattern" --pattern=nosuch
+bad "--pattern" --impl=futex
+bad "--pattern" --pattern=
+bad "--impl" --pattern=chan --impl=spinlock
+bad "--impl" --pattern=chan --impl=
+bad "--threads" --pattern=workerpool --threads=abc
+bad "--threads" --pattern=workerpool --threads=0
+bad "--threads" --pattern=workerpool --threads=-4
+bad "--threads" --pattern=workerpool --threads=100000
+bad "--threads" --pattern=workerpool --threads=4:1
+bad "--threads" --pattern=workerpool --threads=1:8:x1
+bad "--threads" --pattern=workerpool --threads=1:8:+0
+bad "--threads" --pattern=workerpool --threads=
+bad "--capacity" --pattern=chan --capacity=-1
+bad "--capacity" --pattern=chan --capacity=99999999999999999999
+bad "--payload" --pattern=chan --payload=4
+bad "--items" --pattern=chan --items=0
+bad "--repeat" --pattern=chan --repeat=0
+bad "--duration" --pattern=chan --duration=-1
+bad "--duration" --pattern=chan --duration=fast
+bad "--timeout" --pattern=chan --timeout=0
+bad "--set" --pattern=chan --set nosuch=1
+bad "--set" --pattern=workerpool --set fail_every
+bad "--set fail_every" --pattern=workerpool --set fail_every=x
+bad "--dispatch" --pattern=chan --dispatch=virtual
+bad "unknown flag" --pattern=chan --frobnicate=1
+bad "unexpected argument" --pattern=chan extra
+bad "missing value" --pattern=chan --threads
+bad "1 GiB" --pattern=chan --capacity=60000000 --payload=64
+bad "--csv" --pattern=chan --csv=/nonexistent-dir/x.csv --items=1000
+
+check() {  # check DESCRIPTION COMMAND...: the command must succeed
+    local what="$1"; shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $what"; fails=$((fails + 1)); fi
+}
+
+check "--list exits 0 and names both patterns" bash -c "'$bin' --list | grep -q workerpool && '$bin' --list | grep -q '^  chan'"
+check "--pattern=X --help lists X's parameters" bash -c "'$bin' --pattern=workerpool --help | grep -q cancel_after_ms"
+
+# a small sweep: every impl, a list and a range; the CSV holds one row per repetition
+"$bin" --pattern=chan --impl=all --producers=1,2 --capacity=0:16:x4 --items=2000 --repeat=2 --warmup=0 \
+    --csv="$tmp/run.csv" --quiet >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "small sweep exits 0 (rc=$rc)" test $rc -eq 0
+rows=$(($(wc -l <"$tmp/run.csv") - 1))
+# 3 impls x 2 producer counts x capacities {0,4,16} x 2 reps
+check "sweep wrote 36 rows (got $rows)" test "$rows" -eq 36
+for col in pattern impl rep threads producers consumers capacity payload work_ns items seconds ops \
+           ops_per_sec p50_ns p90_ns p99_ns p999_ns max_ns mean_ns status seed cpus kernel compiler \
+           allocator git_rev timestamp; do
+    check "CSV has column $col" bash -c "head -1 '$tmp/run.csv' | tr ',' '\n' | grep -qx '$col'"
+done
+check "every row is OK" bash -c "tail -n +2 '$tmp/run.csv' | awk -F, '\$26 != \"OK\" {exit 1}'"
+
+# workerpool with failures and a cancel stops cleanly and passes its invariants
+check "workerpool fail_every + cancel" "$bin" --pattern=workerpool --impl=all --items=100M \
+    --set fail_every=7 --set cancel_after_ms=30 --repeat=1 --warmup=0 --quiet --timeout=20
+check "time-based run" "$bin" --pattern=chan,workerpool --impl=all --duration=50ms --repeat=1 --warmup=0 --quiet
+check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
+
+# the watchdog: a run longer than --timeout is reported and exits 1
+"$bin" --pattern=chan --impl=futex --items=1000G --timeout=300ms --repeat=1 --warmup=0 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "watchdog exits 1 (rc=$rc)" test $rc -eq 1
+check "watchdog names each thread's phase" grep -q "producer .*send" "$tmp/err"
+check "watchdog shows the channel" grep -q "channel items" "$tmp/err"
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

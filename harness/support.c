@@ -105,7 +105,8 @@ int wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *, void *), void
         fprintf(stderr, "cpbench: pthread_create: %s\n", strerror(rc));
         exit(1);
     }
-    r->nthr++;
+    /* release: the watchdog reads slots below nthr (name, phase) */
+    __atomic_store_n(&r->nthr, i + 1, __ATOMIC_RELEASE);
     return i;
 }
 
@@ -149,7 +150,7 @@ void wl_watch(wl_run *r, const char *name, cp_chan *ch)
     if (r->nwatch < (int)(sizeof r->watch / sizeof r->watch[0])) {
         r->watch[r->nwatch].name = name;
         r->watch[r->nwatch].ch = ch;
-        r->nwatch++;
+        __atomic_store_n(&r->nwatch, r->nwatch + 1, __ATOMIC_RELEASE);   /* for the watchdog */
     }
 }
 
@@ -158,19 +159,23 @@ static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wd_cv;
 static wl_run *wd_run;
 static const wl_workload *wd_wl;
-static uint64_t wd_deadline;
+static uint64_t wd_deadline, wd_armed;
 static int wd_started;
 
 static void wd_report(void)
 {
     wl_run *r = wd_run;
     const wl_cfg *c = r->cfg;
+    /* Only what the run published for us: slots below nthr, watches below
+     * nwatch (release-stored), phases (atomic), channel state (thread-safe). */
+    int nthr = __atomic_load_n(&r->nthr, __ATOMIC_ACQUIRE);
+    int nwatch = __atomic_load_n(&r->nwatch, __ATOMIC_ACQUIRE);
     fprintf(stderr, "cpbench: watchdog: %s on %s ran past --timeout (%.1f s); threads:\n",
-            wd_wl->name, cp_backend_name(c->b), (double)(cp_now_ns() - r->t_start) / 1e9);
-    for (int i = 0; i < r->nthr; i++)
+            wd_wl->name, cp_backend_name(c->b), (double)(cp_now_ns() - wd_armed) / 1e9);
+    for (int i = 0; i < nthr; i++)
         fprintf(stderr, "  #%-3d %-10s %s\n", i, r->thr[i].name,
                 atomic_load_explicit(&r->thr[i].phase, memory_order_relaxed));
-    for (int i = 0; i < r->nwatch; i++)
+    for (int i = 0; i < nwatch; i++)
         fprintf(stderr, "  channel %-8s len %zu cap %zu\n", r->watch[i].name,
                 cp_chan_len(r->watch[i].ch), cp_chan_cap(r->watch[i].ch));
     fprintf(stderr, "cpbench: run stuck (deadlock or lost wake-up?); exiting with status 1\n");
@@ -209,7 +214,8 @@ static void wd_arm(wl_run *r, const wl_workload *w, double timeout_s)
     }
     wd_run = r;
     wd_wl = w;
-    wd_deadline = cp_now_ns() + (uint64_t)(timeout_s * 1e9);
+    wd_armed = cp_now_ns();
+    wd_deadline = wd_armed + (uint64_t)(timeout_s * 1e9);
     pthread_cond_signal(&wd_cv);
     pthread_mutex_unlock(&wd_mu);
 }

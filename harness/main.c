@@ -6,22 +6,19 @@
 
 int main(int argc, char **argv)
 {
-    hw_opts *o = calloc(1, sizeof *o);
+    static hw_opts o;   /* large (sweep lists): static, not on the stack */
     int want_list = 0, want_help = 0;
-    if (!o) return 1;
-    hw_parse(argc, argv, o, &want_list, &want_help);
+    hw_parse(argc, argv, &o, &want_list, &want_help);
     if (want_list) {
         hw_list_catalogue(stdout);
         return 0;
     }
     if (want_help) {
-        if (o->npatterns)
-            for (size_t i = 0; i < o->npatterns; i++) hw_pattern_help(stdout, o->patterns[i]);
+        if (o.npatterns)
+            for (size_t i = 0; i < o.npatterns; i++) hw_pattern_help(stdout, o.patterns[i]);
         else
             hw_usage(stdout);
         return 0;
     }
-    int rc = hw_run_all(o);
-    free(o);
-    return rc;
+    return hw_run_all(&o);
 }

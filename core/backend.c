@@ -8,6 +8,18 @@
 #include <errno.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+_Atomic int cp__spinners;
+int cp__spin_limit = 1;
+
+__attribute__((constructor)) static void spin_limit_init(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    cp__spin_limit = n > 2 ? (int)n - 1 : 1;
+    const char *env = getenv("CP_SPIN_LIMIT");   /* for experiments; see docs */
+    if (env && atoi(env) > 0) cp__spin_limit = atoi(env);
+}
 
 static const cp_backend *const backends[] = {
     &cp_backend_mutex,

@@ -54,6 +54,24 @@ static inline void cp_cpu_relax(void)
 #endif
 }
 
+/* ---- how many threads may spin at once ----
+ * Spinning pays only while the thread we wait for has a core to run on. As
+ * Go's scheduler limits spinning Ms, a waiter spins only if fewer than
+ * (online CPUs - 1) other waiters spin; otherwise it yields (lockfree) or
+ * parks (futex) at once. The counter is touched only on wait paths. */
+extern _Atomic int cp__spinners;
+extern int cp__spin_limit;          /* online CPUs - 1, at least 1 */
+static inline bool cp_spin_begin(void)
+{
+    if (atomic_fetch_add_explicit(&cp__spinners, 1, memory_order_relaxed) < cp__spin_limit) return true;
+    atomic_fetch_sub_explicit(&cp__spinners, 1, memory_order_relaxed);
+    return false;
+}
+static inline void cp_spin_end(void)
+{
+    atomic_fetch_sub_explicit(&cp__spinners, 1, memory_order_relaxed);
+}
+
 /* ---- test-and-test-and-set spin lock with pause, then yield ----
  * Used for short internal critical sections (wake lists, the ctx tree, the
  * lockfree family's rendezvous queues). It never sleeps in the kernel beyond

@@ -25,6 +25,7 @@
 #define CP_IMPL_GOCHAN_H
 
 #include "../core/internal.h"
+#include "ring.h"   /* cp_ring_copy */
 
 #include <string.h>
 
@@ -133,14 +134,14 @@ static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
     }
     gc_sudog *sg = gc_dequeue(&c->recvq);
     if (sg) {   /* a receiver is waiting: hand over directly */
-        memcpy(sg->elem, elem, c->elem_size);
+        cp_ring_copy(sg->elem, elem, c->elem_size);
         sg->w->ok = 1;
         GC_UNLOCK(&c->lock);
         GC_W_FINISH(sg->w);
         return CP_OK;
     }
     if (c->count < c->cap) {
-        memcpy(gc_slot(c, c->sendx), elem, c->elem_size);
+        cp_ring_copy(gc_slot(c, c->sendx), elem, c->elem_size);
         if (++c->sendx == c->cap) c->sendx = 0;
         c->count++;
         GC_UNLOCK(&c->lock);
@@ -160,13 +161,13 @@ static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
     gc_sudog *sg = gc_dequeue(&c->sendq);
     if (sg) {
         if (c->cap == 0) {
-            memcpy(elem, sg->elem, c->elem_size);
+            cp_ring_copy(elem, sg->elem, c->elem_size);
         } else {
             /* Buffer is full (a sender waits): take its head, put the
              * sender's item at the tail, which is the same slot. */
             unsigned char *slot = gc_slot(c, c->recvx);
-            memcpy(elem, slot, c->elem_size);
-            memcpy(slot, sg->elem, c->elem_size);
+            cp_ring_copy(elem, slot, c->elem_size);
+            cp_ring_copy(slot, sg->elem, c->elem_size);
             if (++c->recvx == c->cap) c->recvx = 0;
             c->sendx = c->recvx;
         }
@@ -176,7 +177,7 @@ static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
         return CP_OK;
     }
     if (c->count > 0) {
-        memcpy(elem, gc_slot(c, c->recvx), c->elem_size);
+        cp_ring_copy(elem, gc_slot(c, c->recvx), c->elem_size);
         if (++c->recvx == c->cap) c->recvx = 0;
         c->count--;
         GC_UNLOCK(&c->lock);

@@ -61,10 +61,14 @@ static void fw_finish(cp_waiter *w)
 
 static uint32_t fw_park(cp_waiter *w, uint64_t deadline)
 {
-    for (int i = 0; i < FX_SPIN; i++) {
-        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+    if (cp_spin_begin()) {
+        uint32_t s = CP_W_WAITING;
+        for (int i = 0; i < FX_SPIN && s < CP_W_DONE; i++) {
+            cp_cpu_relax();
+            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+        }
+        cp_spin_end();
         if (s >= CP_W_DONE) return s;
-        cp_cpu_relax();
     }
     for (;;) {
         uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
@@ -136,10 +140,14 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
 #define FX_WAIT_LOOP(ch, ec, op, ctx)                                         \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
-        for (int i_ = 0; r_ == CP_OK && i_ < FX_SPIN; i_++) {                 \
-            cp_cpu_relax();                                                   \
-            if ((r_ = (op)) != CP_WOULDBLOCK) return r_;                      \
-            r_ = CP_OK;                                                       \
+        if (r_ == CP_OK && cp_spin_begin()) {                                 \
+            cp_status got_ = CP_WOULDBLOCK;                                   \
+            for (int i_ = 0; i_ < FX_SPIN && got_ == CP_WOULDBLOCK; i_++) {   \
+                cp_cpu_relax();                                               \
+                got_ = (op);                                                  \
+            }                                                                 \
+            cp_spin_end();                                                    \
+            if (got_ != CP_WOULDBLOCK) return got_; /* done: never redo op */ \
         }                                                                     \
         if (r_) return r_;                                                    \
         cp_wnode cn_ = { .fn = kick_ec, .arg = (ec) };                        \

@@ -7,6 +7,7 @@
  * state under w->mu before every cond wait, so no wake-up is lost. The claim
  * (WAITING -> CLAIMED) needs no mutex: it does not end the sleep.
  */
+#define _GNU_SOURCE  /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include "../../core/internal.h"
 
 #include <errno.h>
@@ -17,6 +18,16 @@ static void mono_attr_init(void)
 {
     cp_check(pthread_condattr_init(&mono_attr) == 0);
     cp_check(pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC) == 0);
+}
+
+/* The channel lock: glibc's adaptive mutex spins briefly before it sleeps,
+ * which is what pthread offers against a lock held for a few nanoseconds. */
+static pthread_mutexattr_t adaptive_attr;
+static pthread_once_t adaptive_once = PTHREAD_ONCE_INIT;
+static void adaptive_attr_init(void)
+{
+    cp_check(pthread_mutexattr_init(&adaptive_attr) == 0);
+    cp_check(pthread_mutexattr_settype(&adaptive_attr, PTHREAD_MUTEX_ADAPTIVE_NP) == 0);
 }
 
 static void mw_init(cp_waiter *w)
@@ -87,7 +98,7 @@ static uint32_t mw_park(cp_waiter *w, uint64_t deadline)
 
 /* ---- the channel: gochan.h under a pthread mutex ---- */
 #define GC_LOCK_T pthread_mutex_t
-#define GC_LOCK_INIT(l) cp_check(pthread_mutex_init((l), NULL) == 0)
+#define GC_LOCK_INIT(l) cp_check(pthread_mutex_init((l), &adaptive_attr) == 0)
 #define GC_LOCK_FINI(l) cp_check(pthread_mutex_destroy(l) == 0)
 #define GC_LOCK(l) cp_check(pthread_mutex_lock(l) == 0)
 #define GC_UNLOCK(l) cp_check(pthread_mutex_unlock(l) == 0)
@@ -112,6 +123,7 @@ cp_chan *cp_mutex_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
     size_t hdr = (sizeof(cp_chan) + 15) & ~(size_t)15;
     cp_chan *ch = cp__zalloc(hdr + cap * elem_size);
     if (!ch) return NULL;
+    pthread_once(&adaptive_once, adaptive_attr_init);
     ch->b = b;
     gc_init(&ch->gc, elem_size, cap, cap ? (unsigned char *)ch + hdr : NULL);
     return ch;

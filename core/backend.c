@@ -101,3 +101,67 @@ cp_status cp_chan_try_recv(cp_chan *ch, void *elem)
 cp_status cp_chan_close(cp_chan *ch) { return CP_OBJ_B(ch)->chan_close(ch); }
 size_t cp_chan_len(cp_chan *ch) { return CP_OBJ_B(ch)->chan_len(ch); }
 size_t cp_chan_cap(cp_chan *ch) { return CP_OBJ_B(ch)->chan_cap(ch); }
+
+/* ---- select: the backend is that of the first case's object (or the ctx) */
+static const cp_backend *select_backend(cp_case *cases, size_t n, cp_ctx *ctx)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((cases[i].op == CP_SEND || cases[i].op == CP_RECV) && cases[i].ch) return CP_OBJ_B(cases[i].ch);
+        if (cases[i].op == CP_WAIT && cases[i].ev) return cases[i].ev->b;
+    }
+    return ctx ? ctx->b : NULL;
+}
+int cp_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+{
+    const cp_backend *b = select_backend(cases, n, ctx);
+    if (!b) { *st = CP_EINVAL; return -1; }
+    return b->select(cases, n, ctx, st);
+}
+int cp_try_select(cp_case *cases, size_t n, cp_status *st)
+{
+    const cp_backend *b = select_backend(cases, n, NULL);
+    if (!b) { *st = CP_WOULDBLOCK; return -1; }   /* nothing can ever proceed */
+    return b->try_select(cases, n, st);
+}
+
+/* ---- the other primitives through the table ---- */
+#define NEW(obj, ...) if (!b) { errno = EINVAL; return NULL; } return b->obj##_new(b, ##__VA_ARGS__)
+cp_sem *cp_sem_new(const cp_backend *b, int64_t permits) { NEW(sem, permits); }
+void cp_sem_free(cp_sem *s) { if (s) CP_OBJ_B(s)->sem_free(s); }
+cp_status cp_sem_acquire(cp_sem *s, int64_t n, cp_ctx *ctx) { return CP_OBJ_B(s)->sem_acquire(s, n, ctx); }
+cp_status cp_sem_try_acquire(cp_sem *s, int64_t n) { return CP_OBJ_B(s)->sem_try_acquire(s, n); }
+void cp_sem_release(cp_sem *s, int64_t n) { CP_OBJ_B(s)->sem_release(s, n); }
+
+cp_mutex *cp_mutex_new(const cp_backend *b) { NEW(mutex); }
+void cp_mutex_free(cp_mutex *m) { if (m) CP_OBJ_B(m)->mutex_free(m); }
+void cp_mutex_lock(cp_mutex *m) { CP_OBJ_B(m)->mutex_lock(m); }
+bool cp_mutex_trylock(cp_mutex *m) { return CP_OBJ_B(m)->mutex_trylock(m); }
+void cp_mutex_unlock(cp_mutex *m) { CP_OBJ_B(m)->mutex_unlock(m); }
+
+cp_rwlock *cp_rwlock_new(const cp_backend *b) { NEW(rwlock); }
+void cp_rwlock_free(cp_rwlock *l) { if (l) CP_OBJ_B(l)->rwlock_free(l); }
+void cp_rwlock_rlock(cp_rwlock *l) { CP_OBJ_B(l)->rwlock_rlock(l); }
+void cp_rwlock_runlock(cp_rwlock *l) { CP_OBJ_B(l)->rwlock_runlock(l); }
+void cp_rwlock_wlock(cp_rwlock *l) { CP_OBJ_B(l)->rwlock_wlock(l); }
+void cp_rwlock_wunlock(cp_rwlock *l) { CP_OBJ_B(l)->rwlock_wunlock(l); }
+
+cp_cond *cp_cond_new(const cp_backend *b) { NEW(cond); }
+void cp_cond_free(cp_cond *c) { if (c) CP_OBJ_B(c)->cond_free(c); }
+cp_status cp_cond_wait(cp_cond *c, cp_mutex *m, cp_ctx *ctx) { return CP_OBJ_B(c)->cond_wait(c, m, ctx); }
+void cp_cond_signal(cp_cond *c) { CP_OBJ_B(c)->cond_signal(c); }
+void cp_cond_broadcast(cp_cond *c) { CP_OBJ_B(c)->cond_broadcast(c); }
+
+cp_wg *cp_wg_new(const cp_backend *b) { NEW(wg); }
+void cp_wg_free(cp_wg *wg) { if (wg) CP_OBJ_B(wg)->wg_free(wg); }
+void cp_wg_add(cp_wg *wg, int64_t delta) { CP_OBJ_B(wg)->wg_add(wg, delta); }
+void cp_wg_done(cp_wg *wg) { CP_OBJ_B(wg)->wg_done(wg); }
+cp_status cp_wg_wait(cp_wg *wg, cp_ctx *ctx) { return CP_OBJ_B(wg)->wg_wait(wg, ctx); }
+
+cp_once *cp_once_new(const cp_backend *b) { NEW(once); }
+void cp_once_free(cp_once *o) { if (o) CP_OBJ_B(o)->once_free(o); }
+void cp_once_do(cp_once *o, void (*fn)(void *), void *arg) { CP_OBJ_B(o)->once_do(o, fn, arg); }
+
+cp_pool *cp_pool_new(const cp_backend *b, size_t obj_size) { NEW(pool, obj_size); }
+void cp_pool_free(cp_pool *p) { if (p) CP_OBJ_B(p)->pool_free(p); }
+void *cp_pool_get(cp_pool *p) { return CP_OBJ_B(p)->pool_get(p); }
+void cp_pool_put(cp_pool *p, void *obj) { CP_OBJ_B(p)->pool_put(p, obj); }

@@ -170,6 +170,49 @@ struct cp_backend {
     cp_status (*chan_close)(cp_chan *ch);
     size_t (*chan_len)(cp_chan *ch);
     size_t (*chan_cap)(cp_chan *ch);
+
+    /* select (all channels, events and the ctx of one backend) */
+    int (*select)(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st);
+    int (*try_select)(cp_case *cases, size_t n, cp_status *st);
+
+    /* weighted semaphore */
+    cp_sem *(*sem_new)(const cp_backend *b, int64_t permits);
+    void (*sem_free)(cp_sem *s);
+    cp_status (*sem_acquire)(cp_sem *s, int64_t n, cp_ctx *ctx);
+    cp_status (*sem_try_acquire)(cp_sem *s, int64_t n);
+    void (*sem_release)(cp_sem *s, int64_t n);
+
+    /* mutex, rwlock, cond */
+    cp_mutex *(*mutex_new)(const cp_backend *b);
+    void (*mutex_free)(cp_mutex *m);
+    void (*mutex_lock)(cp_mutex *m);
+    bool (*mutex_trylock)(cp_mutex *m);
+    void (*mutex_unlock)(cp_mutex *m);
+    cp_rwlock *(*rwlock_new)(const cp_backend *b);
+    void (*rwlock_free)(cp_rwlock *l);
+    void (*rwlock_rlock)(cp_rwlock *l);
+    void (*rwlock_runlock)(cp_rwlock *l);
+    void (*rwlock_wlock)(cp_rwlock *l);
+    void (*rwlock_wunlock)(cp_rwlock *l);
+    cp_cond *(*cond_new)(const cp_backend *b);
+    void (*cond_free)(cp_cond *c);
+    cp_status (*cond_wait)(cp_cond *c, cp_mutex *m, cp_ctx *ctx);
+    void (*cond_signal)(cp_cond *c);
+    void (*cond_broadcast)(cp_cond *c);
+
+    /* waitgroup, once, pool */
+    cp_wg *(*wg_new)(const cp_backend *b);
+    void (*wg_free)(cp_wg *wg);
+    void (*wg_add)(cp_wg *wg, int64_t delta);
+    void (*wg_done)(cp_wg *wg);
+    cp_status (*wg_wait)(cp_wg *wg, cp_ctx *ctx);
+    cp_once *(*once_new)(const cp_backend *b);
+    void (*once_free)(cp_once *o);
+    void (*once_do)(cp_once *o, void (*fn)(void *), void *arg);
+    cp_pool *(*pool_new)(const cp_backend *b, size_t obj_size);
+    void (*pool_free)(cp_pool *p);
+    void *(*pool_get)(cp_pool *p);
+    void (*pool_put)(cp_pool *p, void *obj);
 };
 
 extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;

@@ -18,88 +18,19 @@
  * is one spurious wake-up of whatever sleeps there later.
  */
 #include "futex.h"
+#include "waiter.h"
 #include "../ring.h"
-
-#define FW_PARKED 0x100u
-
-static void fw_init(cp_waiter *w)
-{
-    atomic_init(&w->state, CP_W_WAITING);
-    w->ok = 0;
-    w->index = -1;
-    w->b = &cp_backend_futex;
-}
-static void fw_fini(cp_waiter *w) { (void)w; }
-
-/* WAITING(|PARKED) -> to, keeping PARKED; returns the old word or ~0u. */
-static uint32_t fw_cas_from_waiting(cp_waiter *w, uint32_t to)
-{
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-    for (;;) {
-        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
-        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & FW_PARKED),
-                                                  memory_order_acq_rel, memory_order_relaxed))
-            return s;
-    }
-}
-
-static bool fw_claim(cp_waiter *w) { return fw_cas_from_waiting(w, CP_W_CLAIMED) != ~0u; }
-
-static bool fw_cancel(cp_waiter *w)
-{
-    uint32_t old = fw_cas_from_waiting(w, CP_W_CANCELED);
-    if (old == ~0u) return false;
-    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
-    return true;
-}
-
-static void fw_finish(cp_waiter *w)
-{
-    uint32_t old = atomic_exchange_explicit(&w->state, CP_W_DONE, memory_order_acq_rel);
-    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
-}
-
-static uint32_t fw_park(cp_waiter *w, uint64_t deadline)
-{
-    if (cp_spin_begin()) {
-        uint32_t s = CP_W_WAITING;
-        for (int i = 0; i < FX_SPIN && s < CP_W_DONE; i++) {
-            cp_cpu_relax();
-            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
-        }
-        cp_spin_end();
-        if (s >= CP_W_DONE) return s;
-    }
-    for (;;) {
-        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-        uint32_t st = s & CP_W_STATE;
-        if (st >= CP_W_DONE) return st;
-        if (st == CP_W_WAITING && deadline && cp_now_ns() >= deadline) {
-            atomic_compare_exchange_strong_explicit(&w->state, &s, CP_W_TIMEDOUT,
-                                                    memory_order_acq_rel, memory_order_relaxed);
-            continue;
-        }
-        if (!(s & FW_PARKED)) {
-            if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | FW_PARKED,
-                                                         memory_order_acq_rel,
-                                                         memory_order_relaxed))
-                continue;
-            s |= FW_PARKED;
-        }
-        cp_futex_wait(&w->state, s, st == CP_W_WAITING ? deadline : 0);
-    }
-}
 
 #define GC_LOCK_T cp_fmutex
 #define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
 #define GC_LOCK_FINI(l) ((void)(l))
 #define GC_LOCK cp_fmutex_lock
 #define GC_UNLOCK cp_fmutex_unlock
-#define GC_W_INIT fw_init
-#define GC_W_FINI fw_fini
-#define GC_W_CLAIM fw_claim
-#define GC_W_FINISH fw_finish
-#define GC_W_PARK fw_park
+#define GC_W_INIT cp_futex_w_init
+#define GC_W_FINI cp_futex_w_fini
+#define GC_W_CLAIM cp_futex_w_claim
+#define GC_W_FINISH cp_futex_w_finish
+#define GC_W_PARK cp_futex_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -220,24 +151,3 @@ cp_status cp_futex_chan_close(cp_chan *ch)
 
 size_t cp_futex_chan_len(cp_chan *ch) { return ch->cap ? cp_ring_len(&ch->ring) : 0; }
 size_t cp_futex_chan_cap(cp_chan *ch) { return ch->cap; }
-
-const cp_backend cp_backend_futex = {
-    .name = "futex",
-    .describe = "lock-free ring; waiters spin briefly, then FUTEX_WAIT on an event count (wake only if parked)",
-    .flags = 0,
-    .w_init = fw_init,
-    .w_fini = fw_fini,
-    .w_claim = fw_claim,
-    .w_finish = fw_finish,
-    .w_cancel = fw_cancel,
-    .w_park = fw_park,
-    .chan_new = cp_futex_chan_new,
-    .chan_free = cp_futex_chan_free,
-    .chan_send = cp_futex_chan_send,
-    .chan_recv = cp_futex_chan_recv,
-    .chan_try_send = cp_futex_chan_try_send,
-    .chan_try_recv = cp_futex_chan_try_recv,
-    .chan_close = cp_futex_chan_close,
-    .chan_len = cp_futex_chan_len,
-    .chan_cap = cp_futex_chan_cap,
-};

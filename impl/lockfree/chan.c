@@ -14,66 +14,22 @@
  * touches a waiter after the store that ends its wait.
  */
 #include "../../core/internal.h"
+#include "waiter.h"
 #include "../ring.h"
 
 #include <errno.h>
 
-/* Retry rounds before a waiter starts yielding: with the exponential pause
- * of lf_pause, about 1200 pauses (25 ns each on this AMD EPYC), some 30 us:
- * about what a futex sleep and wake-up would cost. */
-#define LF_SPIN 24
-
-static void lw_init(cp_waiter *w)
-{
-    atomic_init(&w->state, CP_W_WAITING);
-    w->ok = 0;
-    w->index = -1;
-    w->b = &cp_backend_lockfree;
-}
-static void lw_fini(cp_waiter *w) { (void)w; }
-
-static bool lw_cas(cp_waiter *w, uint32_t to)
-{
-    uint32_t exp = CP_W_WAITING;
-    return atomic_compare_exchange_strong_explicit(&w->state, &exp, to,
-                                                   memory_order_acq_rel, memory_order_relaxed);
-}
-static bool lw_claim(cp_waiter *w) { return lw_cas(w, CP_W_CLAIMED); }
-static bool lw_cancel(cp_waiter *w) { return lw_cas(w, CP_W_CANCELED); }
-static void lw_finish(cp_waiter *w)
-{
-    /* release: the hand-off's data and w->ok happen before DONE. */
-    atomic_store_explicit(&w->state, CP_W_DONE, memory_order_release);
-}
-
-static uint32_t lw_park(cp_waiter *w, uint64_t deadline)
-{
-    bool spin = cp_spin_begin();
-    for (unsigned n = 0;; n++) {
-        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-        if (s >= CP_W_DONE) {
-            if (spin) cp_spin_end();
-            return s;
-        }
-        if (s == CP_W_WAITING && deadline && (n & 15) == 0 && cp_now_ns() >= deadline) {
-            lw_cas(w, CP_W_TIMEDOUT);
-            continue;
-        }
-        if (spin && n < LF_SPIN * 16) cp_cpu_relax();
-        else sched_yield();
-    }
-}
 
 #define GC_LOCK_T cp_spin
 #define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
 #define GC_LOCK_FINI(l) ((void)(l))
 #define GC_LOCK cp_spin_lock
 #define GC_UNLOCK cp_spin_unlock
-#define GC_W_INIT lw_init
-#define GC_W_FINI lw_fini
-#define GC_W_CLAIM lw_claim
-#define GC_W_FINISH lw_finish
-#define GC_W_PARK lw_park
+#define GC_W_INIT cp_lockfree_w_init
+#define GC_W_FINI cp_lockfree_w_fini
+#define GC_W_CLAIM cp_lockfree_w_claim
+#define GC_W_FINISH cp_lockfree_w_finish
+#define GC_W_PARK cp_lockfree_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -192,24 +148,3 @@ cp_status cp_lockfree_chan_close(cp_chan *ch)
 
 size_t cp_lockfree_chan_len(cp_chan *ch) { return ch->cap ? cp_ring_len(&ch->ring) : 0; }
 size_t cp_lockfree_chan_cap(cp_chan *ch) { return ch->cap; }
-
-const cp_backend cp_backend_lockfree = {
-    .name = "lockfree",
-    .describe = "lock-free per-slot-stamp ring; waiters spin (pause) then yield, never sleep in the kernel",
-    .flags = CP_BF_SPINS,
-    .w_init = lw_init,
-    .w_fini = lw_fini,
-    .w_claim = lw_claim,
-    .w_finish = lw_finish,
-    .w_cancel = lw_cancel,
-    .w_park = lw_park,
-    .chan_new = cp_lockfree_chan_new,
-    .chan_free = cp_lockfree_chan_free,
-    .chan_send = cp_lockfree_chan_send,
-    .chan_recv = cp_lockfree_chan_recv,
-    .chan_try_send = cp_lockfree_chan_try_send,
-    .chan_try_recv = cp_lockfree_chan_try_recv,
-    .chan_close = cp_lockfree_chan_close,
-    .chan_len = cp_lockfree_chan_len,
-    .chan_cap = cp_lockfree_chan_cap,
-};

@@ -1,0 +1,77 @@
+/*
+ * The futex family's waiter: how a blocked thread parks and is woken (the
+ * state machine of core/internal.h).
+ */
+#include "futex.h"
+#include "waiter.h"
+
+#define FW_PARKED 0x100u
+
+void cp_futex_w_init(cp_waiter *w)
+{
+    atomic_init(&w->state, CP_W_WAITING);
+    w->ok = 0;
+    w->index = -1;
+    w->b = &cp_backend_futex;
+}
+void cp_futex_w_fini(cp_waiter *w) { (void)w; }
+
+/* WAITING(|PARKED) -> to, keeping PARKED; returns the old word or ~0u. */
+static uint32_t fw_cas_from_waiting(cp_waiter *w, uint32_t to)
+{
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    for (;;) {
+        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & FW_PARKED),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return s;
+    }
+}
+
+bool cp_futex_w_claim(cp_waiter *w) { return fw_cas_from_waiting(w, CP_W_CLAIMED) != ~0u; }
+
+bool cp_futex_w_cancel(cp_waiter *w)
+{
+    uint32_t old = fw_cas_from_waiting(w, CP_W_CANCELED);
+    if (old == ~0u) return false;
+    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
+    return true;
+}
+
+void cp_futex_w_finish(cp_waiter *w)
+{
+    uint32_t old = atomic_exchange_explicit(&w->state, CP_W_DONE, memory_order_acq_rel);
+    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
+}
+
+uint32_t cp_futex_w_park(cp_waiter *w, uint64_t deadline)
+{
+    if (cp_spin_begin()) {
+        uint32_t s = CP_W_WAITING;
+        for (int i = 0; i < FX_SPIN && s < CP_W_DONE; i++) {
+            cp_cpu_relax();
+            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+        }
+        cp_spin_end();
+        if (s >= CP_W_DONE) return s;
+    }
+    for (;;) {
+        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+        uint32_t st = s & CP_W_STATE;
+        if (st >= CP_W_DONE) return st;
+        if (st == CP_W_WAITING && deadline && cp_now_ns() >= deadline) {
+            atomic_compare_exchange_strong_explicit(&w->state, &s, CP_W_TIMEDOUT,
+                                                    memory_order_acq_rel, memory_order_relaxed);
+            continue;
+        }
+        if (!(s & FW_PARKED)) {
+            if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | FW_PARKED,
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            s |= FW_PARKED;
+        }
+        cp_futex_wait(&w->state, s, st == CP_W_WAITING ? deadline : 0);
+    }
+}
+

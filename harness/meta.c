@@ -39,6 +39,6 @@ void hw_meta_collect(hw_meta *m)
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(m->timestamp, sizeof m->timestamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    snprintf(m->clock, sizeof m->clock, "clock_gettime(CLOCK_MONOTONIC)");
+    snprintf(m->clock, sizeof m->clock, "%s", hw_clock_desc());
     m->clock_ns = hw_clock_cost_ns();
 }

@@ -103,7 +103,6 @@ static inline void cp_ring_copy(void *dst, const void *src, size_t n)
     switch (n) {
     case 8: memcpy(dst, src, 8); break;
     case 16: memcpy(dst, src, 16); break;
-    case 32: memcpy(dst, src, 32); break;
     default: memcpy(dst, src, n); break;
     }
 }
@@ -124,8 +123,16 @@ static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
             if (atomic_compare_exchange_weak_explicit(&r->tail, &tail, next,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {
+#ifndef CP_RING_BROKEN_PUBLISH
                 cp_ring_copy(s->data, elem, r->elem_size);
                 atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+#else
+                /* Negative control, compiled only into tests: publish the
+                 * slot before writing it (and linger, so that readers get in). */
+                atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+                CP_RING_BROKEN_PUBLISH;
+                cp_ring_copy(s->data, elem, r->elem_size);
+#endif
                 return CP_OK;
             }
         } else if (stamp + r->one_lap == tail + 1) {

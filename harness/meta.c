@@ -11,9 +11,7 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#ifndef CP_GIT_REV
-#define CP_GIT_REV "unknown"
-#endif
+#include "gitrev.h"   /* generated at build time: cmake/gitrev.cmake */
 
 void hw_meta_collect(hw_meta *m)
 {

@@ -55,6 +55,7 @@ __attribute__((noreturn, format(printf, 1, 2))) void hw_bad_input(const char *fm
 void hw_calibrate(void);
 double hw_clock_cost_ns(void);
 const char *hw_clock_desc(void);     /* after hw_calibrate */
+double hw_xcore_rt_ns(uint64_t iters); /* cross-core cache-line round trip, ns */
 int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
                 cp_hist *merged);
 void hw_run_release(wl_run *r);

@@ -310,3 +310,52 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
     for (int i = 0; i < r->nthr; i++) cp_hist_merge(merged, r->thr[i].hist);
     return rc;
 }
+
+/* ---- placement probe ----
+ * The two vCPUs of these machines move between a near placement (cache-line
+ * round trip ~57 ns) and a far one (~335 ns) every few seconds, which changes
+ * a cross-core result by up to 3x. This measures the current round trip: two
+ * threads pinned to CPUs 0 and 1 bounce one cache line `iters` times. */
+struct pingpong { _Atomic uint64_t v __attribute__((aligned(64))); uint64_t iters; int cpu; };
+
+static void pin_self(int cpu)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *pong(void *p)
+{
+    struct pingpong *pp = p;
+    pin_self(pp->cpu);
+    for (uint64_t i = 0; i < pp->iters; i++) {
+        while (atomic_load_explicit(&pp->v, memory_order_acquire) != 2 * i + 1) cp_cpu_relax();
+        atomic_store_explicit(&pp->v, 2 * i + 2, memory_order_release);
+    }
+    return NULL;
+}
+
+double hw_xcore_rt_ns(uint64_t iters)
+{
+    if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || !iters) return 0;
+    static struct pingpong pp;
+    atomic_store(&pp.v, 0);
+    pp.iters = iters;
+    pp.cpu = 1;
+    cpu_set_t old;
+    pthread_getaffinity_np(pthread_self(), sizeof old, &old);
+    pthread_t t;
+    if (pthread_create(&t, NULL, pong, &pp)) return 0;
+    pin_self(0);
+    uint64_t t0 = cp_now_ns();
+    for (uint64_t i = 0; i < iters; i++) {
+        atomic_store_explicit(&pp.v, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&pp.v, memory_order_acquire) != 2 * i + 2) cp_cpu_relax();
+    }
+    uint64_t dt = cp_now_ns() - t0;
+    pthread_join(t, NULL);
+    pthread_setaffinity_np(pthread_self(), sizeof old, &old);
+    return (double)dt / (double)iters;
+}

@@ -15,6 +15,7 @@
  * with the effective deadline as a timeout, and whoever observes the deadline
  * passed (cp_ctx_err, a timed-out waiter) ends the ctx, which fires done.
  */
+#include "chaos.h"
 #include "internal.h"
 
 #include <errno.h>
@@ -30,8 +31,10 @@ static void ctx_end(cp_ctx *c, uint32_t reason)
         reason = CP_DEADLINE;
     uint32_t zero = 0;
     if (atomic_compare_exchange_strong_explicit(&c->err, &zero, reason,
-                                                memory_order_acq_rel, memory_order_acquire))
+                                                memory_order_acq_rel, memory_order_acquire)) {
+        CP_CHAOS_POINT();   /* err is set, done not yet fired */
         cp_event_fire(&c->done);
+    }
 }
 
 static void cancel_child(cp_wnode *n)

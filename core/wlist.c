@@ -7,6 +7,7 @@
  * no callback is running on the node, and one that finds it set takes the
  * lock, which waits for a fire in progress to finish.
  */
+#include "chaos.h"
 #include "internal.h"
 
 void cp_wlist_init(cp_wlist *l)
@@ -64,6 +65,7 @@ void cp_wlist_fire(cp_wlist *l)
         cp_wnode *n = l->head.next;
         n->prev->next = n->next;
         n->next->prev = n->prev;
+        CP_CHAOS_POINT();
         n->fn(n);
         node_set_list(n, NULL);   /* after fn: see the invariant above */
     }

@@ -312,3 +312,9 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
     return 0;
 }
+
+/* ---- for other subcommands (stress) ---- */
+int64_t hw_parse_one(const char *flag, const char *s, int64_t lo, int64_t hi) { return parse_one(flag, s, lo, hi); }
+double hw_parse_seconds(const char *flag, const char *s) { return parse_seconds(flag, s); }
+void hw_parse_patterns(const char *arg, hw_opts *o) { parse_patterns(arg, o); }
+void hw_parse_impls(const char *arg, hw_opts *o) { parse_impls(arg, o); }

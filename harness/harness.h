@@ -50,6 +50,14 @@ int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
 void hw_list_catalogue(FILE *f);
 void hw_pattern_help(FILE *f, const hw_entry *e);
 __attribute__((noreturn, format(printf, 1, 2))) void hw_bad_input(const char *fmt, ...);
+int64_t hw_parse_one(const char *flag, const char *s, int64_t lo, int64_t hi);
+double hw_parse_seconds(const char *flag, const char *s);
+void hw_parse_patterns(const char *arg, hw_opts *o);
+void hw_parse_impls(const char *arg, hw_opts *o);
+
+/* stress.c: `cpbench stress ...` */
+int hw_stress_main(int argc, char **argv);
+extern char hw_replay_line[512];    /* printed by the watchdog when set */
 
 /* support.c */
 void hw_calibrate(void);

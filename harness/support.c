@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/chaos.h"
 #include "core/internal.h"   /* cp_likely */
 
 /* ---- clock ----
@@ -131,6 +132,8 @@ void wl_work(int64_t ns)
 static void *trampoline(void *p)
 {
     wl_thread *t = p;
+    /* chaos: this thread's decision stream depends on (seed, its index) only */
+    cp_chaos_thread(t->run->cfg->seed, (uint64_t)(t - t->run->thr));
     wl_phase(t, "start gate");
     for (unsigned n = 0; !atomic_load_explicit(&t->run->go, memory_order_acquire); n++) {
         if (n < 256) cp_now_ns();   /* a short, pause-free spin */
@@ -241,6 +244,7 @@ static void wd_report(void)
     for (int i = 0; i < nwatch; i++)
         fprintf(stderr, "  channel %-8s len %zu cap %zu\n", r->watch[i].name,
                 cp_chan_len(r->watch[i].ch), cp_chan_cap(r->watch[i].ch));
+    if (hw_replay_line[0]) fprintf(stderr, "%s\n", hw_replay_line);
     fprintf(stderr, "cpbench: run stuck (deadlock or lost wake-up?); exiting with status 1\n");
 }
 

@@ -227,8 +227,8 @@ WL_DEFINE(workerpool) = {
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 100,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 1000000 },
     .params = (const wl_param[]){
-        { "fail_every", 0, "every K-th job fails (reported as a failed result); 0: none" },
-        { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never" },
+        { "fail_every", 0, "every K-th job fails (reported as a failed result); 0: none", 10 },
+        { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
         { NULL, 0, NULL },
     },
     .run = workerpool_run,

@@ -34,6 +34,7 @@ typedef struct wl_param {
     const char *key;
     int64_t def;
     const char *help;
+    int64_t stress_max;     /* cpbench stress draws it from [0, stress_max]; 0: keeps def */
 } wl_param;
 
 typedef struct wl_cfg {

@@ -4,6 +4,7 @@
  */
 #include "futex.h"
 #include "waiter.h"
+#include "../../core/chaos.h"
 
 #define FW_PARKED 0x100u
 
@@ -46,6 +47,7 @@ void cp_futex_w_finish(cp_waiter *w)
 
 uint32_t cp_futex_w_park(cp_waiter *w, uint64_t deadline)
 {
+    CP_CHAOS_POINT();   /* registered, not yet parked */
     if (cp_spin_begin()) {
         uint32_t s = CP_W_WAITING;
         for (int i = 0; i < FX_SPIN && s < CP_W_DONE; i++) {
@@ -71,6 +73,7 @@ uint32_t cp_futex_w_park(cp_waiter *w, uint64_t deadline)
                 continue;
             s |= FW_PARKED;
         }
+        CP_CHAOS_POINT();   /* PARKED published, futex wait not yet entered */
         cp_futex_wait(&w->state, s, st == CP_W_WAITING ? deadline : 0);
     }
 }

@@ -3,6 +3,7 @@
  * state machine of core/internal.h).
  */
 #include "waiter.h"
+#include "../../core/chaos.h"
 
 void cp_lockfree_w_init(cp_waiter *w)
 {
@@ -29,6 +30,7 @@ void cp_lockfree_w_finish(cp_waiter *w)
 
 uint32_t cp_lockfree_w_park(cp_waiter *w, uint64_t deadline)
 {
+    CP_CHAOS_POINT();   /* registered, not yet waiting */
     bool spin = cp_spin_begin();
     for (unsigned n = 0;; n++) {
         uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include "waiter.h"
+#include "../../core/chaos.h"
 
 #include <errno.h>
 
@@ -78,6 +79,7 @@ uint32_t cp_mutex_w_park(cp_waiter *w, uint64_t deadline)
 {
     struct timespec ts = cp__ts(deadline);
     uint32_t s;
+    CP_CHAOS_POINT();   /* registered, not yet asleep */
     cp_check(pthread_mutex_lock(&w->mu) == 0);
     for (;;) {
         s = atomic_load_explicit(&w->state, memory_order_acquire);
@@ -94,6 +96,7 @@ uint32_t cp_mutex_w_park(cp_waiter *w, uint64_t deadline)
         if (rc && rc != ETIMEDOUT) cp_die("pthread_cond_wait: %d", rc);
     }
     cp_check(pthread_mutex_unlock(&w->mu) == 0);
+    CP_CHAOS_POINT();   /* woken, not yet back */
     return s;
 }
 

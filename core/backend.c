@@ -42,6 +42,22 @@ const cp_backend *cp_backend_find(const char *name)
     return NULL;
 }
 
+#ifdef CP_CHAOS
+extern const cp_backend cp_backend_broken_publish, cp_backend_broken_lostwake;
+#endif
+
+const cp_backend *cp__backend_find_broken(const char *name)
+{
+#ifdef CP_CHAOS
+    static const cp_backend *const broken[] = { &cp_backend_broken_publish, &cp_backend_broken_lostwake };
+    for (size_t i = 0; name && i < sizeof broken / sizeof broken[0]; i++)
+        if (!strcmp(broken[i]->name, name)) return broken[i];
+#else
+    (void)name;
+#endif
+    return NULL;
+}
+
 const char *cp_backend_name(const cp_backend *b) { return b ? b->name : "(null)"; }
 const char *cp_backend_describe(const cp_backend *b) { return b ? b->describe : ""; }
 

@@ -216,6 +216,61 @@ struct cp_backend {
 };
 
 extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
+/* Negative controls (impl/broken/, chaos builds only): NULL if not built in
+ * or unknown. Never listed by cp_backend_count(). */
+const cp_backend *cp__backend_find_broken(const char *name);
+
+/* A family's table entries: its waiter ops, then every primitive op, by the
+ * naming convention cp_<family>_<op>. */
+#define CP_WAITER_OPS(f)                                                      \
+    .w_init = cp_##f##_w_init, .w_fini = cp_##f##_w_fini, .w_claim = cp_##f##_w_claim,  \
+    .w_finish = cp_##f##_w_finish, .w_cancel = cp_##f##_w_cancel, .w_park = cp_##f##_w_park
+#define CP_FAMILY_OPS(f) \
+    .chan_new = cp_##f##_chan_new, \
+    .chan_free = cp_##f##_chan_free, \
+    .chan_send = cp_##f##_chan_send, \
+    .chan_recv = cp_##f##_chan_recv, \
+    .chan_try_send = cp_##f##_chan_try_send, \
+    .chan_try_recv = cp_##f##_chan_try_recv, \
+    .chan_close = cp_##f##_chan_close, \
+    .chan_len = cp_##f##_chan_len, \
+    .chan_cap = cp_##f##_chan_cap, \
+    .select = cp_##f##_select, \
+    .try_select = cp_##f##_try_select, \
+    .sem_new = cp_##f##_sem_new, \
+    .sem_free = cp_##f##_sem_free, \
+    .sem_acquire = cp_##f##_sem_acquire, \
+    .sem_try_acquire = cp_##f##_sem_try_acquire, \
+    .sem_release = cp_##f##_sem_release, \
+    .mutex_new = cp_##f##_mutex_new, \
+    .mutex_free = cp_##f##_mutex_free, \
+    .mutex_lock = cp_##f##_mutex_lock, \
+    .mutex_trylock = cp_##f##_mutex_trylock, \
+    .mutex_unlock = cp_##f##_mutex_unlock, \
+    .rwlock_new = cp_##f##_rwlock_new, \
+    .rwlock_free = cp_##f##_rwlock_free, \
+    .rwlock_rlock = cp_##f##_rwlock_rlock, \
+    .rwlock_runlock = cp_##f##_rwlock_runlock, \
+    .rwlock_wlock = cp_##f##_rwlock_wlock, \
+    .rwlock_wunlock = cp_##f##_rwlock_wunlock, \
+    .cond_new = cp_##f##_cond_new, \
+    .cond_free = cp_##f##_cond_free, \
+    .cond_wait = cp_##f##_cond_wait, \
+    .cond_signal = cp_##f##_cond_signal, \
+    .cond_broadcast = cp_##f##_cond_broadcast, \
+    .wg_new = cp_##f##_wg_new, \
+    .wg_free = cp_##f##_wg_free, \
+    .wg_add = cp_##f##_wg_add, \
+    .wg_done = cp_##f##_wg_done, \
+    .wg_wait = cp_##f##_wg_wait, \
+    .once_new = cp_##f##_once_new, \
+    .once_free = cp_##f##_once_free, \
+    .once_do = cp_##f##_once_do, \
+    .pool_new = cp_##f##_pool_new, \
+    .pool_free = cp_##f##_pool_free, \
+    .pool_get = cp_##f##_pool_get, \
+    .pool_put = cp_##f##_pool_put
+
 
 /* ---- event and ctx internals that backends use ---- */
 struct cp_event {

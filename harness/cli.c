@@ -3,6 +3,7 @@
  * and what was expected, and exit status 2.
  */
 #include "harness/harness.h"
+#include "core/internal.h"   /* cp__backend_find_broken */
 
 #include <errno.h>
 #include <limits.h>
@@ -155,6 +156,7 @@ static void parse_impls(const char *arg, hw_opts *o)
             continue;
         }
         const cp_backend *b = cp_backend_find(tok);
+        if (!b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
         if (!b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
         if (o->nimpls < 8) o->impls[o->nimpls++] = b;
     }

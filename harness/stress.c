@@ -153,6 +153,7 @@ int hw_stress_main(int argc, char **argv)
         printf("stress: seed %llu%s, %zu pattern(s) x %zu backend(s), chaos %s\n", (unsigned long long)o.seed,
                seed_given ? "" : " (from the clock)", o.sel.npatterns, o.sel.nimpls,
                o.chaos ? "on" : cp_chaos_available() ? "off" : "not built in");
+    fflush(stdout);     /* before any failure report on stderr */
     int64_t done = 0, failures = 0;
     for (int64_t i = first; i < last; i++) {
         if (deadline && cp_now_ns() >= deadline) break;

@@ -81,9 +81,15 @@ typedef struct cp_ec { _Atomic uint32_t w; } cp_ec;
 
 static inline uint32_t cp_ec_prepare(cp_ec *e)
 {
+#ifndef CP_BROKEN_LOSTWAKE
     uint32_t v = atomic_fetch_or_explicit(&e->w, 1, memory_order_seq_cst) | 1;
     atomic_thread_fence(memory_order_seq_cst);
     return v;
+#else
+    /* Negative control (impl/broken/): the waiter does not announce itself,
+     * so a signaller that finds no flag never wakes it: a lost wake-up. */
+    return atomic_load_explicit(&e->w, memory_order_seq_cst);
+#endif
 }
 
 __attribute__((noinline, cold)) static void cp_ec_wake_slow(cp_ec *e, uint32_t v)

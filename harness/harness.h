@@ -69,6 +69,9 @@ void hw_meta_collect(hw_meta *m);
 /* runner.c */
 int hw_run_all(const hw_opts *o);
 
+/* compare.c: `cpbench compare BASE.csv NEW.csv ...` (argv after "compare") */
+int hw_compare(int argc, char **argv);
+
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
 const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */

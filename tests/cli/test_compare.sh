@@ -150,5 +150,19 @@ bad "unknown flag" "$tmp/a.csv" "$tmp/a.csv" --frobnicate=1
 bad "two files" "$tmp/a.csv"
 bad "unexpected argument" "$tmp/a.csv" "$tmp/a.csv" "$tmp/a.csv"
 
+# --suite fixes its configurations: no sweep flags on top of it
+suite_bad() {  # suite_bad WORD ARGS...
+    local word="$1"; shift
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ $rc -ne 2 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q -- "$word" "$tmp/err"; then
+        echo "FAIL: cpbench $* -> rc=$rc, want 2 and one line naming '$word'"; fails=$((fails + 1))
+    else passes=$((passes + 1)); fi
+}
+suite_bad "unknown suite" --suite=nosuch
+suite_bad "--pattern" --suite=quick --pattern=chan
+suite_bad "--items" --suite=quick --items=10
+suite_bad "--set" --suite=quick --set fail_every=1
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -162,11 +162,37 @@ static void parse_impls(const char *arg, hw_opts *o)
     }
 }
 
+/* --suite=quick: small configurations, each sized to take about a second per
+ * repetition on a 2-core machine (items), so that the whole suite (3 impls,
+ * --repeat 5 after 1 warm-up: 72 runs) stays under two minutes. Changing a
+ * configuration (items included) unpairs it from results/baseline/quick.csv:
+ * regenerate the baseline in the same commit. */
+#define D HW_DEF
+static const hw_suite_cfg suite_quick[] = {
+    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 1024, .payload = 16, .work_ns = 0, .items = 8000000 } },
+    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 0, .payload = 16, .work_ns = 0, .items = 100000 } },
+    { "chan", { .threads = D, .producers = 4, .consumers = 4, .capacity = 64, .payload = 16, .work_ns = 0, .items = 2000000 } },
+    { "workerpool", { .threads = 4, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = 0, .items = 400000 } },
+};
+#undef D
+
+const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
+{
+    if (!strcmp(name, "quick")) {
+        *n = sizeof suite_quick / sizeof suite_quick[0];
+        return suite_quick;
+    }
+    return NULL;
+}
+
 void hw_usage(FILE *f)
 {
     fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|all] [options]\n"
           "       cpbench --list                  the catalogue, by group\n"
           "       cpbench --pattern=NAME --help   the pattern's parameters and defaults\n"
+          "       cpbench --suite=quick [--impl=...] [run control] [output]\n"
+          "                               fixed small configurations (the CI baseline)\n"
+          "       cpbench compare BASE.csv NEW.csv [...]  the regression gate (compare --help)\n"
           "\n"
           "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
           "sweeps the cross product; a pattern ignores knobs it has no use for):\n"
@@ -264,6 +290,11 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         else if (!strcmp(name, "help")) *want_help = 1;
         else if (!strcmp(name, "quiet")) o->quiet = 1;
         else if (!strcmp(name, "pattern")) pattern_arg = val;
+        else if (!strcmp(name, "suite")) {
+            if (!(o->suite = hw_suite_find(val, &o->nsuite)))
+                hw_bad_input("--suite: unknown suite '%s' (expected quick)", val);
+            o->suite_name = val;
+        }
         else if (!strcmp(name, "impl")) impl_arg = val;
         else if (!strcmp(name, "duration")) o->duration = parse_seconds(name, val);
         else if (!strcmp(name, "timeout")) o->timeout = parse_seconds(name, val);
@@ -285,6 +316,15 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
 
     if (*want_list) return 0;
+    if (o->suite) {   /* a suite fixes its configurations: no sweep on top */
+        if (pattern_arg) hw_bad_input("--suite: cannot be combined with --pattern");
+        for (int k = 0; k < K_NKNOBS; k++)
+            if (o->knob[k].given) hw_bad_input("--suite: cannot be combined with --%s", hw_knob_flag[k]);
+        if (nsets) hw_bad_input("--suite: cannot be combined with --set");
+        if (o->duration > 0) hw_bad_input("--suite: cannot be combined with --duration");
+        parse_impls(impl_arg, o);
+        return 0;
+    }
     if (!pattern_arg) {
         if (*want_help) return 0;
         hw_bad_input("--pattern: missing (see cpbench --list)");

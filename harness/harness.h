@@ -27,6 +27,14 @@ typedef struct hw_list {
 enum { K_THREADS, K_PRODUCERS, K_CONSUMERS, K_CAPACITY, K_PAYLOAD, K_WORK_NS, K_ITEMS, K_NKNOBS };
 extern const char *const hw_knob_flag[K_NKNOBS];
 
+/* a fixed configuration of a suite (--suite=NAME): a pattern and its knobs;
+ * HW_DEF: the pattern's default */
+#define HW_DEF INT64_MIN
+typedef struct hw_suite_cfg {
+    const char *pattern;
+    wl_knobs k;
+} hw_suite_cfg;
+
 typedef struct hw_opts {
     const hw_entry *patterns[64];
     size_t npatterns;
@@ -42,6 +50,9 @@ typedef struct hw_opts {
     const char *csv;
     int table_dispatch;
     int quiet;
+    const char *suite_name;         /* --suite: run these configurations instead of a sweep */
+    const hw_suite_cfg *suite;
+    size_t nsuite;
 } hw_opts;
 
 /* cli.c */
@@ -76,8 +87,14 @@ typedef struct hw_meta {
 } hw_meta;
 void hw_meta_collect(hw_meta *m);
 
+/* cli.c: the suites (--suite=NAME) */
+const hw_suite_cfg *hw_suite_find(const char *name, size_t *n);
+
 /* runner.c */
 int hw_run_all(const hw_opts *o);
+
+/* compare.c: `cpbench compare BASE.csv NEW.csv ...` (argv after "compare") */
+int hw_compare(int argc, char **argv);
 
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */

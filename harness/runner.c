@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "harness/harness.h"
+#include "harness/stats.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -63,12 +64,6 @@ typedef struct rep_result {
     uint64_t ops;
     int failed;
 } rep_result;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* Everything about one configuration except its repetitions. */
 typedef struct config {
@@ -151,23 +146,37 @@ static void table_header(const hw_meta *m, const hw_opts *o)
            "%s dispatch\n",
            m->clock, m->clock_ns, (long long)o->repeat, (long long)o->warmup, (long long)o->lat_sample,
            o->table_dispatch ? "table" : "direct");
-    printf("\n%-11s %-9s %-40s %10s %-19s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
-           " [min .. max]", "p50", "p90", "p99", "p99.9", "max", "status");
+    printf("ops/s: median of the repetitions, %s; CV: stddev/mean, '!' above 5%%\n",
+           o->repeat >= 6 ? "[95% CI of the median] (order statistics)"
+                          : "[min .. max] (fewer than 6 repetitions: no 95% CI of the median exists)");
+    printf("\n%-11s %-9s %-40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
+           o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "p50", "p90", "p99", "p99.9", "max", "status");
     fflush(stdout);
+}
+
+/* The median ops/s of the repetitions; range: " [lo .. hi]", the 95% CI of
+ * the median (n >= 6) or min..max; cv: "CV 3%", "CV 12%!" above 5%. */
+static double ops_summary(const rep_result *reps, int n, char *range, size_t rn, char *cv, size_t cn)
+{
+    double v[1000];
+    for (int i = 0; i < n; i++) v[i] = reps[i].ops_per_sec;
+    st_summary s;
+    st_summarize(v, (size_t)n, &s);
+    char lo[16], hi[16];
+    snprintf(range, rn, " [%s .. %s]", hw_si(s.ci_lo, lo, sizeof lo), hw_si(s.ci_hi, hi, sizeof hi));
+    if (n < 2) snprintf(cv, cn, "-");
+    else snprintf(cv, cn, "CV %.0f%%%s", s.cv * 100, s.cv > 0.05 ? "!" : "");
+    return s.median;
 }
 
 static void table_row(const hw_meta *m, const config *c, rep_result *reps, int n, const cp_hist *h,
                       int run_threads, int failed)
 {
-    double v[1000];
-    for (int i = 0; i < n; i++) v[i] = reps[i].ops_per_sec;
-    qsort(v, (size_t)n, sizeof v[0], cmp_double);
-    double med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-    char a[16], lo[16], hi[16], p[5][16], range[40];
-    snprintf(range, sizeof range, " [%s .. %s]", hw_si(v[0], lo, sizeof lo), hw_si(v[n - 1], hi, sizeof hi));
+    char a[16], p[5][16], range[40], cv[16];
+    double med = ops_summary(reps, n, range, sizeof range, cv, sizeof cv);
     int has = cp_hist_count(h) > 0;
-    printf("%-11s %-9s %-40.40s %10s %-19s %8s %8s %8s %8s %8s  %s%s\n", c->w->name, cp_backend_name(c->cfg.b),
-           c->label, hw_si(med, a, sizeof a), range,
+    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s\n", c->w->name, cp_backend_name(c->cfg.b),
+           c->label, hw_si(med, a, sizeof a), range, cv,
            has ? hw_ns((double)cp_hist_percentile(h, 50), p[0], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 90), p[1], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 99), p[2], 16) : "-",
@@ -186,6 +195,41 @@ static void check_config(const config *c)
                      (long long)k->capacity, (long long)k->payload);
     if (c->cfg.duration <= 0 && k->items != WL_UNUSED && k->producers != WL_UNUSED && k->items < k->producers)
         hw_bad_input("--items=%lld is fewer than --producers=%lld", (long long)k->items, (long long)k->producers);
+}
+
+/* --suite: one configuration per (suite entry, impl); knobs the entry leaves
+ * at HW_DEF and all pattern parameters take the pattern's defaults. */
+static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_t *cap)
+{
+    for (size_t si = 0; si < o->nsuite; si++) {
+        const hw_suite_cfg *s = &o->suite[si];
+        const hw_entry *e = NULL;
+        for (size_t i = 0; i < hw_catalogue_len && !e; i++)
+            if (!strcmp(hw_catalogue[i].generic->name, s->pattern)) e = &hw_catalogue[i];
+        if (!e) hw_bad_input("--suite=%s: unknown pattern '%s'", o->suite_name, s->pattern);
+        const int64_t *d = &e->generic->defaults.threads, *sk = &s->k.threads;
+        for (size_t ii = 0; ii < o->nimpls; ii++) {
+            if (*ncfg == *cap) {
+                *cap = *cap ? *cap * 2 : 64;
+                cfgs = realloc(cfgs, *cap * sizeof *cfgs);
+                if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); exit(1); }
+            }
+            config *c = &cfgs[(*ncfg)++];
+            memset(c, 0, sizeof *c);
+            c->e = e;
+            c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
+            c->cfg.b = o->impls[ii];
+            int64_t *kv = &c->cfg.k.threads;
+            for (int k = 0; k < K_NKNOBS; k++) kv[k] = (sk[k] == HW_DEF || d[k] == WL_UNUSED) ? d[k] : sk[k];
+            int j = 0;
+            for (const wl_param *p = e->generic->params; p->key; p++) c->cfg.set[j++] = p->def;
+            c->cfg.seed = o->seed;
+            c->cfg.lat_sample = o->lat_sample;
+            describe(c);
+            check_config(c);
+        }
+    }
+    return cfgs;
 }
 
 int hw_run_all(const hw_opts *o)
@@ -260,6 +304,7 @@ int hw_run_all(const hw_opts *o)
         }
     }
 
+    if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
     if (!quiet) table_header(&m, o);
     int any_failed = 0;
     for (size_t ci = 0; ci < ncfg; ci++) {

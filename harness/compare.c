@@ -1,0 +1,505 @@
+/*
+ * cpbench compare BASE.csv NEW.csv: the regression gate.
+ *
+ * Rows (one per repetition, docs/csv.md) are grouped per configuration: the
+ * pattern, impl, dispatch and every parameter column. Each configuration
+ * present on both sides is compared per metric with a two-sided Mann-Whitney
+ * U test; the p-values of all the tests are corrected together (Holm); a
+ * difference is reported only when it is both significant and large.
+ * Exit: 0 no significant regression, 1 at least one "slower", 2 bad input.
+ */
+#include "harness/harness.h"
+#include "harness/stats.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const key_cols[] = {
+    "pattern", "impl", "dispatch", "threads", "producers", "consumers", "capacity", "payload",
+    "work_ns", "items", "duration_s", "params", "lat_sample",
+};
+enum { NKEY = sizeof key_cols / sizeof key_cols[0], MAX_METRICS = 16 };
+/* how the params column shows a key column (index into key_cols, from 3) */
+static const char *const key_short[NKEY] = {
+    NULL, NULL, NULL, "T", "P", "C", "cap", "payload", "work", "items", "dur", "", "lat_sample",
+};
+
+__attribute__((noreturn, format(printf, 1, 2))) static void cmp_bad(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("cpbench compare: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(2);
+}
+
+/* ---- one configuration's repetitions ---- */
+typedef struct group {
+    char *key;                  /* key columns joined by \x1f */
+    char *pattern, *impl, *label;
+    double *v[MAX_METRICS];
+    size_t n[MAX_METRICS], cap[MAX_METRICS];
+    int paired;
+} group;
+
+typedef struct side {
+    const char *path;
+    group *g;
+    size_t ng, capg;
+    size_t rows, not_ok, placement_dropped;
+} side;
+
+static void push(group *g, int m, double x)
+{
+    if (g->n[m] == g->cap[m]) {
+        g->cap[m] = g->cap[m] ? 2 * g->cap[m] : 8;
+        g->v[m] = realloc(g->v[m], g->cap[m] * sizeof(double));
+        if (!g->v[m]) cmp_bad("out of memory");
+    }
+    g->v[m][g->n[m]++] = x;
+}
+
+static char *xstrdup(const char *s)
+{
+    char *d = strdup(s);
+    if (!d) cmp_bad("out of memory");
+    return d;
+}
+
+/* ---- RFC 4180 reader: fields may be quoted ("" inside a quoted field is a
+ * quote; a quoted field may hold commas and line breaks); CRLF or LF. ---- */
+typedef struct reader {
+    const char *path;
+    char *buf;
+    size_t len, pos;
+    long line;                  /* line of the record being read, 1-based */
+    long next_line;
+} reader;
+
+typedef struct record {
+    char **f;
+    size_t n, cap;
+} record;
+
+static void load(reader *r, const char *path)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->next_line = 1;
+    FILE *f = fopen(path, "rb");
+    if (!f) cmp_bad("%s: cannot read (%s)", path, strerror(errno));
+    size_t cap = 1 << 16;
+    r->buf = malloc(cap);
+    for (;;) {
+        if (!r->buf) cmp_bad("out of memory");
+        r->len += fread(r->buf + r->len, 1, cap - r->len - 1, f);
+        if (r->len < cap - 1) break;
+        cap *= 2;
+        r->buf = realloc(r->buf, cap);
+    }
+    int err = ferror(f);
+    fclose(f);
+    if (err) cmp_bad("%s: cannot read", path);
+    r->buf[r->len] = 0;
+    if (memchr(r->buf, 0, r->len)) cmp_bad("%s: not a CSV file (binary data)", path);
+}
+
+static void add_field(record *rec, const char *s, size_t n)
+{
+    if (rec->n == rec->cap) {
+        rec->cap = rec->cap ? 2 * rec->cap : 64;
+        rec->f = realloc(rec->f, rec->cap * sizeof *rec->f);
+        if (!rec->f) cmp_bad("out of memory");
+    }
+    char *d = malloc(n + 1);
+    if (!d) cmp_bad("out of memory");
+    memcpy(d, s, n);
+    d[n] = 0;
+    rec->f[rec->n++] = d;
+}
+
+static void clear_record(record *rec)
+{
+    for (size_t i = 0; i < rec->n; i++) free(rec->f[i]);
+    rec->n = 0;
+}
+
+/* The next non-empty record; 0 at end of file. */
+static int next_record(reader *r, record *rec)
+{
+    clear_record(rec);
+    /* skip blank lines */
+    while (r->pos < r->len && (r->buf[r->pos] == '\n' || r->buf[r->pos] == '\r')) {
+        if (r->buf[r->pos] == '\n') r->next_line++;
+        r->pos++;
+    }
+    if (r->pos >= r->len) return 0;
+    r->line = r->next_line;
+    char *tmp = malloc(r->len - r->pos + 1);
+    if (!tmp) cmp_bad("out of memory");
+    for (;;) {
+        size_t n = 0;
+        const char *p = r->buf + r->pos;
+        if (*p == '"') {
+            r->pos++;
+            for (;;) {
+                if (r->pos >= r->len) {
+                    free(tmp);
+                    cmp_bad("%s:%ld: unterminated quoted field", r->path, r->line);
+                }
+                char c = r->buf[r->pos++];
+                if (c == '"') {
+                    if (r->buf[r->pos] == '"') tmp[n++] = '"', r->pos++;
+                    else break;
+                } else {
+                    if (c == '\n') r->next_line++;
+                    tmp[n++] = c;
+                }
+            }
+            char c = r->buf[r->pos];
+            if (c && c != ',' && c != '\n' && c != '\r') {
+                free(tmp);
+                cmp_bad("%s:%ld: text after a closing quote", r->path, r->line);
+            }
+        } else {
+            while (r->pos < r->len && r->buf[r->pos] != ',' && r->buf[r->pos] != '\n' && r->buf[r->pos] != '\r') {
+                if (r->buf[r->pos] == '"') {
+                    free(tmp);
+                    cmp_bad("%s:%ld: a quote inside an unquoted field", r->path, r->line);
+                }
+                tmp[n++] = r->buf[r->pos++];
+            }
+        }
+        add_field(rec, tmp, n);
+        if (r->pos < r->len && r->buf[r->pos] == ',') {
+            r->pos++;
+            continue;
+        }
+        if (r->pos < r->len && r->buf[r->pos] == '\r') r->pos++;
+        if (r->pos < r->len && r->buf[r->pos] == '\n') r->pos++, r->next_line++;
+        break;
+    }
+    free(tmp);
+    return 1;
+}
+
+static int find_col(const record *hdr, const char *name)
+{
+    for (size_t i = 0; i < hdr->n; i++)
+        if (!strcmp(hdr->f[i], name)) return (int)i;
+    return -1;
+}
+
+typedef struct opts {
+    double alpha, threshold;
+    const char *metric[MAX_METRICS];
+    int nmetric;
+    int strict;
+} opts;
+
+static group *find_group(side *s, const char *key)
+{
+    for (size_t i = 0; i < s->ng; i++)
+        if (!strcmp(s->g[i].key, key)) return &s->g[i];
+    return NULL;
+}
+
+static void read_side(side *s, const char *path, const opts *o)
+{
+    reader r;
+    record hdr = { 0 }, rec = { 0 };
+    memset(s, 0, sizeof *s);
+    s->path = path;
+    load(&r, path);
+    if (!next_record(&r, &hdr)) cmp_bad("%s: empty file (expected a cpbench CSV header)", path);
+    int kc[NKEY], mc[MAX_METRICS];
+    for (int i = 0; i < NKEY; i++)
+        if ((kc[i] = find_col(&hdr, key_cols[i])) < 0)
+            cmp_bad("%s: header lacks column '%s' (not a cpbench CSV? see docs/csv.md)", path, key_cols[i]);
+    int sc = find_col(&hdr, "status");
+    if (sc < 0) cmp_bad("%s: header lacks column 'status' (not a cpbench CSV? see docs/csv.md)", path);
+    for (int m = 0; m < o->nmetric; m++)
+        if ((mc[m] = find_col(&hdr, o->metric[m])) < 0)
+            cmp_bad("%s: header lacks the metric column '%s'", path, o->metric[m]);
+    int pc = find_col(&hdr, "placement_changed");
+
+    while (next_record(&r, &rec)) {
+        if (rec.n != hdr.n)
+            cmp_bad("%s:%ld: malformed row: %zu fields, the header has %zu", path, r.line, rec.n, hdr.n);
+        s->rows++;
+        if (strcmp(rec.f[sc], "OK")) {
+            s->not_ok++;
+            continue;
+        }
+        if (o->strict && pc >= 0 && !strcmp(rec.f[pc], "1")) {
+            s->placement_dropped++;
+            continue;
+        }
+        char key[2048];
+        size_t kn = 0;
+        for (int i = 0; i < NKEY; i++)
+            kn += (size_t)snprintf(key + kn, kn < sizeof key ? sizeof key - kn : 0, "%s\x1f", rec.f[kc[i]]);
+        if (kn >= sizeof key) cmp_bad("%s:%ld: malformed row: configuration columns too long", path, r.line);
+        double val[MAX_METRICS];
+        int has[MAX_METRICS];
+        for (int m = 0; m < o->nmetric; m++) {
+            const char *t = rec.f[mc[m]];
+            has[m] = *t != 0;
+            if (!has[m]) continue;
+            char *end;
+            errno = 0;
+            val[m] = strtod(t, &end);
+            if (end == t || *end || errno || !isfinite(val[m]))
+                cmp_bad("%s:%ld: malformed row: %s '%s' is not a number", path, r.line, o->metric[m], t);
+        }
+        group *g = find_group(s, key);
+        if (!g) {
+            if (s->ng == s->capg) {
+                s->capg = s->capg ? 2 * s->capg : 32;
+                s->g = realloc(s->g, s->capg * sizeof *s->g);
+                if (!s->g) cmp_bad("out of memory");
+            }
+            g = &s->g[s->ng++];
+            memset(g, 0, sizeof *g);
+            g->key = xstrdup(key);
+            g->pattern = xstrdup(rec.f[kc[0]]);
+            g->impl = xstrdup(rec.f[kc[1]]);
+            char label[512];
+            size_t ln = 0;
+            label[0] = 0;
+            for (int i = 3; i < NKEY; i++) {
+                const char *v = rec.f[kc[i]];
+                if (!*v || ln >= sizeof label) continue;
+                if (i == 12 && !strcmp(v, "64")) continue;      /* the default latency sampling */
+                if (i == 8 && !strcmp(v, "0")) continue;        /* no busy work */
+                char si[16];
+                if (i == 9) v = hw_si(strtod(v, NULL), si, sizeof si);
+                ln += (size_t)snprintf(label + ln, sizeof label - ln, "%s%s%s%s", ln ? " " : "", key_short[i],
+                                       *key_short[i] ? "=" : "", v);
+            }
+            if (strcmp(rec.f[kc[2]], "direct") && ln < sizeof label)
+                snprintf(label + ln, sizeof label - ln, "%sdispatch=%s", ln ? " " : "", rec.f[kc[2]]);
+            g->label = xstrdup(label);
+        }
+        for (int m = 0; m < o->nmetric; m++)
+            if (has[m]) push(g, m, val[m]);
+    }
+    clear_record(&hdr);
+    clear_record(&rec);
+    free(hdr.f);
+    free(rec.f);
+    free(r.buf);
+}
+
+static void free_side(side *s)
+{
+    for (size_t i = 0; i < s->ng; i++) {
+        group *g = &s->g[i];
+        free(g->key), free(g->pattern), free(g->impl), free(g->label);
+        for (int m = 0; m < MAX_METRICS; m++) free(g->v[m]);
+    }
+    free(s->g);
+}
+
+static int higher_is_better(const char *metric)
+{
+    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops");
+}
+
+static const char *fmt_value(const char *metric, double v, char *buf, size_t n)
+{
+    size_t l = strlen(metric);
+    if (l > 3 && !strcmp(metric + l - 3, "_ns")) return hw_ns(v, buf, n);
+    if (!strcmp(metric, "seconds")) return hw_ns(v * 1e9, buf, n);
+    return hw_si(v, buf, n);
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: cpbench compare BASE.csv NEW.csv [--alpha=0.05] [--threshold=5]\n"
+          "                       [--metric=ops_per_sec,p99_ns] [--placement=all|strict]\n"
+          "  pairs the configurations of two cpbench CSV files (docs/csv.md) and tests each\n"
+          "  metric with a two-sided Mann-Whitney U test, Holm-corrected across all tests.\n"
+          "  --alpha       family-wise significance level (default 0.05)\n"
+          "  --threshold   smallest change of medians, in percent, worth a verdict (default 5)\n"
+          "  --metric      CSV columns to compare; ops_per_sec and ops: higher is better,\n"
+          "                any other (latencies, ns_per_op, seconds): lower is better\n"
+          "  --placement   strict: drop rows whose placement_changed column is 1 (when the\n"
+          "                CSV has that column); all (default): keep every row\n"
+          "exit status: 0 no significant regression, 1 at least one 'slower', 2 bad input\n",
+          f);
+}
+
+static double parse_double(const char *flag, const char *s, double lo, double hi, int lo_open)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(lo_open ? v > lo : v >= lo) || !(v < hi))
+        cmp_bad("--%s: '%s' is not a number in %s%g, %g)", flag, s, lo_open ? "(" : "[", lo, hi);
+    return v;
+}
+
+typedef struct test {
+    size_t gb, gn;      /* group index in base, new */
+    int m;
+    double med_b, med_n, change, p, p_adj;
+    size_t nb, nn;
+    int tested, verdict;
+} test;
+
+int hw_compare(int argc, char **argv)
+{
+    static char metric_buf[1024];
+    opts o = { .alpha = 0.05, .threshold = 5, .nmetric = 0, .strict = 0 };
+    const char *metric_arg = "ops_per_sec,p99_ns";
+    const char *files[2];
+    int nfiles = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (strncmp(a, "--", 2) || !a[2]) {
+            if (nfiles == 2) cmp_bad("unexpected argument '%s' (expected BASE.csv NEW.csv; see --help)", a);
+            files[nfiles++] = a;
+            continue;
+        }
+        char name[32];
+        const char *eq = strchr(a + 2, '='), *val;
+        size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (len >= sizeof name) cmp_bad("unknown flag '%s' (see --help)", a);
+        memcpy(name, a + 2, len);
+        name[len] = 0;
+        if (eq) val = eq + 1;
+        else if (i + 1 < argc) val = argv[++i];
+        else cmp_bad("--%s: missing value", name);
+        if (!strcmp(name, "alpha")) o.alpha = parse_double(name, val, 0, 1, 1);
+        else if (!strcmp(name, "threshold")) o.threshold = parse_double(name, val, 0, 1e6, 0);
+        else if (!strcmp(name, "metric")) metric_arg = val;
+        else if (!strcmp(name, "placement")) {
+            if (!strcmp(val, "strict")) o.strict = 1;
+            else if (!strcmp(val, "all")) o.strict = 0;
+            else cmp_bad("--placement: expected all or strict, got '%s'", val);
+        } else cmp_bad("unknown flag '--%s' (see --help)", name);
+    }
+    if (nfiles != 2) cmp_bad("expected two files: BASE.csv NEW.csv (see --help)");
+    if (!*metric_arg) cmp_bad("--metric: empty (expected CSV columns like ops_per_sec,p99_ns)");
+    if (strlen(metric_arg) >= sizeof metric_buf) cmp_bad("--metric: too long");
+    strcpy(metric_buf, metric_arg);
+    for (char *save, *t = strtok_r(metric_buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (o.nmetric == MAX_METRICS) cmp_bad("--metric: more than %d metrics", MAX_METRICS);
+        for (int k = 0; k < o.nmetric; k++)
+            if (!strcmp(o.metric[k], t)) cmp_bad("--metric: '%s' given twice", t);
+        o.metric[o.nmetric++] = t;
+    }
+    if (!o.nmetric) cmp_bad("--metric: empty (expected CSV columns like ops_per_sec,p99_ns)");
+
+    static side base, cur;
+    read_side(&base, files[0], &o);
+    read_side(&cur, files[1], &o);
+
+    /* pairs x metrics: the tests */
+    size_t npairs = 0, only_base = 0, nt = 0, ntested = 0, no_data = 0;
+    test *t = calloc(base.ng * (size_t)o.nmetric + 1, sizeof *t);
+    if (!t) cmp_bad("out of memory");
+    for (size_t i = 0; i < base.ng; i++) {
+        group *b = &base.g[i], *n = find_group(&cur, b->key);
+        if (!n) {
+            only_base++;
+            continue;
+        }
+        n->paired = 1;
+        npairs++;
+        for (int m = 0; m < o.nmetric; m++) {
+            if (!b->n[m] || !n->n[m]) {     /* e.g. latency off on a side */
+                no_data++;
+                continue;
+            }
+            test *x = &t[nt++];
+            x->gb = i, x->gn = (size_t)(n - cur.g), x->m = m;
+            x->nb = b->n[m], x->nn = n->n[m];
+            x->med_b = st_median(b->v[m], x->nb);
+            x->med_n = st_median(n->v[m], x->nn);
+            x->change = st_change_pct(x->med_b, x->med_n);
+            st_mwu r;
+            st_mann_whitney(b->v[m], x->nb, n->v[m], x->nn, &r);
+            x->p = r.p;
+            x->tested = x->nb >= ST_MIN_REPS && x->nn >= ST_MIN_REPS;
+            ntested += (size_t)x->tested;
+        }
+    }
+    size_t only_new = 0;
+    for (size_t i = 0; i < cur.ng; i++) only_new += !cur.g[i].paired;
+    if (!npairs) {
+        free(t);
+        cmp_bad("no configuration in common between %s (%zu) and %s (%zu)", files[0], base.ng, files[1], cur.ng);
+    }
+
+    /* Holm over the tests that can decide (both sides >= ST_MIN_REPS) */
+    double *ps = malloc((ntested + 1) * sizeof *ps), *adj = malloc((ntested + 1) * sizeof *adj);
+    if (!ps || !adj) cmp_bad("out of memory");
+    for (size_t i = 0, k = 0; i < nt; i++)
+        if (t[i].tested) ps[k++] = t[i].p;
+    st_holm(ps, ntested, adj);
+    size_t cnt[4] = { 0 };
+    for (size_t i = 0, k = 0; i < nt; i++) {
+        test *x = &t[i];
+        x->p_adj = x->tested ? adj[k++] : 1;
+        x->verdict = st_verdict(x->nb, x->nn, x->med_b, x->med_n, x->p_adj, higher_is_better(o.metric[x->m]),
+                                o.alpha, o.threshold);
+        cnt[x->verdict]++;
+    }
+
+    printf("base: %s (%zu rows)   new: %s (%zu rows)\n\n", files[0], base.rows, files[1], cur.rows);
+    printf("%-11s %-9s %-48s %-12s %9s %9s %6s %8s %8s %8s  %s\n", "pattern", "impl", "params", "metric", "base",
+           "new", "n", "change", "p", "p(holm)", "verdict");
+    for (size_t i = 0; i < nt; i++) {
+        test *x = &t[i];
+        const group *b = &base.g[x->gb];
+        char vb[16], vn[16], nn[16], ch[16], pa[16];
+        snprintf(nn, sizeof nn, "%zu/%zu", x->nb, x->nn);
+        snprintf(ch, sizeof ch, "%+.1f%%", x->change);
+        if (x->tested) snprintf(pa, sizeof pa, "%.3g", x->p_adj);
+        else snprintf(pa, sizeof pa, "-");
+        printf("%-11s %-9s %-48s %-12s %9s %9s %6s %8s %8.3g %8s  %s\n", b->pattern, b->impl, b->label,
+               o.metric[x->m], fmt_value(o.metric[x->m], x->med_b, vb, sizeof vb),
+               fmt_value(o.metric[x->m], x->med_n, vn, sizeof vn), nn, ch, x->p, pa, st_verdict_str(x->verdict));
+    }
+
+    /* footer: the rule, and what the sample sizes can show */
+    printf("\nverdict: faster/slower only when the Holm-adjusted p < %g (over %zu tests) and |change| >= %g%%;\n"
+           "  ~ otherwise; inconclusive when a side has fewer than %d repetitions (not tested).\n"
+           "  change: median(new) / median(base) - 1; p: two-sided Mann-Whitney U (exact without ties).\n",
+           o.alpha, ntested, o.threshold, ST_MIN_REPS);
+    if (ntested) {
+        size_t need = ST_MIN_REPS;
+        while (need < 1000 && st_mwu_min_p(need, need) * (double)ntested >= o.alpha) need++;
+        printf("  with %zu tests at alpha %g, a verdict needs >= %zu repetitions per side (n vs n can reach\n"
+               "  at best p = 2/C(2n,n): 5 vs 5 -> %.4f, x %zu tests = %.3g).\n",
+               ntested, o.alpha, need, st_mwu_min_p(5, 5), ntested, st_mwu_min_p(5, 5) * (double)ntested);
+    }
+    printf("\ncompare: %zu configurations paired, %zu tests: %zu slower, %zu faster, %zu ~, %zu inconclusive",
+           npairs, nt, cnt[ST_SLOWER], cnt[ST_FASTER], cnt[ST_SAME], cnt[ST_INCONCLUSIVE]);
+    if (no_data) printf("; %zu metric(s) without data", no_data);
+    if (only_base || only_new) printf("; %zu configuration(s) only in base, %zu only in new", only_base, only_new);
+    if (base.not_ok || cur.not_ok)
+        printf("; excluded rows with status != OK: %zu base, %zu new", base.not_ok, cur.not_ok);
+    if (base.placement_dropped || cur.placement_dropped)
+        printf("; --placement=strict dropped %zu base, %zu new", base.placement_dropped, cur.placement_dropped);
+    printf("\n");
+
+    int rc = cnt[ST_SLOWER] ? 1 : 0;
+    free(ps);
+    free(adj);
+    free(t);
+    free_side(&base);
+    free_side(&cur);
+    return rc;
+}

@@ -1,0 +1,189 @@
+/* harness/stats.c: summaries, the median CI, Mann-Whitney U, Holm, verdicts.
+ * Standalone: returns 0 on success, prints failures to stderr. */
+#include "harness/stats.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int fails, checks;
+
+#define CHECK(c)                                                                   \
+    do {                                                                           \
+        checks++;                                                                  \
+        if (!(c)) {                                                                \
+            fails++;                                                               \
+            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
+        }                                                                          \
+    } while (0)
+
+#define NEAR(a, b, tol) (fabs((a) - (b)) <= (tol))
+
+/* deterministic noise in [-1, 1] */
+static double noise(unsigned *s)
+{
+    *s = *s * 1103515245u + 12345u;
+    return ((double)((*s >> 8) & 0xffff) / 65535.0) * 2 - 1;
+}
+
+static void test_summary(void)
+{
+    double x[] = { 9, 4, 2, 5, 4, 7, 4, 5 };
+    CHECK(NEAR(st_mean(x, 8), 5, 1e-12));
+    CHECK(NEAR(st_stddev(x, 8), sqrt(32.0 / 7), 1e-12));
+    CHECK(NEAR(st_median(x, 8), 4.5, 1e-12));
+    CHECK(NEAR(st_median(x, 7), 4, 1e-12));      /* 9 4 2 5 4 7 4 -> 4 */
+    CHECK(st_stddev(x, 1) == 0);
+    CHECK(x[0] == 9);                           /* st_median does not reorder */
+
+    st_summary s;
+    st_summarize(x, 8, &s);
+    CHECK(s.n == 8 && s.min == 2 && s.max == 9 && NEAR(s.median, 4.5, 1e-12));
+    CHECK(NEAR(s.cv, sqrt(32.0 / 7) / 5, 1e-12));
+    CHECK(s.has_ci);                            /* n = 8: k = 1, coverage 1 - 2/256 */
+    CHECK(s.ci_lo == 2 && s.ci_hi == 9 && NEAR(s.ci_level, 1 - 2.0 / 256, 1e-12));
+
+    /* n < 6: no 95% CI exists (min..max covers 1 - 2/2^n < 95%) */
+    st_summarize(x, 5, &s);
+    CHECK(!s.has_ci && s.ci_lo == 2 && s.ci_hi == 9);
+    size_t lo, hi;
+    double cov;
+    CHECK(!st_median_ci_ranks(5, 0.95, &lo, &hi, &cov));
+    CHECK(st_median_ci_ranks(6, 0.95, &lo, &hi, &cov) && lo == 1 && hi == 6 && NEAR(cov, 1 - 2.0 / 64, 1e-12));
+    /* n = 10: P(B <= 1) = 11/1024 -> k = 2 (97.85%); k = 3 would be 89.1% */
+    CHECK(st_median_ci_ranks(10, 0.95, &lo, &hi, &cov) && lo == 2 && hi == 9 &&
+          NEAR(cov, 1 - 22.0 / 1024, 1e-12));
+    /* n = 20: P(B <= 5) = 21700/2^20 -> k = 6 (95.86%) */
+    CHECK(st_median_ci_ranks(20, 0.95, &lo, &hi, &cov) && lo == 6 && hi == 15 &&
+          NEAR(cov, 1 - 2 * 21700.0 / 1048576, 1e-12));
+    double y[10] = { 10, 1, 9, 2, 8, 3, 7, 4, 6, 5 };
+    st_summarize(y, 10, &s);
+    CHECK(s.has_ci && s.ci_lo == 2 && s.ci_hi == 9 && s.median == 5.5);
+}
+
+static void test_mwu_exact(void)
+{
+    st_mwu r;
+    double a[] = { 1, 2, 3, 4, 5 }, b[] = { 6, 7, 8, 9, 10 };
+    st_mann_whitney(a, 5, b, 5, &r);
+    CHECK(r.exact && !r.ties && r.u == 0 && NEAR(r.p, 2.0 / 252, 1e-12));
+    st_mann_whitney(b, 5, a, 5, &r);
+    CHECK(r.u == 25 && NEAR(r.p, 2.0 / 252, 1e-12));
+    CHECK(NEAR(st_mwu_min_p(5, 5), 2.0 / 252, 1e-12));
+    CHECK(NEAR(st_mwu_min_p(10, 10), 2.0 / 184756, 1e-15));
+    /* 3 vs 3: U distribution 1,1,2,3,3,3,3,2,1,1 (/20); U = 1 -> p = 2 * 2/20 */
+    double c[] = { 1, 2, 4 }, d[] = { 3, 5, 6 };
+    st_mann_whitney(c, 3, d, 3, &r);
+    CHECK(r.exact && r.u == 1 && NEAR(r.p, 0.2, 1e-12));
+    CHECK(NEAR(st_mwu_exact_p(3, 3, 4), 2 * 10.0 / 20, 1e-12));  /* P(U <= 4) = 10/20 */
+    CHECK(st_mwu_exact_p(3, 3, 4.5) == 1);                      /* the centre */
+    /* unequal sizes: 2 vs 4 separated -> 2 / C(6,2) */
+    double e[] = { 10, 11 }, f[] = { 1, 2, 3, 4 };
+    st_mann_whitney(e, 2, f, 4, &r);
+    CHECK(r.u == 8 && NEAR(r.p, 2.0 / 15, 1e-12));
+}
+
+static void test_mwu_normal(void)
+{
+    /* n = 10 per side, no ties: the normal approximation (continuity-corrected)
+     * agrees with the exact p across shifts */
+    unsigned seed = 7;
+    for (int shift = 0; shift <= 12; shift += 2) {
+        double a[10], b[10];
+        for (int i = 0; i < 10; i++) {
+            a[i] = 100 + i * 3 + noise(&seed) * 0.1;
+            b[i] = 100 + i * 3 + shift + 0.05 + noise(&seed) * 0.1;
+        }
+        st_mwu r;
+        st_mann_whitney(a, 10, b, 10, &r);
+        double pn = st_mwu_normal_p(10, 10, r.u, 0);
+        CHECK(r.exact);
+        if (!(NEAR(pn, r.p, 0.01) || (r.p < 0.01 && pn < 0.01)))
+            fprintf(stderr, "shift %d: U %.1f exact %.5f normal %.5f\n", shift, r.u, r.p, pn);
+        CHECK(NEAR(pn, r.p, 0.01) || (r.p < 0.01 && pn < 0.01));
+    }
+    /* ties force the approximation; all tied -> p = 1 */
+    double t1[] = { 5, 5, 5, 5, 5 }, t2[] = { 5, 5, 5, 5, 5 };
+    st_mwu r;
+    st_mann_whitney(t1, 5, t2, 5, &r);
+    CHECK(r.ties && !r.exact && r.p == 1);
+    /* tie correction: with ties the variance shrinks, so p is smaller than without */
+    double g[] = { 1, 2, 2, 3, 3, 3, 4, 4, 5, 6 }, h[] = { 3, 4, 4, 5, 5, 6, 6, 7, 7, 8 };
+    st_mann_whitney(g, 10, h, 10, &r);
+    CHECK(r.ties && !r.exact && r.p < 0.05 && r.p > 0.001);
+    /* large samples use the approximation too */
+    double big_a[40], big_b[40];
+    for (int i = 0; i < 40; i++) big_a[i] = i, big_b[i] = i + 0.5;
+    st_mann_whitney(big_a, 40, big_b, 40, &r);
+    CHECK(!r.exact && r.p > 0.5);
+}
+
+static void test_verdicts(void)
+{
+    unsigned seed = 42;
+    double base[10], same[10], slow[10], tiny[10];
+    for (int i = 0; i < 10; i++) {
+        base[i] = 1e6 * (1 + 0.02 * noise(&seed));
+        same[i] = base[i];
+        slow[i] = 0.7e6 * (1 + 0.02 * noise(&seed));
+        tiny[i] = 0.99e6 * (1 + 0.001 * noise(&seed));
+    }
+    st_mwu r;
+    /* identical samples never regress */
+    st_mann_whitney(base, 10, same, 10, &r);
+    CHECK(r.p > 0.5);
+    CHECK(st_verdict(10, 10, st_median(base, 10), st_median(same, 10), r.p, 1, 0.05, 5) == ST_SAME);
+    CHECK(st_verdict(10, 10, 5, 5, 0, 1, 0.05, 0) == ST_SAME);   /* even at p = 0, no change is ~ */
+    /* a 30% throughput drop with 10 reps per side is detected */
+    st_mann_whitney(base, 10, slow, 10, &r);
+    CHECK(r.p < 1e-4);
+    double ch = st_change_pct(st_median(base, 10), st_median(slow, 10));
+    CHECK(ch < -25 && ch > -35);
+    CHECK(st_verdict(10, 10, st_median(base, 10), st_median(slow, 10), r.p, 1, 0.05, 5) == ST_SLOWER);
+    /* the same drop in a latency metric (lower is better) is an improvement */
+    CHECK(st_verdict(10, 10, st_median(base, 10), st_median(slow, 10), r.p, 0, 0.05, 5) == ST_FASTER);
+    /* ... and a rise in a latency metric is a regression */
+    CHECK(st_verdict(10, 10, st_median(slow, 10), st_median(base, 10), r.p, 0, 0.05, 5) == ST_SLOWER);
+    /* a 1% shift: significant (tight noise) but under the 5% threshold -> ~ */
+    double tb[10];
+    for (int i = 0; i < 10; i++) tb[i] = 1e6 * (1 + 0.001 * noise(&seed));
+    st_mann_whitney(tb, 10, tiny, 10, &r);
+    CHECK(r.p < 0.001);
+    CHECK(st_verdict(10, 10, st_median(tb, 10), st_median(tiny, 10), r.p, 1, 0.05, 5) == ST_SAME);
+    CHECK(st_verdict(10, 10, st_median(tb, 10), st_median(tiny, 10), r.p, 1, 0.05, 0.5) == ST_SLOWER);
+    /* fewer than 5 reps on a side: inconclusive whatever p says */
+    CHECK(st_verdict(4, 10, 1e6, 0.5e6, 0.001, 1, 0.05, 5) == ST_INCONCLUSIVE);
+    CHECK(st_verdict(10, 4, 1e6, 0.5e6, 0.001, 1, 0.05, 5) == ST_INCONCLUSIVE);
+    CHECK(st_verdict(5, 5, 1e6, 0.5e6, 2.0 / 252, 1, 0.05, 5) == ST_SLOWER);
+}
+
+static void test_holm(void)
+{
+    double p[] = { 0.04, 0.02, 0.03 }, adj[3];
+    st_holm(p, 3, adj);
+    for (int i = 0; i < 3; i++) {
+        CHECK(NEAR(adj[i], 0.06, 1e-12));
+        /* unadjusted: each a regression; Holm: none */
+        CHECK(st_verdict(10, 10, 100, 50, p[i], 1, 0.05, 5) == ST_SLOWER);
+        CHECK(st_verdict(10, 10, 100, 50, adj[i], 1, 0.05, 5) == ST_SAME);
+    }
+    /* step-down: the smallest is multiplied by m, the next by m-1, monotone, capped at 1 */
+    double q[] = { 0.01, 0.5, 0.011, 0.9 }, qa[4];
+    st_holm(q, 4, qa);
+    CHECK(NEAR(qa[0], 0.04, 1e-12) && NEAR(qa[2], 0.04, 1e-12) /* 3 x 0.011 = 0.033, raised to 0.04 */ && NEAR(qa[1], 1.0, 1e-12) &&
+          NEAR(qa[3], 1.0, 1e-12));
+    double one[] = { 0.03 }, oa[1];
+    st_holm(one, 1, oa);
+    CHECK(oa[0] == 0.03);
+}
+
+int main(void)
+{
+    test_summary();
+    test_mwu_exact();
+    test_mwu_normal();
+    test_verdicts();
+    test_holm();
+    printf("test_stats: %d checks, %d failed\n", checks, fails);
+    return fails != 0;
+}

@@ -15,6 +15,7 @@
 #define MS 1000000ull
 
 static double scale = 1.0;
+static _Atomic int bad;   /* failures seen by worker threads (CHECK is main-thread only) */
 
 struct semctx {
     cp_sem *s;
@@ -45,7 +46,7 @@ static void *sem_thread(void *p)
             cp_sem_release(c->s, n);
             atomic_fetch_add(&c->oks, 1);
         } else {
-            CHECK(st == CP_DEADLINE);
+            if (st != CP_DEADLINE) atomic_fetch_add(&bad, 1);
             atomic_fetch_add(&c->cancels, 1);
         }
         cp_ctx_free(ctx);
@@ -135,7 +136,7 @@ static void *once_thread(void *p)
     struct oc *c = p;
     while (!atomic_load(&c->gate)) {}
     cp_once_do(c->o, once_fn, c);
-    CHECK_EQ(c->value, 7);
+    if (c->value != 7) atomic_fetch_add(&bad, 1);
     return NULL;
 }
 
@@ -162,5 +163,6 @@ int main(void)
         t_wg(b);
         t_once(b);
     }
+    CHECK_EQ(atomic_load(&bad), 0);
     return t_finish("test_sync_contended");
 }

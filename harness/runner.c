@@ -189,6 +189,8 @@ static void table_row(const hw_meta *m, const config *c, rep_result *reps, int n
 /* Validate a configuration before anything runs: bad combinations exit 2. */
 static void check_config(const config *c)
 {
+    const char *why = c->w->check ? c->w->check(&c->cfg) : NULL;
+    if (why) hw_bad_input("%s: %s", c->w->name, why);
     const wl_knobs *k = &c->cfg.k;
     if (k->capacity != WL_UNUSED && k->payload != WL_UNUSED && k->capacity * k->payload > (1LL << 30))
         hw_bad_input("--capacity=%lld x --payload=%lld needs more than 1 GiB per channel",

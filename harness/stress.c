@@ -34,13 +34,14 @@ typedef struct stress_opts {
 } stress_opts;
 
 /* Iteration i's configuration. */
-static const wl_workload *derive(const stress_opts *o, int64_t i, wl_cfg *cfg, char *label, size_t n)
+static const wl_workload *derive(const stress_opts *o, int64_t i, int attempt, wl_cfg *cfg, char *label,
+                                 size_t n)
 {
     size_t np = o->sel.npatterns, ni = o->sel.nimpls;
     const hw_entry *e = o->sel.patterns[(size_t)i % np];
     const cp_backend *b = o->sel.impls[((size_t)i / np) % ni];
     const wl_workload *w = hw_pick(e, b, 0);
-    uint64_t r = mix(o->seed ^ mix((uint64_t)i));
+    uint64_t r = mix(o->seed ^ mix((uint64_t)i) ^ (uint64_t)attempt);
 #define DRAW(m) ((int64_t)((r = mix(r)) % (uint64_t)(m)))
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int maxt = 4 * (ncpu > 0 ? ncpu : 1);
@@ -159,7 +160,9 @@ int hw_stress_main(int argc, char **argv)
         if (deadline && cp_now_ns() >= deadline) break;
         wl_cfg cfg;
         char label[512];
-        const wl_workload *w = derive(&o, i, &cfg, label, sizeof label);
+        const wl_workload *w = derive(&o, i, 0, &cfg, label, sizeof label);
+        for (int a = 1; a < 64 && w->check && w->check(&cfg); a++)   /* a configuration it can run */
+            w = derive(&o, i, a, &cfg, label, sizeof label);
         snprintf(hw_replay_line, sizeof hw_replay_line,
                  "replay: cpbench stress --pattern=%s --impl=%s --seed=%llu --iteration=%lld%s", w->name,
                  cp_backend_name(cfg.b), (unsigned long long)o.seed, (long long)i, o.chaos ? "" : " --no-chaos");

@@ -79,6 +79,10 @@ typedef struct wl_workload {
     wl_knobs defaults;
     const wl_param *params;         /* pattern-specific --set keys, NULL-key terminated */
     int (*run)(wl_run *r);          /* 0, or -1 if it could not run (ENOMEM...) */
+    /* Optional: NULL if cfg is a configuration this pattern can run, else
+     * what is wrong with it (the CLI reports it as bad input, exit 2; stress
+     * draws another configuration). */
+    const char *(*check)(const wl_cfg *cfg);
 } wl_workload;
 
 /* ---- provided by the harness ---- */

@@ -1,0 +1,243 @@
+/*
+ * A weighted semaphore with FIFO waiters (golang.org/x/sync/semaphore.Weighted),
+ * written once and instantiated by each family with its lock and waiter, as
+ * gochan.h is. The includer defines, before including this file:
+ *   SQ_LOCK_T, SQ_LOCK_INIT(l), SQ_LOCK_FINI(l), SQ_LOCK(l), SQ_UNLOCK(l)
+ *   SQ_W_INIT(w), SQ_W_FINI(w), SQ_W_CLAIM(w), SQ_W_FINISH(w), SQ_W_PARK(w, dl)
+ *
+ * State: one atomic word, word = cur << 1 | SQ_WAITERS, where cur is the
+ * number of permits held and SQ_WAITERS says the waiter queue is non-empty.
+ *
+ * Invariants:
+ *   - 0 <= cur <= size at every instant;
+ *   - under the lock, SQ_WAITERS is set iff the queue is non-empty; the bit
+ *     and the queue change only under the lock;
+ *   - while SQ_WAITERS is clear, cur may change outside the lock, but only by
+ *     CAS on the whole word (the fast paths: sq_try_fast, sq_release_fast);
+ *     while it is set, nobody acquires outside the lock and releases take the
+ *     lock, so every change of cur happens under the lock. A CAS that loaded
+ *     the word before the bit was set fails, so no fast path slips past it;
+ *   - FIFO, as Weighted: an acquire succeeds at once only if n fits and no
+ *     one waits; the grant loop (sq_grant) takes waiters from the head while
+ *     the head fits, so a large head blocks later small ones;
+ *   - a queued waiter ends exactly one way: the granter's claim CAS (it then
+ *     holds the permits, added to cur under the lock) or its ctx's cancel /
+ *     its deadline (it then holds nothing). A cancelled waiter removes itself;
+ *     if it was the head, its removal may let the next ones in, so it re-runs
+ *     the grant loop (Weighted's notifyWaiters). A granter that meets a
+ *     cancelled waiter at the head drops it and goes on.
+ *
+ * The mutex family takes the lock for every operation (the CASes then always
+ * succeed); futex and lockfree try the lock-free fast paths first.
+ */
+#ifndef CP_IMPL_SEMQ_H
+#define CP_IMPL_SEMQ_H
+
+#include "../core/internal.h"
+
+#include <errno.h>
+#include <stdint.h>
+
+#define SQ_WAITERS ((uint64_t)1)
+#define SQ_CUR(w) ((int64_t)((w) >> 1))
+#define SQ_N(n) ((uint64_t)(n) << 1)
+
+typedef struct sq_node {
+    cp_waiter *w;
+    int64_t n;
+    struct sq_node *next, *prev;
+    bool queued;
+} sq_node;
+
+typedef struct semq {
+    CP_ALIGNED _Atomic uint64_t word;
+    int64_t size;
+    SQ_LOCK_T lock;
+    sq_node *first, *last;
+} semq;
+
+static inline void sq_init(semq *s, int64_t size)
+{
+    atomic_init(&s->word, 0);
+    s->size = size;
+    SQ_LOCK_INIT(&s->lock);
+    s->first = s->last = NULL;
+}
+
+static inline void sq_fini(semq *s) { SQ_LOCK_FINI(&s->lock); }
+
+/* Acquire n if it fits and nobody waits. One CAS; acquire ordering: what the
+ * previous holder did before its release happens before our critical work. */
+static inline bool sq_try_fast(semq *s, int64_t n)
+{
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        if ((w & SQ_WAITERS) || SQ_CUR(w) + n > s->size) return false;
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + SQ_N(n),
+                                                  memory_order_acquire, memory_order_relaxed))
+            return true;
+    }
+}
+
+static inline void sq_overrelease(void) { cp_die("semaphore: released more than held"); }
+
+/* Release n while nobody waits: one CAS (release ordering, the pair of the
+ * acquire above). Returns false if the waiters bit is set: take the lock. */
+static inline bool sq_release_fast(semq *s, int64_t n)
+{
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        if (w & SQ_WAITERS) return false;
+        if (SQ_CUR(w) < n) sq_overrelease();
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w - SQ_N(n),
+                                                  memory_order_release, memory_order_relaxed))
+            return true;
+    }
+}
+
+static inline void sq_enqueue(semq *s, sq_node *nd)
+{
+    nd->next = NULL;
+    nd->prev = s->last;
+    if (s->last) s->last->next = nd;
+    else s->first = nd;
+    s->last = nd;
+    nd->queued = true;
+}
+
+static inline void sq_remove(semq *s, sq_node *nd)
+{
+    if (nd->prev) nd->prev->next = nd->next;
+    else s->first = nd->next;
+    if (nd->next) nd->next->prev = nd->prev;
+    else s->last = nd->prev;
+    nd->next = nd->prev = NULL;
+    nd->queued = false;
+}
+
+/* Under the lock: grant waiters from the head while the head fits; return
+ * the claimed ones (linked through next) to be finished after unlocking.
+ * Clears SQ_WAITERS if the queue ends empty. While the bit is set, cur
+ * changes only under the lock, so a relaxed view of it here is exact;
+ * the hand-off to a granted waiter is ordered by its state word (claim,
+ * then finish with release; the waiter's park reads it with acquire). */
+static inline sq_node *sq_grant(semq *s)
+{
+    sq_node *wake = NULL, **tail = &wake, *nd;
+    while ((nd = s->first)) {
+        uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+        if (SQ_CUR(w) + nd->n > s->size) break;    /* the head blocks the rest */
+        sq_remove(s, nd);
+        if (!SQ_W_CLAIM(nd->w)) continue;           /* cancelled: it holds nothing */
+        atomic_fetch_add_explicit(&s->word, SQ_N(nd->n), memory_order_relaxed);
+        *tail = nd;
+        tail = &nd->next;
+    }
+    *tail = NULL;
+    if (!s->first) atomic_fetch_and_explicit(&s->word, ~SQ_WAITERS, memory_order_release);
+    return wake;
+}
+
+static inline void sq_wake(sq_node *wake)
+{
+    while (wake) {
+        sq_node *nd = wake;
+        wake = nd->next;    /* read before the finish: nd dies with its waiter */
+        SQ_W_FINISH(nd->w);
+    }
+}
+
+/* Release with the lock: for the mutex family always, for the others when
+ * the waiters bit is set. acq_rel: our critical work happens before the
+ * permits reach whoever takes them next (fast path or grant). */
+__attribute__((noinline, unused)) static void sq_release_locked(semq *s, int64_t n)
+{
+    SQ_LOCK(&s->lock);
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        if (SQ_CUR(w) < n) {
+            SQ_UNLOCK(&s->lock);
+            sq_overrelease();
+        }
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w - SQ_N(n),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            break;
+    }
+    sq_node *wake = s->first ? sq_grant(s) : NULL;
+    SQ_UNLOCK(&s->lock);
+    sq_wake(wake);
+}
+
+static inline cp_status sq_try_locked(semq *s, int64_t n)
+{
+    SQ_LOCK(&s->lock);
+    bool ok = sq_try_fast(s, n);
+    SQ_UNLOCK(&s->lock);
+    return ok ? CP_OK : CP_WOULDBLOCK;
+}
+
+/* The slow path: take the lock, acquire if n fits and nobody waits, else
+ * queue (setting the waiters bit) and park. */
+__attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int64_t n, cp_ctx *ctx)
+{
+    SQ_LOCK(&s->lock);
+    uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
+    for (;;) {
+        if (w & SQ_WAITERS) break;
+        if (SQ_CUR(w) + n <= s->size) {
+            if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + SQ_N(n),
+                                                      memory_order_acquire, memory_order_relaxed)) {
+                SQ_UNLOCK(&s->lock);
+                return CP_OK;
+            }
+            continue;
+        }
+        /* Does not fit: announce a waiter. A fast release that loaded the
+         * word before this CAS fails its own CAS and takes the lock, which
+         * it gets only after we are queued. seq_cst: nothing to pair with
+         * beyond the word itself, but it is off the fast path. */
+        if (atomic_compare_exchange_weak_explicit(&s->word, &w, w | SQ_WAITERS,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            break;
+    }
+
+    cp_waiter wt;
+    cp_wnode cn;
+    sq_node me = { .w = &wt, .n = n };
+    SQ_W_INIT(&wt);
+    /* Lock order: semaphore lock -> ctx wake list -> waiter. */
+    cp_status st = cp__ctx_watch(ctx, &wt, &cn);
+    if (st) {
+        /* Not queued: if the bit was ours alone, take it back. */
+        if (!s->first) atomic_fetch_and_explicit(&s->word, ~SQ_WAITERS, memory_order_relaxed);
+        SQ_UNLOCK(&s->lock);
+        SQ_W_FINI(&wt);
+        return st;
+    }
+    sq_enqueue(s, &me);
+    SQ_UNLOCK(&s->lock);
+
+    uint32_t r = SQ_W_PARK(&wt, cp_ctx_deadline(ctx));
+    cp_wlist_del(&cn);
+    if (r == CP_W_DONE) {   /* granted: the permits are ours */
+        SQ_W_FINI(&wt);
+        return CP_OK;
+    }
+    /* Cancelled or timed out: our CAS won, so no granter counted us. */
+    SQ_LOCK(&s->lock);
+    sq_node *wake = NULL;
+    if (me.queued) {
+        bool head = s->first == &me;
+        sq_remove(s, &me);
+        if (head || !s->first) wake = sq_grant(s);  /* also clears the bit if empty */
+    }
+    SQ_UNLOCK(&s->lock);
+    sq_wake(wake);
+    SQ_W_FINI(&wt);
+    return cp__ctx_reason(ctx);
+}
+
+/* Argument checks shared by acquire and try_acquire. */
+static inline bool sq_bad_n(const semq *s, int64_t n) { return n <= 0 || n > s->size; }
+
+#endif /* CP_IMPL_SEMQ_H */

@@ -8,8 +8,6 @@
 #define PENDING(ret, name, args) \
     __attribute__((weak)) ret name args { cp_die("%s is not implemented yet", #name); }
 #define FAM(f)                                                                          \
-    PENDING(int, cp_##f##_select, (cp_case *c, size_t n, cp_ctx *x, cp_status *s))      \
-    PENDING(int, cp_##f##_try_select, (cp_case *c, size_t n, cp_status *s))             \
     PENDING(cp_sem *, cp_##f##_sem_new, (const cp_backend *b, int64_t p))               \
     PENDING(void, cp_##f##_sem_free, (cp_sem *s))                                       \
     PENDING(cp_status, cp_##f##_sem_acquire, (cp_sem *s, int64_t n, cp_ctx *x))         \

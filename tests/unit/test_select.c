@@ -426,6 +426,14 @@ static void t_mismatch(const cp_backend *b)
  * At every instant c1 or c2 holds an item, so the helper's try_select over
  * both must never report WOULDBLOCK. A helper thread is reused across
  * iterations (a handshake on `round`), so many iterations stay cheap. */
+/* 0..127 pauses, so that the two threads' steps slide over each other */
+static void t_jitter(unsigned x)
+{
+    x ^= x >> 15;
+    x *= 0x2c1b3c6du;
+    x ^= x >> 12;
+    for (volatile unsigned i = x & 127; i > 0; i--) continue;
+}
 struct race {
     cp_chan *c1, *c2;
     _Atomic int round, done_round, stop;
@@ -439,6 +447,7 @@ static void *race_helper(void *p)
         while ((cur = atomic_load(&r->round)) == seen && !atomic_load(&r->stop)) sched_yield();
         if (atomic_load(&r->stop)) return NULL;
         seen = cur;
+        t_jitter((unsigned)cur * 2654435761u);
         int v;
         cp_case cs[] = { RECV(r->c1, &v), RECV(r->c2, &v) };
         cp_status st;
@@ -456,6 +465,7 @@ static void t_nonblock_race(const cp_backend *b)
     for (int i = 1; i <= iters && cp_now_ns() < until; i++, done++) {
         CHECK_ST(cp_chan_send(r.c1, &v, NULL), CP_OK);
         atomic_store(&r.round, i);
+        t_jitter((unsigned)i * 40503u);
         CHECK_ST(cp_chan_send(r.c2, &v, NULL), CP_OK);
         (void)cp_chan_try_recv(r.c1, &v);
         while (atomic_load(&r.done_round) != i) sched_yield();

@@ -8,8 +8,6 @@
 #define PENDING(ret, name, args) \
     __attribute__((weak)) ret name args { cp_die("%s is not implemented yet", #name); }
 #define FAM(f)                                                                          \
-    PENDING(int, cp_##f##_select, (cp_case *c, size_t n, cp_ctx *x, cp_status *s))      \
-    PENDING(int, cp_##f##_try_select, (cp_case *c, size_t n, cp_status *s))             \
     PENDING(cp_mutex *, cp_##f##_mutex_new, (const cp_backend *b))                      \
     PENDING(void, cp_##f##_mutex_free, (cp_mutex *m))                                   \
     PENDING(void, cp_##f##_mutex_lock, (cp_mutex *m))                                   \

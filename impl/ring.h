@@ -212,4 +212,33 @@ static inline size_t cp_ring_len(cp_ring *r)
     }
 }
 
+/* Hints for a select that waits on several rings: would a pop (push) not
+ * say WOULDBLOCK, i.e. is there an item (space), or is the ring closed?
+ * Each reads the end that moves towards "ready" last, so "not ready" is
+ * exact at that read; "ready" may be stale, and the caller re-checks with
+ * try_pop/try_push. seq_cst: after cp_ec_prepare's fence these loads are the
+ * waiter's half of the event count's Dekker pair. */
+static inline bool cp_ring_can_pop(cp_ring *r)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
+    return (tail & r->mark_bit) || (tail & ~r->mark_bit) != head;
+}
+
+static inline bool cp_ring_can_push(cp_ring *r)
+{
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
+    if (tail & r->mark_bit) return true;
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_seq_cst);
+    return head + r->one_lap != tail;
+}
+
+/* (head, tail) as they are now: a select's try records them before a
+ * try_pop/try_push, to prove "not ready" across two passes (gochan.h). */
+static inline void cp_ring_version(cp_ring *r, uint64_t *head, uint64_t *tail)
+{
+    *head = atomic_load_explicit(&r->head, memory_order_seq_cst);
+    *tail = atomic_load_explicit(&r->tail, memory_order_seq_cst);
+}
+
 #endif /* CP_IMPL_RING_H */

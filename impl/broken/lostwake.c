@@ -17,6 +17,8 @@
 #define cp_futex_chan_close cp_broken_lostwake_chan_close
 #define cp_futex_chan_len cp_broken_lostwake_chan_len
 #define cp_futex_chan_cap cp_broken_lostwake_chan_cap
+#define cp_futex_select cp_broken_lostwake_select
+#define cp_futex_try_select cp_broken_lostwake_try_select
 #include "../futex/chan.c"
 
 /* cp_backend_futex is renamed above: this defines cp_backend_broken_lostwake, with

@@ -17,6 +17,8 @@
 #define cp_lockfree_chan_close cp_broken_publish_chan_close
 #define cp_lockfree_chan_len cp_broken_publish_chan_len
 #define cp_lockfree_chan_cap cp_broken_publish_chan_cap
+#define cp_lockfree_select cp_broken_publish_select
+#define cp_lockfree_try_select cp_broken_publish_try_select
 #include "../lockfree/chan.c"
 
 /* cp_backend_lockfree is renamed above: this defines cp_backend_broken_publish, with

@@ -151,3 +151,225 @@ cp_status cp_futex_chan_close(cp_chan *ch)
 
 size_t cp_futex_chan_len(cp_chan *ch) { return ch->cap ? cp_ring_len(&ch->ring) : 0; }
 size_t cp_futex_chan_cap(cp_chan *ch) { return ch->cap; }
+
+/* ---- select ----
+ * A select polls (gochans locked in address order, all cases in random
+ * order), and if nothing is ready it registers one waiter everywhere it can:
+ * a sudog on every rendezvous (gochan) case, a wake-list node on every
+ * CP_WAIT event and on the ctx; all of these end the wait through the
+ * waiter's state word. Rings have no waiter queue, but each has event counts:
+ * the select takes a value of recv_ec (RECV cases) or send_ec (SEND cases)
+ * with cp_ec_prepare, re-checks the rings (cp_ring_can_pop/push), and then
+ * sleeps on all those words and its state word at once with futex_waitv(2)
+ * (Linux 5.16+), with the deadline (the ctx's, or a waited ctx done event's
+ * owner's) as an absolute CLOCK_MONOTONIC timeout. Before sleeping it spins
+ * briefly (FX_SPIN rounds, if cp_spin_begin allows), like every futex
+ * waiter. A ring that became ready, or the deadline, makes the select cancel
+ * its own waiter (racing a partner's claim by CAS: one wins), unregister and
+ * poll again; a partner's claim ends it with that case.
+ * Without futex_waitv (ENOSYS; said once on stderr) or with more ring cases
+ * than it takes, the select sleeps on its state word alone for at most
+ * FX_POLL_NS at a time and re-checks the rings in between. */
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#define FX_WAITV_MAX 128            /* the kernel's FUTEX_WAITV_MAX */
+#define FX_POLL_NS 1000000ull       /* fallback: re-check rings every 1 ms */
+
+struct cp_futex_waitv {             /* the kernel's struct futex_waitv */
+    uint64_t val;
+    uint64_t uaddr;
+    uint32_t flags;
+    uint32_t __reserved;
+};
+#define FX_WAITV_FLAGS (0x02u /* FUTEX2_SIZE_U32 */ | 128u /* FUTEX2_PRIVATE */)
+
+/* The waiter's "someone sleeps on this word" bit: FW_PARKED of
+ * impl/futex/waiter.c (kept in step by hand; waiter.h does not export it). */
+#define FX_PARKED 0x100u
+
+static _Atomic int fx_no_waitv;     /* 1 once futex_waitv said ENOSYS */
+
+static gochan *fx_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
+
+static cp_status fx_ring_try(cp_case *c, gc_selslot *sl)
+{
+    cp_chan *ch = c->ch;
+    cp_ring_version(&ch->ring, &sl->vh, &sl->vt);
+    cp_status st;
+    if (c->op == CP_SEND) {
+        if ((st = cp_ring_try_push(&ch->ring, c->elem)) == CP_OK) cp_ec_signal(&ch->recv_ec);
+    } else {
+        if ((st = cp_ring_try_pop(&ch->ring, c->elem)) == CP_OK) cp_ec_signal(&ch->send_ec);
+    }
+    return st;
+}
+
+static bool fx_ring_ready(cp_case *c)
+{
+    return c->op == CP_SEND ? cp_ring_can_push(&c->ch->ring) : cp_ring_can_pop(&c->ch->ring);
+}
+
+/* Prepare every ring case's event count into wv (if given), then look at
+ * the rings: true if one looks ready. */
+static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
+{
+    size_t k = 0;
+    bool ready = false;
+    for (size_t i = 0; i < s->n && !ready; i++) {
+        cp_case *c = &s->cases[i];
+        if (!s->slot[i].ring) continue;
+        if (wv) {
+            cp_ec *ec = c->op == CP_SEND ? &c->ch->send_ec : &c->ch->recv_ec;
+            wv[k].val = cp_ec_prepare(ec);
+            wv[k].uaddr = (uint64_t)(uintptr_t)&ec->w;
+            wv[k].flags = FX_WAITV_FLAGS;
+            wv[k].__reserved = 0;
+            k++;
+        }
+        ready = fx_ring_ready(c);
+    }
+    return ready;
+}
+
+__attribute__((cold, noinline)) static void fx_say_no_waitv(void)
+{
+    if (!atomic_exchange(&fx_no_waitv, 1))
+        fprintf(stderr, "libcp: futex_waitv(2) unavailable (Linux < 5.16): futex select falls "
+                        "back to 1 ms futex waits on its waiter word, re-checking buffered "
+                        "channels in between\n");
+}
+
+/* Wait until w is DONE (returned) or the select cancelled it itself because
+ * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
+ * or an event also ends it (CANCELED resp. DONE). */
+static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
+{
+    if (cp_spin_begin()) {
+        uint32_t st = CP_W_WAITING;
+        for (int i = 0; i < FX_SPIN; i++) {
+            cp_cpu_relax();
+            st = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+            if (st >= CP_W_DONE) break;
+            if (st == CP_W_WAITING && s->nrings && fx_sel_rings(s, NULL) && cp_futex_w_cancel(w)) {
+                st = CP_W_CANCELED;
+                break;
+            }
+        }
+        cp_spin_end();
+        if (st >= CP_W_DONE) return st;
+    }
+    for (;;) {
+        bool use_waitv = s->nrings && s->nrings < FX_WAITV_MAX &&
+                         !atomic_load_explicit(&fx_no_waitv, memory_order_relaxed);
+        /* Prepare the event counts first, then look (Dekker with the
+         * signaller's fence in cp_ec_signal). */
+        bool ring_ready = s->nrings && fx_sel_rings(s, use_waitv ? wv : NULL);
+        uint32_t sw = atomic_load_explicit(&w->state, memory_order_acquire);
+        uint32_t st = sw & CP_W_STATE;
+        if (st >= CP_W_DONE) return st;
+        if (st == CP_W_WAITING &&
+            (ring_ready || (s->deadline && cp_now_ns() >= s->deadline))) {
+            if (cp_futex_w_cancel(w)) return CP_W_CANCELED;
+            continue;   /* claimed meanwhile: DONE comes next */
+        }
+        if (!(sw & FX_PARKED)) {
+            if (!atomic_compare_exchange_strong_explicit(&w->state, &sw, sw | FX_PARKED,
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+            sw |= FX_PARKED;
+        }
+        uint64_t dl = st == CP_W_WAITING ? s->deadline : 0;
+        if (use_waitv) {
+            size_t k = s->nrings;
+            wv[k].val = sw;
+            wv[k].uaddr = (uint64_t)(uintptr_t)&w->state;
+            wv[k].flags = FX_WAITV_FLAGS;
+            wv[k].__reserved = 0;
+            struct timespec ts = cp__ts(dl);
+            long r = syscall(SYS_futex_waitv, wv, (unsigned)(k + 1), 0u, dl ? &ts : NULL,
+                             CLOCK_MONOTONIC);
+            if (r == -1 && errno == ENOSYS) fx_say_no_waitv();
+            else if (r == -1 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+                cp_die("futex_waitv: errno %d", errno);
+        } else {
+            /* Rings to re-check without futex_waitv: bounded sleeps. */
+            if (s->nrings) {
+                uint64_t soon = cp_now_ns() + FX_POLL_NS;
+                dl = dl && dl < soon ? dl : soon;
+            }
+            cp_futex_wait(&w->state, sw, dl);
+        }
+    }
+}
+
+int cp_futex_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+{
+    gc_sel s;
+    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_futex, ctx, fx_gc_of);
+    if (e == CP_OK && !s.live && !ctx) e = CP_EINVAL;   /* would block forever */
+    if (e) {
+        gc_sel_fini(&s);
+        *st = e;
+        return -1;
+    }
+    struct cp_futex_waitv wv_s[GC_SEL_SMALL + 1], *wv = wv_s;
+    if (s.nrings > GC_SEL_SMALL && s.nrings < FX_WAITV_MAX) {
+        if (!(wv = malloc((s.nrings + 1) * sizeof *wv))) {
+            gc_sel_fini(&s);
+            *st = CP_ENOMEM;
+            return -1;
+        }
+    }
+    int i;
+    for (;;) {
+        cp_waiter *fin = NULL;
+        gc_sel_lock(&s);
+        if ((i = gc_sel_poll(&s, st, &fin, fx_ring_try)) >= 0) {
+            gc_sel_unlock(&s);
+            if (fin) GC_W_FINISH(fin);
+            break;
+        }
+        if ((e = cp__ctx_err_fast(ctx))) {
+            gc_sel_unlock(&s);
+            *st = e;
+            break;
+        }
+        cp_waiter w;
+        cp_wnode cn;
+        cp_futex_w_init(&w);
+        gc_sel_enqueue(&s, &w);
+        gc_sel_unlock(&s);
+        gc_sel_watch_events(&s, &w);
+        if (cp__ctx_watch(ctx, &w, &cn)) cp_futex_w_cancel(&w);  /* ended meanwhile */
+
+        uint32_t r = fx_sel_park(&s, &w, wv);
+        cp_wlist_del(&cn);
+        gc_sel_unwatch_events(&s);
+        if (s.nlocks) {
+            gc_sel_lock(&s);
+            gc_sel_dequeue(&s);
+            gc_sel_unlock(&s);
+        }
+        if (r == CP_W_DONE) {
+            i = gc_sel_done(&w, st);
+            break;
+        }
+        /* cancelled (ctx, deadline, or a ring looked ready): poll again */
+    }
+    if (wv != wv_s) free(wv);
+    gc_sel_fini(&s);
+    return i;
+}
+
+int cp_futex_try_select(cp_case *cases, size_t n, cp_status *st)
+{
+    gc_sel s;
+    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_futex, NULL, fx_gc_of);
+    int i = -1;
+    if (e) *st = e;
+    else i = gc_sel_try(&s, st, fx_ring_try);
+    gc_sel_fini(&s);
+    return i;
+}

@@ -148,3 +148,122 @@ cp_status cp_lockfree_chan_close(cp_chan *ch)
 
 size_t cp_lockfree_chan_len(cp_chan *ch) { return ch->cap ? cp_ring_len(&ch->ring) : 0; }
 size_t cp_lockfree_chan_cap(cp_chan *ch) { return ch->cap; }
+
+/* ---- select ----
+ * Rings have no waiter queue, so a select polls. Every round it locks the
+ * gochans of its cases (address order), polls all cases in random order
+ * (ring try ops, gochan ops under the locks, events), and if none is ready
+ * it enqueues one sudog per gochan case for one waiter (needed: two selects
+ * that only polled a rendezvous channel from both sides would never meet),
+ * unlocks, and waits as every lockfree waiter does: spin with an exponential
+ * pause (while cp_spin_begin allows), then sched_yield, never sleeping in
+ * the kernel. While it waits it watches its waiter's state (a gochan partner
+ * claimed it), the rings (cp_ring_can_pop/push), the events' fired flags,
+ * and, every 16 rounds, the ctx and the deadline. Events and the ctx are
+ * polled rather than registered: the loop has to poll the rings anyway. When
+ * something looks ready it cancels its own waiter (the same CAS a partner's
+ * claim races with: exactly one wins), removes its sudogs and polls again;
+ * if the partner won, it waits for DONE and returns that case. */
+static gochan *lf_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
+
+static cp_status lf_ring_try(cp_case *c, gc_selslot *sl)
+{
+    cp_ring *r = &c->ch->ring;
+    cp_ring_version(r, &sl->vh, &sl->vt);
+    return c->op == CP_SEND ? cp_ring_try_push(r, c->elem) : cp_ring_try_pop(r, c->elem);
+}
+
+/* Does a ring or event case look ready? (Stale either way; re-polled.) */
+static bool lf_sel_peek(gc_sel *s)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        cp_case *c = &s->cases[i];
+        if (s->slot[i].ring) {
+            if (c->op == CP_SEND ? cp_ring_can_push(&c->ch->ring) : cp_ring_can_pop(&c->ch->ring))
+                return true;
+        } else if (c->op == CP_WAIT && c->ev && cp_event_fired(c->ev)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int cp_lockfree_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+{
+    gc_sel s;
+    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_lockfree, ctx, lf_gc_of);
+    if (e == CP_OK && !s.live && !ctx) e = CP_EINVAL;   /* would block forever */
+    if (e) {
+        gc_sel_fini(&s);
+        *st = e;
+        return -1;
+    }
+    int i;
+    int spin = -1;          /* cp_spin_begin's answer, asked at the first wait */
+    unsigned pauses = 0;    /* across rounds: a busy select backs off too */
+    for (;;) {
+        cp_waiter *fin = NULL;
+        gc_sel_lock(&s);
+        if ((i = gc_sel_poll(&s, st, &fin, lf_ring_try)) >= 0) {
+            gc_sel_unlock(&s);
+            if (fin) GC_W_FINISH(fin);
+            break;
+        }
+        if ((e = cp__ctx_err_fast(ctx))) {
+            gc_sel_unlock(&s);
+            *st = e;
+            break;
+        }
+        cp_waiter w;
+        cp_lockfree_w_init(&w);
+        gc_sel_enqueue(&s, &w);
+        gc_sel_unlock(&s);
+
+        if (spin < 0) spin = cp_spin_begin();
+        uint32_t r;
+        for (unsigned k = 0;; k++) {
+            r = atomic_load_explicit(&w.state, memory_order_acquire);
+            if (r >= CP_W_DONE) break;
+            if (r == CP_W_WAITING) {
+                bool look = lf_sel_peek(&s);
+                if (!look && (k & 15) == 15) {
+                    uint64_t now = s.deadline ? cp_now_ns() : 0;
+                    look = cp__ctx_err_fast(ctx) || (s.deadline && now >= s.deadline);
+                }
+                if (look && cp_lockfree_w_cancel(&w)) {
+                    r = CP_W_CANCELED;
+                    break;
+                }
+            }
+            unsigned p = pauses++;
+            if (spin && p < LF_SPIN) {
+                for (unsigned q = 1u << (p < 6 ? p : 6); q; q--) cp_cpu_relax();
+            } else {
+                sched_yield();
+            }
+        }
+        if (s.nlocks) {
+            gc_sel_lock(&s);
+            gc_sel_dequeue(&s);
+            gc_sel_unlock(&s);
+        }
+        if (r == CP_W_DONE) {
+            i = gc_sel_done(&w, st);
+            break;
+        }
+    }
+    if (spin > 0) cp_spin_end();
+    gc_sel_fini(&s);
+    return i;
+}
+
+int cp_lockfree_try_select(cp_case *cases, size_t n, cp_status *st)
+{
+    gc_sel s;
+    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_lockfree, NULL, lf_gc_of);
+    int i = -1;
+    if (e) *st = e;
+    else i = gc_sel_try(&s, st, lf_ring_try);
+    gc_sel_fini(&s);
+    return i;
+}

@@ -39,10 +39,6 @@
     PENDING(cp_once *, cp_##f##_once_new, (const cp_backend *b))                        \
     PENDING(void, cp_##f##_once_free, (cp_once *o))                                     \
     PENDING(void, cp_##f##_once_do, (cp_once *o, void (*fn)(void *), void *a))          \
-    PENDING(cp_pool *, cp_##f##_pool_new, (const cp_backend *b, size_t n))              \
-    PENDING(void, cp_##f##_pool_free, (cp_pool *p))                                     \
-    PENDING(void *, cp_##f##_pool_get, (cp_pool *p))                                    \
-    PENDING(void, cp_##f##_pool_put, (cp_pool *p, void *o))
 
 FAM(mutex)
 FAM(lockfree)

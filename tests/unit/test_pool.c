@@ -70,6 +70,7 @@ static void t_same_thread(const cp_backend *b)
     }
     CHECK_EQ(found, N);
     for (int i = 0; i < N; i++) cp_pool_put(p, g[i]);
+    cp_pool_put(p, a);
     cp_pool_put(p, c);
     cp_pool_free(p);
 }

@@ -12,7 +12,12 @@
 #include <errno.h>
 #include <stdint.h>
 
-#define MAGIC 0x706f6f6c6f626a31ull     /* "poolobj1" */
+/* A fresh object's bytes are whatever malloc left there, which can be an
+ * object freed by an earlier test (TSan's allocator does not scribble on
+ * freed memory): each test marks its objects with its own magic. */
+static uint64_t magic_base = 0x706f6f6c6f626a31ull;    /* "poolobj1" */
+static uint64_t MAGIC;
+static void new_magic(void) { MAGIC = ++magic_base; }
 
 /* An object as these tests use it: a magic that marks it as initialised,
  * and who holds it (0: nobody). */
@@ -157,6 +162,7 @@ static void t_cross_exit(const cp_backend *b)
 static void t_free_live_cache(const cp_backend *b)
 {
     struct xarg x = { .p = cp_pool_new(b, sizeof(struct obj)), .n = XSMALL };
+    new_magic();
     pthread_t t = t_spawn(x_putter, &x);
     while (atomic_load_explicit(&x.stage, memory_order_acquire) != 1) t_sleep_ms(1);
     cp_pool_free(x.p);
@@ -182,6 +188,7 @@ static void t_many_pools(const cp_backend *b)
     cp_pool *p[NP];
     for (int i = 0; i < NP; i++) p[i] = cp_pool_new(b, 16 + 24 * (size_t)i);
     int bad = 0;
+    new_magic();
     for (int r = 0; r < ROUNDS; r++) {
         for (int i = 0; i < NP; i++) {
             uint64_t *o[HOLD];
@@ -252,6 +259,7 @@ static void t_stress(const cp_backend *b, int threads, double scale)
 {
     struct stress s = { .p = cp_pool_new(b, 64), .iters = (int)(200000 * scale) };
     if (s.iters < 1000) s.iters = 1000;
+    new_magic();
     struct sarg a[16];
     pthread_t t[16];
     for (int i = 0; i < threads; i++) {

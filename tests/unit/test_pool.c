@@ -215,28 +215,33 @@ struct stress {
 };
 struct sarg { struct stress *s; uint64_t id; };
 
+/* Rounds of: get 1..64 objects, tag them, put them back in random order.
+ * More than a thread cache holds (32), so caches overflow to the shared
+ * stack and refill from it, concurrently, and objects move between threads. */
 static void *s_worker(void *arg)
 {
     struct sarg *a = arg;
     struct stress *s = a->s;
-    enum { H = 8 };
+    enum { H = 64 };
     struct obj *held[H];
-    int n = 0;
     uint64_t rng = a->id * 0x9e3779b97f4a7c15ull + 1, ops = 0;
     while (!atomic_load_explicit(&s->go, memory_order_acquire)) sched_yield();
-    for (int i = 0; i < s->iters; i++) {
+    while (ops < (uint64_t)s->iters) {
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-        if (n < H && (n == 0 || (rng & 1))) {
+        int n = 1 + (int)(rng % H);
+        for (int i = 0; i < n; i++) {
             struct obj *o = cp_pool_get(s->p);
-            if (!o) { atomic_fetch_add(&s->nulls, 1); continue; }
+            if (!o) { atomic_fetch_add(&s->nulls, 1); n = i; break; }
             if (o->magic != MAGIC) {            /* fresh from malloc */
                 o->magic = MAGIC;
                 atomic_store_explicit(&o->owner, a->id, memory_order_relaxed);
             } else if (atomic_exchange(&o->owner, a->id) != 0) {
                 atomic_fetch_add(&s->twice, 1);
             }
-            held[n++] = o;
-        } else {
+            held[i] = o;
+        }
+        while (n) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
             int k = (int)((rng >> 8) % (unsigned)n);
             struct obj *o = held[k];
             held[k] = held[--n];
@@ -245,19 +250,13 @@ static void *s_worker(void *arg)
             ops++;
         }
     }
-    while (n) {
-        struct obj *o = held[--n];
-        if (atomic_exchange(&o->owner, 0) != a->id) atomic_fetch_add(&s->wrong_owner, 1);
-        cp_pool_put(s->p, o);
-        ops++;
-    }
     atomic_fetch_add(&s->ops, ops);
     return NULL;
 }
 
 static void t_stress(const cp_backend *b, int threads, double scale)
 {
-    struct stress s = { .p = cp_pool_new(b, 64), .iters = (int)(200000 * scale) };
+    struct stress s = { .p = cp_pool_new(b, 64), .iters = (int)(100000 * scale) };
     if (s.iters < 1000) s.iters = 1000;
     new_magic();
     struct sarg a[16];

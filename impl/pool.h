@@ -16,7 +16,11 @@
  * pointers under the pool's lock (the family's lock; see the family files for
  * why not a Treiber stack). An empty pool mallocs a fresh object, as
  * sync.Pool calls New. Objects are not zeroed; they are malloc'd, so aligned
- * for any type (max_align_t).
+ * for any type (max_align_t). A thread cache is about 2.2 KiB per thread and
+ * family; a thread using more than PL_SLOTS pools evicts slots round-robin
+ * (the evicted objects go back to their pool). If a thread cache cannot be
+ * allocated, that thread works uncached, straight on the shared stack (a
+ * path only out-of-memory reaches; the tests do not exercise it).
  *
  * Every thread cache is on a registry (a list under pl_reg_lock), so that
  *   - cp_pool_free(p) walks every live thread's cache and frees the objects

@@ -24,10 +24,6 @@
     PENDING(cp_status, cp_##f##_cond_wait, (cp_cond *c, cp_mutex *m, cp_ctx *x))        \
     PENDING(void, cp_##f##_cond_signal, (cp_cond *c))                                   \
     PENDING(void, cp_##f##_cond_broadcast, (cp_cond *c))                                \
-    PENDING(cp_pool *, cp_##f##_pool_new, (const cp_backend *b, size_t n))              \
-    PENDING(void, cp_##f##_pool_free, (cp_pool *p))                                     \
-    PENDING(void *, cp_##f##_pool_get, (cp_pool *p))                                    \
-    PENDING(void, cp_##f##_pool_put, (cp_pool *p, void *o))
 
 FAM(mutex)
 FAM(lockfree)

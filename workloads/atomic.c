@@ -1,0 +1,132 @@
+/*
+ * atomic: T threads increment a counter, the null reference for the
+ * primitives group: what a bare atomic costs, shared or not, with no cp
+ * primitive at all (the code is the same for every --impl; the backend is
+ * not used). Seed: primitives_atomic. As Go's BenchmarkAtomicAdd (shared
+ * counter) against per-P counters summed at the end:
+ *   --set mode=0  one shared counter, atomic fetch_add (its cache line
+ *                 bounces between the threads' cores);
+ *   --set mode=1  one counter per thread, each on its own cache line,
+ *                 atomic fetch_add (the cost of the locked instruction
+ *                 alone), summed at the end;
+ *   --set mode=2  as 1, but a relaxed load and store (one writer per
+ *                 counter: no read-modify-write instruction at all).
+ *
+ * One op: one increment. Latency: one batch of 1000 increments, sampled
+ * one batch in max(1, --lat-sample / 1000).
+ *
+ * Invariants, checked on every run:
+ *   - exact total: the counter (mode 0) or the sum of the per-thread
+ *     counters (modes 1, 2) == the increments the threads report, and ==
+ *     --items in count mode;
+ *   - every thread joined.
+ */
+#include "workloads/workload.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+enum { P_MODE };
+enum { BATCH = 1000 };
+
+struct padded { _Atomic uint64_t v; char pad[64 - sizeof(uint64_t)]; };
+
+struct atomic_state {
+    wl_run *r;
+    int mode;
+    uint64_t per_thread, extra;
+    struct padded shared;               /* mode 0 */
+    struct padded *mine;                /* modes 1, 2: one per thread */
+    _Atomic uint64_t ops;
+} __attribute__((aligned(64)));
+
+struct atomic_arg { struct atomic_state *s; int id; };
+
+static void *atomic_thread(wl_thread *self, void *arg)
+{
+    struct atomic_arg *a = arg;
+    struct atomic_state *s = a->s;
+    wl_run *r = s->r;
+    const uint64_t n = s->per_thread + ((uint64_t)a->id < s->extra);
+    const int64_t every = r->cfg->lat_sample ? (r->cfg->lat_sample + BATCH - 1) / BATCH : 0;
+    _Atomic uint64_t *ctr = s->mode == 0 ? &s->shared.v : &s->mine[a->id].v;
+    const int mode = s->mode;
+    int64_t until_sample = 0;
+    uint64_t done = 0;
+
+    wl_phase(self, "increment");
+    while (wl_more(r, done, n)) {
+        uint64_t k = r->cfg->duration > 0 || n - done > BATCH ? BATCH : n - done;
+        const int timed = every && --until_sample <= 0;
+        uint64_t t0 = 0;
+        if (timed) { until_sample = every; t0 = wl_now(); }
+        if (mode == 2) {
+            for (uint64_t i = 0; i < k; i++)
+                atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,
+                                      memory_order_relaxed);
+        } else {
+            for (uint64_t i = 0; i < k; i++) atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
+        }
+        if (timed) cp_hist_record(self->hist, wl_now() - t0);
+        done += k;
+    }
+    atomic_fetch_add(&s->ops, done);
+    self->ops = done;
+    wl_phase(self, "done");
+    return NULL;
+}
+
+static int atomic_run(wl_run *r)
+{
+    const wl_cfg *c = r->cfg;
+    int threads = (int)c->k.threads;
+    struct atomic_state *s = aligned_alloc(64, sizeof *s);
+    if (!s) return -1;
+    memset(s, 0, sizeof *s);
+    s->r = r;
+    s->mode = (int)c->set[P_MODE];
+    if (s->mode > 2) { wl_fail(r, "--set mode=%d: expected 0, 1 or 2", s->mode); free(s); return 0; }
+    s->per_thread = (uint64_t)c->k.items / (uint64_t)threads;
+    s->extra = (uint64_t)c->k.items % (uint64_t)threads;
+    s->mine = aligned_alloc(64, (size_t)threads * sizeof *s->mine);
+    if (!s->mine) { free(s); return -1; }
+    memset(s->mine, 0, (size_t)threads * sizeof *s->mine);
+    struct atomic_arg *aa = calloc((size_t)threads, sizeof *aa);
+    if (!aa) { free(s->mine); free(s); return -1; }
+    for (int i = 0; i < threads; i++) {
+        aa[i] = (struct atomic_arg){ s, i };
+        wl_spawn(r, "incr", atomic_thread, &aa[i]);
+    }
+    wl_start(r);
+    wl_wait_duration(r);
+    wl_join(r);
+
+    uint64_t ops = atomic_load(&s->ops), total = atomic_load(&s->shared.v);
+    for (int i = 0; i < threads; i++) total += atomic_load(&s->mine[i].v);
+    if (total != ops)
+        wl_fail(r, "total: counters sum to %llu, threads did %llu increments", (unsigned long long)total,
+                (unsigned long long)ops);
+    if (c->duration <= 0 && ops != (uint64_t)c->k.items)
+        wl_fail(r, "count: %llu increments done, asked for %lld", (unsigned long long)ops,
+                (long long)c->k.items);
+    r->ops = ops;
+    free(aa);
+    free(s->mine);
+    free(s);
+    return 0;
+}
+
+WL_DEFINE(atomic) = {
+    .name = "atomic",
+    .group = "primitives",
+    .desc = "null reference, no cp primitive (same for every impl): shared atomic add vs per-thread counters",
+    .op = "increment",
+    .latency = "one batch of 1000 increments",
+    .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
+                  .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 100000000 },
+    .params = (const wl_param[]){
+        { "mode", 0, "0: shared counter, fetch_add; 1: per-thread padded counters, fetch_add; 2: per-thread, load+store" },
+        { NULL, 0, NULL },
+    },
+    .run = atomic_run,
+};

@@ -143,6 +143,8 @@ static void write_context(FILE *f, const hw_opts *o, const hw_meta *m)
 hw_json *hw_json_open(const hw_opts *o, const hw_meta *m)
 {
     if (!o->json) return NULL;
+    FILE *f = hw_tmp_open(o->json, 0);   /* first: nothing to free on bad input */
+    if (!f) hw_bad_input("--json: cannot open '%s' for writing: %s", o->json, strerror(errno));
     hw_json *j = calloc(1, sizeof *j);
     for (int c = 0; j && c < C_N; c++)
         if (!(j->v[c] = calloc((size_t)o->repeat, sizeof(double)))) j = NULL;
@@ -152,8 +154,7 @@ hw_json *hw_json_open(const hw_opts *o, const hw_meta *m)
     }
     j->o = o;
     j->family = -1;
-    if (!(j->f = hw_tmp_open(o->json, 0)))
-        hw_bad_input("--json: cannot open '%s' for writing: %s", o->json, strerror(errno));
+    j->f = f;
     write_context(j->f, o, m);
     return j;
 }

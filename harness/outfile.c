@@ -2,7 +2,8 @@
  * Output files that appear whole or not at all: written under
  * "<final>.tmp.<pid>" in the same directory and renamed over the final name
  * once complete (rename(2) is atomic within a file system). A run that is
- * interrupted (SIGINT, SIGTERM, SIGHUP) or stopped by the watchdog unlinks
+ * interrupted (SIGINT, SIGTERM, SIGHUP), stopped by the watchdog or ended by
+ * exit() (bad input found late) unlinks
  * its live temporaries, so neither a partial file under the final name nor a
  * stray temporary is left behind.
  *
@@ -13,6 +14,7 @@
 
 #include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -52,6 +54,7 @@ FILE *hw_tmp_open(const char *final, int slot)
             /* a signal ignored on entry (nohup, a background job) stays ignored */
             if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN) sigaction(sigs[i], &sa, NULL);
         }
+        atexit(hw_tmp_abandon);   /* exit(2) on a bad configuration, found after opening */
         handlers_installed = 1;
     }
     tmp_live[slot] = 0;

@@ -212,8 +212,8 @@ int hw_run_all(const hw_opts *o)
         fputs(csv_header, csv);
         fflush(csv);
     }
-    hw_json *json = hw_json_open(o, &m);
     hw_hgrm_prepare(o);
+    hw_json *json = hw_json_open(o, &m);
     int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);

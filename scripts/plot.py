@@ -226,6 +226,7 @@ def plot_throughput(rows, out, svg):
 
 # ---- (b) latency percentiles ----------------------------------------------
 
+CSV_MAX_X = 3.6
 NINES_TICKS = [(0, "0%"), (1, "90%"), (2, "99%"), (3, "99.9%"), (4, "99.99%"), (5, "99.999%"), (6, "99.9999%")]
 
 
@@ -294,8 +295,7 @@ def plot_latency(rows, hgrms, out, svg):
                 pts.append((x, statistics.median(float(r[col]) for r in rs)))
             total = statistics.median(int(r.get("lat_count") or 0) for r in rs)
             maxv = statistics.median(float(r["max_ns"]) for r in rs)
-            xmax = math.log10(total) if total > 1000 else 3.5
-            pts.append((max(xmax, 3.2), maxv))
+            pts.append((CSV_MAX_X, maxv))      # drawn at a "max" tick past 99.9%
             slug = " ".join("%s=%s" % (k, v) for k, v in zip(KNOBS, cfg)
                             if v and k != "items" and not (k == "work_ns" and v == "0"))
             by_pattern.setdefault(pat, OrderedDict()).setdefault(slug, []).append((impl, pts, total))
@@ -316,9 +316,6 @@ def plot_latency(rows, hgrms, out, svg):
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], label="%s (n=%s)" % (impl, si(total)),
                         color=COLORS.get(impl), marker="" if hgrms else "o", lw=1.5)
                 xmax = max(xmax, max(p[0] for p in pts))
-                if not hgrms:   # the last CSV point is the max, not a percentile
-                    ax.annotate("max", pts[-1], textcoords="offset points", xytext=(-4, 4), fontsize=7,
-                                color=COLORS.get(impl))
             ax.set_title(slug.replace("_", " ").replace("-", "=") if hgrms else slug, fontsize=9)
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: ns_label(v)))
@@ -327,6 +324,10 @@ def plot_latency(rows, hgrms, out, svg):
         for i in range(n):
             ax = axes[i // cols][i % cols]
             nines_axis(ax, xmax)
+            if not hgrms:
+                ax.set_xticks([0, 1, 2, 3, CSV_MAX_X])
+                ax.set_xticklabels(["0%", "90%", "99%", "99.9%", "max"])
+                ax.set_xlim(0, CSV_MAX_X + 0.1)
             ax.set_xlabel("percentile" if nrows * cols > 1 else ax.get_xlabel(), fontsize=8)
             ax.tick_params(labelsize=7)
             if i % cols == 0:

@@ -207,6 +207,14 @@ void hw_usage(FILE *f)
           "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
           "output:\n"
           "  --csv=FILE|-           one row per repetition (schema: docs/csv.md)\n"
+          "  --json=FILE            Google Benchmark JSON: one entry per repetition plus\n"
+          "                         mean/median/stddev/cv per configuration; Google\n"
+          "                         Benchmark's tools/compare.py reads it (docs/outputs.md)\n"
+          "  --hgrm=DIR             per configuration, its latencies over all measured\n"
+          "                         repetitions as DIR/<pattern>_<impl>_<config>.hgrm\n"
+          "                         (HdrHistogram percentile format, values in ns)\n"
+          "  (JSON and .hgrm files appear only when complete; scripts/plot.py draws the\n"
+          "  CSV and .hgrm files)\n"
           "  --quiet                no table on stdout\n"
           "exit status: 0 ok, 1 a run failed its invariants or timed out, 2 bad input\n",
           f);
@@ -305,6 +313,12 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         else if (!strcmp(name, "csv")) {
             if (!*val) hw_bad_input("--csv: empty file name (use - for stdout)");
             o->csv = val;
+        } else if (!strcmp(name, "json")) {
+            if (!*val) hw_bad_input("--json: empty file name");
+            o->json = val;
+        } else if (!strcmp(name, "hgrm")) {
+            if (!*val) hw_bad_input("--hgrm: empty directory name");
+            o->hgrm_dir = val;
         } else if (!strcmp(name, "dispatch")) {
             if (!strcmp(val, "direct")) o->table_dispatch = 0;
             else if (!strcmp(val, "table")) o->table_dispatch = 1;

@@ -48,6 +48,8 @@ typedef struct hw_opts {
     uint64_t seed;
     double timeout;
     const char *csv;
+    const char *json;               /* --json=FILE (docs/outputs.md) */
+    const char *hgrm_dir;           /* --hgrm=DIR */
     int table_dispatch;
     int quiet;
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
@@ -95,6 +97,31 @@ int hw_run_all(const hw_opts *o);
 
 /* compare.c: `cpbench compare BASE.csv NEW.csv ...` (argv after "compare") */
 int hw_compare(int argc, char **argv);
+
+/* Machine-readable outputs (docs/outputs.md): Google Benchmark JSON (json.c),
+ * HdrHistogram .hgrm per configuration (hgrm.c), both written under a
+ * temporary name and renamed into place (outfile.c). */
+typedef struct hw_rep_out {
+    int rep, run_threads;
+    uint64_t ops;
+    double seconds, cpu_s;          /* wall time; user + system CPU time */
+    const char *error;              /* NULL when the repetition passed */
+    const cp_hist *hist;            /* its latencies */
+} hw_rep_out;
+/* "producers:1/consumers:1/capacity:1024" (sep ':' '/') or
+ * "producers-1_consumers-1_capacity-1024" (sep '-' '_') */
+void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char kv, char sep, char *buf,
+                 size_t n);
+FILE *hw_tmp_open(const char *final, int slot);      /* slot 0 json, 1 hgrm; NULL + errno */
+int  hw_tmp_commit(FILE *f, const char *final, int slot);   /* close + rename; -1 on error */
+void hw_tmp_abandon(void);          /* unlink live temporaries (async-signal-safe) */
+typedef struct hw_json hw_json;
+hw_json *hw_json_open(const hw_opts *o, const hw_meta *m);   /* NULL without --json */
+void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_rep_out *r);
+void hw_json_config_end(hw_json *j);
+int  hw_json_close(hw_json *j);
+void hw_hgrm_prepare(const hw_opts *o);
+int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
 
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */

@@ -246,7 +246,13 @@ int cp_hist_write_hgrm(const cp_hist *h, FILE *f, int ticks_per_half_distance,
     if (ticks_per_half_distance < 1)
         ticks_per_half_distance = 1;
 
-    if (fprintf(f, "%12s %14s %10s %14s\n\n", "Value", "Percentile", "TotalCount",
+    /* HdrHistogram_c's hdr_percentiles_print(..., CLASSIC): header
+     * "%12s %12s %12s %12s\n\n", rows "%12.<sig>f %12f %12d %12.2f\n"
+     * (the 100% row too: its 1/(1-Percentile) prints as inf), then the
+     * footer below. */
+    char row_fmt[64];
+    snprintf(row_fmt, sizeof row_fmt, "%%12.%df %%12f %%12" PRIu64 " %%12.2f\n", (int)h->sig_digits);
+    if (fprintf(f, "%12s %12s %12s %12s\n\n", "Value", "Percentile", "TotalCount",
                 "1/(1-Percentile)") < 0)
         return -1;
 
@@ -262,8 +268,8 @@ int cp_hist_write_hgrm(const cp_hist *h, FILE *f, int ticks_per_half_distance,
             double cur = (100.0 * (double)cum) / (double)total;
             if (h->counts[i] != 0 && target <= cur) {
                 double p = target / 100.0;
-                if (fprintf(f, "%12.3f %12.12f %10" PRIu64 " %14.2f\n",
-                            (double)last_value / unit_divisor, p, cum, 1.0 / (1.0 - p)) < 0)
+                if (fprintf(f, row_fmt, (double)last_value / unit_divisor, p, cum,
+                            1.0 / (1.0 - p)) < 0)
                     return -1;
                 if (cum >= total)
                     break; /* next row is the final 100% one */
@@ -282,8 +288,7 @@ int cp_hist_write_hgrm(const cp_hist *h, FILE *f, int ticks_per_half_distance,
     /* The final row sits on the last non-empty slot, the one holding max. */
     if (total > 0)
         last_value = cp_hist_highest_equivalent(h, h->max);
-    if (fprintf(f, "%12.3f %12.12f %10" PRIu64 "\n", (double)last_value / unit_divisor, 1.0,
-                total) < 0)
+    if (fprintf(f, row_fmt, (double)last_value / unit_divisor, 1.0, total, (double)INFINITY) < 0)
         return -1;
 
     /* Like hdr_max(): the footer Max is the highest-equivalent value of the

@@ -186,6 +186,18 @@ static void table_row(const hw_meta *m, const config *c, rep_result *reps, int n
     fflush(stdout);
 }
 
+/* One repetition for --json (json.c). */
+static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, const cp_hist *h,
+                     const rep_result *res, const struct rusage *ru0, const struct rusage *ru1)
+{
+    double cpu = (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec + ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
+                 (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec -
+                          ru0->ru_stime.tv_usec) / 1e6;
+    hw_rep_out out = { .rep = rep, .run_threads = r->nthr, .ops = res->ops, .seconds = res->seconds,
+                       .cpu_s = cpu, .error = res->failed ? r->fail : NULL, .hist = h };
+    hw_json_rep(j, c->w, &c->cfg, &out);
+}
+
 /* Validate a configuration before anything runs: bad combinations exit 2. */
 static void check_config(const config *c)
 {
@@ -246,6 +258,8 @@ int hw_run_all(const hw_opts *o)
         fputs(csv_header, csv);
         fflush(csv);
     }
+    hw_hgrm_prepare(o);
+    hw_json *json = hw_json_open(o, &m);
     int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
@@ -333,12 +347,16 @@ int hw_run_all(const hw_opts *o)
             reps[rep] = res;
             cp_hist_merge(cfg_hist, rep_hist);
             if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
+            if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
         }
+        hw_json_config_end(json);
+        any_failed |= hw_hgrm_write(o, c->w, &c->cfg, cfg_hist) != 0;
         if (!quiet) table_row(&m, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
         any_failed |= failed;
     }
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
     if (csv && csv != stdout) fclose(csv);
+    any_failed |= hw_json_close(json) != 0;
     free(cfgs);
     free(reps);
     cp_hist_free(rep_hist);

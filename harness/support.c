@@ -261,6 +261,7 @@ static void *watchdog(void *unused)
         if (rc == ETIMEDOUT && wd_run && cp_now_ns() >= wd_deadline) {
             wd_report();
             fflush(NULL);   /* completed CSV rows are already flushed; keep them */
+            hw_tmp_abandon();   /* no partial --json / --hgrm file */
             _exit(1);
         }
     }

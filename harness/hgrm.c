@@ -1,0 +1,47 @@
+/*
+ * --hgrm=DIR: each configuration's latency histogram, merged over its
+ * measured repetitions, as DIR/<pattern>_<impl>_<config-slug>.hgrm in
+ * HdrHistogram's classic percentile format (values in ns, unit divisor 1,
+ * 5 ticks per half distance), written whole or not at all (outfile.c).
+ */
+#define _GNU_SOURCE
+#include "harness/harness.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void hw_hgrm_prepare(const hw_opts *o)
+{
+    if (!o->hgrm_dir) return;
+    if (mkdir(o->hgrm_dir, 0777) && errno != EEXIST)
+        hw_bad_input("--hgrm: cannot create directory '%s': %s", o->hgrm_dir, strerror(errno));
+    struct stat st;
+    if (stat(o->hgrm_dir, &st) || !S_ISDIR(st.st_mode) || access(o->hgrm_dir, W_OK | X_OK))
+        hw_bad_input("--hgrm: '%s' is not a writable directory", o->hgrm_dir);
+}
+
+int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h)
+{
+    if (!o->hgrm_dir || cp_hist_count(h) == 0) return 0;
+    char slug[512], path[PATH_MAX];
+    hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
+    if ((size_t)snprintf(path, sizeof path, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b),
+                         slug) >= sizeof path) {
+        fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", slug);
+        return -1;
+    }
+    FILE *f = hw_tmp_open(path, 1);
+    if (!f) {
+        fprintf(stderr, "cpbench: --hgrm: cannot write %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    int rc = cp_hist_write_hgrm(h, f, 5, 1.0);
+    if (hw_tmp_commit(f, path, 1) || rc) {
+        fprintf(stderr, "cpbench: --hgrm: writing %s failed\n", path);
+        return -1;
+    }
+    return 0;
+}

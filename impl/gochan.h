@@ -24,6 +24,7 @@
 #ifndef CP_IMPL_GOCHAN_H
 #define CP_IMPL_GOCHAN_H
 
+#include "../core/chaos.h"
 #include "../core/internal.h"
 #include "ring.h"   /* cp_ring_copy */
 
@@ -75,6 +76,7 @@ static inline gc_sudog *gc_dequeue(gc_waitq *q)
     while ((sg = q->first)) {
         gc_remove(q, sg);
         if (GC_W_CLAIM(sg->w)) {
+            CP_CHAOS_POINT();   /* between the claim CAS and its follow-up */
             /* The claimer tells a select which case fired (written before
              * the finish's release, read after the waiter sees DONE). */
             sg->w->index = sg->idx;

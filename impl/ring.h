@@ -28,6 +28,7 @@
 #ifndef CP_IMPL_RING_H
 #define CP_IMPL_RING_H
 
+#include "../core/chaos.h"
 #include "../core/internal.h"
 
 #include <string.h>
@@ -124,7 +125,9 @@ static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {
 #ifndef CP_RING_BROKEN_PUBLISH
+                CP_CHAOS_POINT();   /* slot claimed, not written */
                 cp_ring_copy(s->data, elem, r->elem_size);
+                CP_CHAOS_POINT();   /* written, not published */
                 atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
 #else
                 /* Negative control, compiled only into tests: publish the
@@ -165,6 +168,7 @@ static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem)
             if (atomic_compare_exchange_weak_explicit(&r->head, &head, next,
                                                       memory_order_relaxed,
                                                       memory_order_relaxed)) {
+                CP_CHAOS_POINT();   /* slot claimed, not read */
                 cp_ring_copy(elem, s->data, r->elem_size);
                 atomic_store_explicit(&s->stamp, head + r->one_lap, memory_order_release);
                 return CP_OK;

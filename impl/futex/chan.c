@@ -18,6 +18,7 @@
  * is one spurious wake-up of whatever sleeps there later.
  */
 #include "futex.h"
+#include "../../core/chaos.h"
 #include "waiter.h"
 #include "../ring.h"
 
@@ -88,6 +89,7 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
             uint32_t v_ = cp_ec_prepare(ec);                                  \
             if ((r_ = (op)) != CP_WOULDBLOCK) break;                          \
             if ((r_ = cp__ctx_err_fast(ctx)) != CP_OK) break;                 \
+            CP_CHAOS_POINT();   /* announced, re-checked, not yet asleep */   \
             cp_futex_wait(&(ec)->w, v_, dl_);                                 \
         }                                                                     \
         if (ctx) cp_wlist_del(&cn_);                                          \

@@ -4,6 +4,7 @@
 
 #include "workloads/workload.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 #define HW_MAX_VALUES 256
@@ -115,6 +116,9 @@ void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char
 FILE *hw_tmp_open(const char *final, int slot);      /* slot 0 json, 1 hgrm; NULL + errno */
 int  hw_tmp_commit(FILE *f, const char *final, int slot);   /* close + rename; -1 on error */
 void hw_tmp_abandon(void);          /* unlink live temporaries (async-signal-safe) */
+void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP (outfile.c) */
+extern volatile sig_atomic_t hw_interrupted;   /* the first such signal, 0 if none */
+void hw_stop_current_run(void);     /* async-signal-safe (support.c) */
 typedef struct hw_json hw_json;
 hw_json *hw_json_open(const hw_opts *o, const hw_meta *m);   /* NULL without --json */
 void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_rep_out *r);

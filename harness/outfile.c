@@ -34,14 +34,25 @@ void hw_tmp_abandon(void)
         }
 }
 
+/* SIGINT/SIGTERM/SIGHUP: the first one stops the sweep gracefully (the
+ * current run is told to stop, its unfinished repetition is discarded, every
+ * completed row and the summary are kept, exit 128 + signal); a second one
+ * kills at once, removing live temporaries first. */
+volatile sig_atomic_t hw_interrupted;
+
 static void on_signal(int sig)
 {
+    if (!hw_interrupted) {
+        hw_interrupted = sig;
+        hw_stop_current_run();      /* one atomic store: async-signal-safe */
+        return;
+    }
     hw_tmp_abandon();
     signal(sig, SIG_DFL);
     raise(sig);
 }
 
-FILE *hw_tmp_open(const char *final, int slot)
+void hw_signals_install(void)
 {
     if (!handlers_installed) {
         struct sigaction sa;
@@ -57,6 +68,11 @@ FILE *hw_tmp_open(const char *final, int slot)
         atexit(hw_tmp_abandon);   /* exit(2) on a bad configuration, found after opening */
         handlers_installed = 1;
     }
+}
+
+FILE *hw_tmp_open(const char *final, int slot)
+{
+    hw_signals_install();
     tmp_live[slot] = 0;
     snprintf(tmp_path[slot], sizeof tmp_path[slot], "%s.tmp.%ld", final, (long)getpid());
     FILE *f = fopen(tmp_path[slot], "w");

@@ -321,17 +321,19 @@ int hw_run_all(const hw_opts *o)
     }
 
     if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
+    hw_signals_install();
     if (!quiet) table_header(&m, o);
-    int any_failed = 0;
+    int any_failed = 0, written = 0;
     for (size_t ci = 0; ci < ncfg; ci++) {
         config *c = &cfgs[ci];
         cp_hist_reset(cfg_hist);
-        int failed = 0;
+        int failed = 0, nreps = 0;
         for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) {
             struct rusage ru0, ru1;
             getrusage(RUSAGE_SELF, &ru0);
             int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist);
             getrusage(RUSAGE_SELF, &ru1);
+            if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
             if (rc) wl_fail(&run, "the run could not start (out of memory?)");
             rep_result res = { 0 };
             res.seconds = (double)(run.t_end - run.t_start) / 1e9;
@@ -345,17 +347,35 @@ int hw_run_all(const hw_opts *o)
             }
             if (rep < 0) continue;   /* warm-up: checked, not recorded */
             reps[rep] = res;
+            nreps = rep + 1;
+            written++;
             cp_hist_merge(cfg_hist, rep_hist);
             if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
             if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
         }
+        any_failed |= failed;
+        if (hw_interrupted) {
+            if (!quiet && nreps) table_row(&m, c, reps, nreps, cfg_hist, run.nthr, failed);
+            break;
+        }
         hw_json_config_end(json);
         any_failed |= hw_hgrm_write(o, c->w, &c->cfg, cfg_hist) != 0;
         if (!quiet) table_row(&m, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
-        any_failed |= failed;
     }
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
     if (csv && csv != stdout) fclose(csv);
+    if (hw_interrupted) {
+        /* JSON and .hgrm describe whole runs: the unfinished ones are removed */
+        hw_tmp_abandon();
+        printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
+               csv ? " (CSV complete up to there)" : "");
+        fflush(stdout);
+        free(cfgs);
+        free(reps);
+        cp_hist_free(rep_hist);
+        cp_hist_free(cfg_hist);
+        return 128 + hw_interrupted;
+    }
     any_failed |= hw_json_close(json) != 0;
     free(cfgs);
     free(reps);

@@ -155,6 +155,7 @@ int hw_stress_main(int argc, char **argv)
                seed_given ? "" : " (from the clock)", o.sel.npatterns, o.sel.nimpls,
                o.chaos ? "on" : cp_chaos_available() ? "off" : "not built in");
     fflush(stdout);     /* before any failure report on stderr */
+    hw_signals_install();
     int64_t done = 0, failures = 0;
     for (int64_t i = first; i < last; i++) {
         if (deadline && cp_now_ns() >= deadline) break;
@@ -167,6 +168,7 @@ int hw_stress_main(int argc, char **argv)
                  "replay: cpbench stress --pattern=%s --impl=%s --seed=%llu --iteration=%lld%s", w->name,
                  cp_backend_name(cfg.b), (unsigned long long)o.seed, (long long)i, o.chaos ? "" : " --no-chaos");
         int rc = hw_run_one(w, &cfg, o.timeout, &run, h);
+        if (hw_interrupted) break;      /* cut short: not a verdict */
         done++;
         if (rc || run.nfail) {
             failures++;
@@ -181,5 +183,9 @@ int hw_stress_main(int argc, char **argv)
                (long long)done, (long long)failures, secs, secs > 0 ? (double)done / secs : 0.0,
                o.chaos ? "on" : "off", (unsigned long long)cp_chaos_points_hit());
     cp_hist_free(h);
+    if (hw_interrupted) {
+        if (!o.quiet) printf("stress: interrupted by signal %d\n", (int)hw_interrupted);
+        return 128 + hw_interrupted;
+    }
     return failures ? 1 : 0;
 }

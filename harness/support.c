@@ -64,7 +64,7 @@ static void tsc_calibrate(void)
     tsc_base = t1;
     mono_base = m1;
     use_tsc = 1;
-    snprintf(clock_desc, sizeof clock_desc, "invariant TSC (%.3f GHz, calibrated against CLOCK_MONOTONIC)",
+    snprintf(clock_desc, sizeof clock_desc, "invariant TSC at %.3f GHz (calibrated against CLOCK_MONOTONIC)",
              (double)(t1 - t0) / (double)(m1 - m0));
 }
 
@@ -297,6 +297,14 @@ static void wd_disarm(void)
 }
 
 /* ---- one run ---- */
+static wl_run *_Atomic current_run;
+
+void hw_stop_current_run(void)
+{
+    wl_run *r = atomic_load(&current_run);
+    if (r) atomic_store(&r->stop, 1);
+}
+
 static wl_thread thread_slots[WL_MAX_THREADS];
 static pthread_t pthread_slots[WL_MAX_THREADS];
 
@@ -309,7 +317,10 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
     atomic_init(&r->go, 0);
     atomic_init(&r->stop, 0);
     wd_arm(r, w, timeout_s);
+    atomic_store(&current_run, r);
+    if (hw_interrupted) atomic_store(&r->stop, 1);
     int rc = w->run(r);
+    atomic_store(&current_run, NULL);
     wd_disarm();
     cp_hist_reset(merged);
     for (int i = 0; i < r->nthr; i++) cp_hist_merge(merged, r->thr[i].hist);

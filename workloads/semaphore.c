@@ -42,7 +42,7 @@ static void *worker(wl_thread *self, void *arg)
     wl_phase(self, "acquire");
     for (;;) {
         uint64_t id = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
-        if (r->cfg->duration > 0 ? wl_stopped(r) : id >= s->items) break;
+        if (!wl_more(r, id, s->items)) break;
         uint64_t t0 = 0;
         if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
         if (cp_sem_acquire(s->s, 1, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }

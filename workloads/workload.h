@@ -105,10 +105,13 @@ static inline int wl_stopped(wl_run *r)
 {
     return atomic_load_explicit(&r->stop, memory_order_relaxed);
 }
-/* Count-based: n items; time-based: until stopped. */
+/* Count-based: n items; time-based: until stopped. Either way, stop also
+ * ends the run early when cpbench is interrupted (the harness then discards
+ * that repetition). */
 static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
 {
-    return r->cfg->duration > 0 ? !wl_stopped(r) : done < n;
+    if (wl_stopped(r)) return 0;
+    return r->cfg->duration > 0 || done < n;
 }
 
 /* A cheap, strong per-item hash for checksums (splitmix64's finaliser). */

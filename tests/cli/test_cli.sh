@@ -89,5 +89,24 @@ check "watchdog exits 1 (rc=$rc)" test $rc -eq 1
 check "watchdog names each thread's phase" grep -q "producer .*send" "$tmp/err"
 check "watchdog shows the channel" grep -q "channel items" "$tmp/err"
 
+# SIGTERM during a sweep: the run in progress is stopped and discarded, every
+# completed repetition stays in the CSV (no half-written row), the summary is
+# printed, exit 143.
+"$bin" --pattern=chan --impl=all --items=2M --repeat=50 --csv="$tmp/int.csv" >"$tmp/int.out" 2>&1 &
+pid=$!
+sleep 1.5
+kill -TERM $pid
+wait $pid
+rc=$?
+check "SIGTERM exits 143 (rc=$rc)" test $rc -eq 143
+check "SIGTERM prints the summary" grep -q "interrupted by signal 15" "$tmp/int.out"
+check "SIGTERM keeps only whole CSV rows, at least one" /usr/bin/python3 -c "
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+assert len(rows) >= 2, 'no completed row kept'
+assert all(len(r) == len(rows[0]) for r in rows), 'a row with the wrong number of fields'
+assert all(r[rows[0].index('status')] == 'OK' for r in rows[1:]), 'a kept row is not OK'
+" "$tmp/int.csv"
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -205,6 +205,8 @@ void hw_usage(FILE *f)
           "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
           "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
           "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
+          "  --placement-split=NS   cross-core round trip that separates a near from a far vCPU\n"
+          "                         placement (default 150; 0: no probe around repetitions)\n"
           "output:\n"
           "  --csv=FILE|-           one row per repetition (schema: docs/csv.md)\n"
           "  --json=FILE            Google Benchmark JSON: one entry per repetition plus\n"
@@ -267,6 +269,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     o->lat_sample = 64;
     o->seed = 1;
     o->timeout = 60;
+    o->placement_split = 150;
     const char *pattern_arg = NULL, *impl_arg = "all";
     const char *sets[64];
     size_t nsets = 0;
@@ -309,6 +312,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         else if (!strcmp(name, "repeat")) o->repeat = parse_one(name, val, 1, 1000);
         else if (!strcmp(name, "warmup")) o->warmup = parse_one(name, val, 0, 100);
         else if (!strcmp(name, "lat-sample")) o->lat_sample = parse_one(name, val, 0, 1 << 30);
+        else if (!strcmp(name, "placement-split")) o->placement_split = (double)parse_one(name, val, 0, 100000);
         else if (!strcmp(name, "seed")) o->seed = (uint64_t)parse_one(name, val, 0, INT64_MAX);
         else if (!strcmp(name, "csv")) {
             if (!*val) hw_bad_input("--csv: empty file name (use - for stdout)");

@@ -44,6 +44,7 @@ typedef struct group {
     char *pattern, *impl, *label;
     double *v[MAX_METRICS];
     size_t n[MAX_METRICS], cap[MAX_METRICS];
+    char *far[MAX_METRICS];     /* per value: its repetition ran in the far placement */
     int paired;
 } group;
 
@@ -54,14 +55,33 @@ typedef struct side {
     size_t rows, not_ok, placement_dropped;
 } side;
 
-static void push(group *g, int m, double x)
+static void push(group *g, int m, double x, char far)
 {
     if (g->n[m] == g->cap[m]) {
         g->cap[m] = g->cap[m] ? 2 * g->cap[m] : 8;
         g->v[m] = realloc(g->v[m], g->cap[m] * sizeof(double));
-        if (!g->v[m]) cmp_bad("out of memory");
+        g->far[m] = realloc(g->far[m], g->cap[m]);
+        if (!g->v[m] || !g->far[m]) cmp_bad("out of memory");
     }
+    g->far[m][g->n[m]] = far;
     g->v[m][g->n[m]++] = x;
+}
+
+/* --placement=strict, second half: within each configuration keep only the
+ * repetitions that ran in the majority placement (near or far). */
+static void keep_majority_placement(side *s)
+{
+    for (size_t i = 0; i < s->ng; i++)
+        for (int m = 0; m < MAX_METRICS; m++) {
+            group *g = &s->g[i];
+            size_t nfar = 0, k = 0;
+            for (size_t j = 0; j < g->n[m]; j++) nfar += g->far[m][j];
+            char keep_far = 2 * nfar > g->n[m];
+            for (size_t j = 0; j < g->n[m]; j++)
+                if (g->far[m][j] == keep_far) g->v[m][k++] = g->v[m][j];
+            if (m == 0) s->placement_dropped += g->n[m] - k;
+            g->n[m] = k;
+        }
 }
 
 static char *xstrdup(const char *s)
@@ -227,6 +247,7 @@ static void read_side(side *s, const char *path, const opts *o)
         if ((mc[m] = find_col(&hdr, o->metric[m])) < 0)
             cmp_bad("%s: header lacks the metric column '%s'", path, o->metric[m]);
     int pc = find_col(&hdr, "placement_changed");
+    int pl = find_col(&hdr, "placement");
 
     while (next_record(&r, &rec)) {
         if (rec.n != hdr.n)
@@ -287,13 +308,14 @@ static void read_side(side *s, const char *path, const opts *o)
             g->label = xstrdup(label);
         }
         for (int m = 0; m < o->nmetric; m++)
-            if (has[m]) push(g, m, val[m]);
+            if (has[m]) push(g, m, val[m], pl >= 0 && !strcmp(rec.f[pl], "far"));
     }
     clear_record(&hdr);
     clear_record(&rec);
     free(hdr.f);
     free(rec.f);
     free(r.buf);
+    if (o->strict) keep_majority_placement(s);
 }
 
 static void free_side(side *s)
@@ -301,7 +323,7 @@ static void free_side(side *s)
     for (size_t i = 0; i < s->ng; i++) {
         group *g = &s->g[i];
         free(g->key), free(g->pattern), free(g->impl), free(g->label);
-        for (int m = 0; m < MAX_METRICS; m++) free(g->v[m]);
+        for (int m = 0; m < MAX_METRICS; m++) free(g->v[m]), free(g->far[m]);
     }
     free(s->g);
 }
@@ -329,7 +351,8 @@ static void usage(FILE *f)
           "  --threshold   smallest change of medians, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns to compare; ops_per_sec and ops: higher is better,\n"
           "                any other (latencies, ns_per_op, seconds): lower is better\n"
-          "  --placement   strict: drop rows whose placement_changed column is 1 (when the\n"
+          "  --placement   strict: drop rows whose placement_changed column is 1 and rows that\n"
+          "                ran in the minority placement (near/far) of their configuration (when the\n"
           "                CSV has that column); all (default): keep every row\n"
           "exit status: 0 no significant regression, 1 at least one 'slower', 2 bad input\n",
           f);

@@ -53,6 +53,7 @@ typedef struct hw_opts {
     const char *hgrm_dir;           /* --hgrm=DIR */
     int table_dispatch;
     int quiet;
+    double placement_split;         /* ns; 0: no placement probe */
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
     const hw_suite_cfg *suite;
     size_t nsuite;
@@ -87,6 +88,8 @@ typedef struct hw_meta {
     int cpus;
     char kernel[256], compiler[128], allocator[64], git_rev[48], timestamp[32], clock[96];
     double clock_ns;
+    double loadavg;                 /* 1-minute load average at start */
+    char governor[32];              /* cpufreq governor of cpu0, "" if unreadable */
 } hw_meta;
 void hw_meta_collect(hw_meta *m);
 

@@ -2,6 +2,7 @@
 #define _GNU_SOURCE
 #include "harness/harness.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -39,4 +40,11 @@ void hw_meta_collect(hw_meta *m)
     strftime(m->timestamp, sizeof m->timestamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
     snprintf(m->clock, sizeof m->clock, "%s", hw_clock_desc());
     m->clock_ns = hw_clock_cost_ns();
+    double la[1];
+    m->loadavg = getloadavg(la, 1) == 1 ? la[0] : -1;
+    FILE *g = fopen("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor", "r");
+    if (g) {
+        if (fgets(m->governor, sizeof m->governor, g)) m->governor[strcspn(m->governor, "\n")] = 0;
+        fclose(g);
+    }
 }

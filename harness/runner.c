@@ -37,7 +37,15 @@ static const char csv_header[] =
     "pattern,impl,dispatch,rep,threads,producers,consumers,capacity,payload,work_ns,items,duration_s,"
     "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
     "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
-    "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns\n";
+    "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
+    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor\n";
+
+/* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
+ * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
+static const char *placement_of(double rt, double split)
+{
+    return rt <= 0 ? "" : rt < split ? "near" : "far";
+}
 
 static void csv_str(FILE *f, const char *s)
 {
@@ -61,6 +69,7 @@ static void csv_knob(FILE *f, int64_t v)
 
 typedef struct rep_result {
     double seconds, ops_per_sec;
+    double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
     uint64_t ops;
     int failed;
 } rep_result;
@@ -135,7 +144,15 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     csv_str(f, m->allocator);
     fprintf(f, ",%s,%s,", m->git_rev, m->timestamp);
     csv_str(f, m->clock);
-    fprintf(f, ",%.1f\n", m->clock_ns);
+    fprintf(f, ",%.1f,", m->clock_ns);
+    const char *pb = placement_of(res->xcore_before, o->placement_split);
+    const char *pa = placement_of(res->xcore_after, o->placement_split);
+    if (res->xcore_before > 0)
+        fprintf(f, "%.1f,%.1f,%s,%d,", res->xcore_before, res->xcore_after, strcmp(pb, pa) ? "mixed" : pb,
+                strcmp(pb, pa) != 0);
+    else
+        fputs(",,,,", f);
+    fprintf(f, "%.2f,%s\n", m->loadavg, m->governor);
     fflush(f);
 }
 
@@ -169,20 +186,31 @@ static double ops_summary(const rep_result *reps, int n, char *range, size_t rn,
     return s.median;
 }
 
-static void table_row(const hw_meta *m, const config *c, rep_result *reps, int n, const cp_hist *h,
-                      int run_threads, int failed)
+static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_result *reps, int n,
+                      const cp_hist *h, int run_threads, int failed)
 {
-    char a[16], p[5][16], range[40], cv[16];
+    char a[16], p[5][16], range[40], cv[16], place[96] = "";
+    int nfar = 0, moved = 0, probed = 0;
+    for (int i = 0; i < n; i++) {
+        if (reps[i].xcore_before <= 0) continue;
+        const char *pb = placement_of(reps[i].xcore_before, o->placement_split);
+        const char *pa = placement_of(reps[i].xcore_after, o->placement_split);
+        probed++;
+        nfar += !strcmp(pb, "far") && !strcmp(pa, "far");
+        moved += strcmp(pb, pa) != 0;
+    }
+    if (probed && (moved || (nfar && nfar < probed - moved)))
+        snprintf(place, sizeof place, " (placement: %d far, %d near, %d moved)", nfar, probed - moved - nfar, moved);
     double med = ops_summary(reps, n, range, sizeof range, cv, sizeof cv);
     int has = cp_hist_count(h) > 0;
-    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s\n", c->w->name, cp_backend_name(c->cfg.b),
+    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s%s\n", c->w->name, cp_backend_name(c->cfg.b),
            c->label, hw_si(med, a, sizeof a), range, cv,
            has ? hw_ns((double)cp_hist_percentile(h, 50), p[0], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 90), p[1], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 99), p[2], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 99.9), p[3], 16) : "-",
            has ? hw_ns((double)cp_hist_max(h), p[4], 16) : "-", failed ? "FAIL" : "ok",
-           run_threads > m->cpus ? " (oversubscribed)" : "");
+           run_threads > m->cpus ? " (oversubscribed)" : "", place);
     fflush(stdout);
 }
 
@@ -322,6 +350,12 @@ int hw_run_all(const hw_opts *o)
 
     if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
     hw_signals_install();
+    /* environment guard: say what makes these numbers less trustworthy */
+    if (m.loadavg > 0.5 * m.cpus)
+        fprintf(stderr, "cpbench: warning: load average %.2f on %d cpus at start: results will be noisy\n",
+                m.loadavg, m.cpus);
+    if (m.governor[0] && strcmp(m.governor, "performance"))
+        fprintf(stderr, "cpbench: warning: cpufreq governor is '%s', not 'performance'\n", m.governor);
     if (!quiet) table_header(&m, o);
     int any_failed = 0, written = 0;
     for (size_t ci = 0; ci < ncfg; ci++) {
@@ -330,12 +364,15 @@ int hw_run_all(const hw_opts *o)
         int failed = 0, nreps = 0;
         for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) {
             struct rusage ru0, ru1;
+            /* placement probe around measured repetitions (a few ms) */
+            double xb = rep >= 0 && o->placement_split > 0 ? hw_xcore_rt_ns(10000) : 0;
             getrusage(RUSAGE_SELF, &ru0);
             int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist);
             getrusage(RUSAGE_SELF, &ru1);
             if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
             if (rc) wl_fail(&run, "the run could not start (out of memory?)");
-            rep_result res = { 0 };
+            rep_result res = { .xcore_before = xb };
+            if (xb > 0) res.xcore_after = hw_xcore_rt_ns(10000);
             res.seconds = (double)(run.t_end - run.t_start) / 1e9;
             res.ops = run.ops;
             res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
@@ -355,12 +392,12 @@ int hw_run_all(const hw_opts *o)
         }
         any_failed |= failed;
         if (hw_interrupted) {
-            if (!quiet && nreps) table_row(&m, c, reps, nreps, cfg_hist, run.nthr, failed);
+            if (!quiet && nreps) table_row(&m, o, c, reps, nreps, cfg_hist, run.nthr, failed);
             break;
         }
         hw_json_config_end(json);
         any_failed |= hw_hgrm_write(o, c->w, &c->cfg, cfg_hist) != 0;
-        if (!quiet) table_row(&m, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
+        if (!quiet) table_row(&m, o, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
     }
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
     if (csv && csv != stdout) fclose(csv);

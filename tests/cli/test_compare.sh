@@ -110,6 +110,15 @@ run "$tmp/p_base.csv" "$tmp/p_new.csv" --placement=all
 check "placement all keeps the slow rows (rc=$rc)" test $rc -eq 1
 run "$tmp/a.csv" "$tmp/slow.csv" --placement=strict
 check "placement strict without the column keeps rows (rc=$rc)" test $rc -eq 1
+# the minority placement of a configuration is dropped too: 10 near reps at
+# full speed, plus 6 far ones at half speed on the new side only
+{ echo "$HDR,placement"; rows 10 1.0 21 OK near; } >"$tmp/m_base.csv"
+{ echo "$HDR,placement"; rows 10 1.0 22 OK near; rows 6 0.5 23 OK far; } >"$tmp/m_new.csv"
+run "$tmp/m_base.csv" "$tmp/m_new.csv" --placement=strict
+check "placement strict drops the minority placement (rc=$rc)" test $rc -eq 0
+check "placement strict counts minority rows" grep -q "placement=strict dropped 0 base, 18 new" "$tmp/out"
+run "$tmp/m_base.csv" "$tmp/m_new.csv" --placement=all
+check "placement all keeps the minority placement" bash -c "! grep -q 'placement=strict dropped' '$tmp/out'"
 
 # bad input: exit 2, exactly one line on stderr, nothing on stdout
 bad() {  # bad WORD ARGS...

@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 const char *const hw_knob_flag[K_NKNOBS] = {
     "threads", "producers", "consumers", "capacity", "payload", "work-ns", "items",
@@ -118,6 +119,32 @@ static int64_t parse_one(const char *flag, const char *s, int64_t lo, int64_t hi
     return v;
 }
 
+/* --pin=none|compact|spread|CPU,CPU,...: compact fills CPUs in numbering
+ * order; spread alternates between the two halves of the numbering (where
+ * Linux usually puts SMT siblings n/2 apart), so consecutive threads land on
+ * different cores. */
+static void parse_pin(const char *val, hw_opts *o)
+{
+    int n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 1) n = 1;
+    if (n > 256) n = 256;
+    snprintf(o->pin, sizeof o->pin, "%s", val);
+    o->npin = 0;
+    if (!strcmp(val, "none")) return;
+    if (!strcmp(val, "compact")) {
+        for (int i = 0; i < n; i++) o->pin_cpus[o->npin++] = i;
+    } else if (!strcmp(val, "spread")) {
+        for (int i = 0; i < (n + 1) / 2; i++) {
+            o->pin_cpus[o->npin++] = i;
+            if (i + (n + 1) / 2 < n) o->pin_cpus[o->npin++] = i + (n + 1) / 2;
+        }
+    } else {
+        hw_list l;
+        parse_list("pin", val, 0, n - 1, &l);
+        for (size_t i = 0; i < l.n && o->npin < 256; i++) o->pin_cpus[o->npin++] = (int)l.v[i];
+    }
+}
+
 static const hw_entry *find_pattern(const char *name)
 {
     for (size_t i = 0; i < hw_catalogue_len; i++)
@@ -205,6 +232,7 @@ void hw_usage(FILE *f)
           "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
           "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
           "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
+          "  --pin=none|compact|spread|CPU,CPU,...  pin thread i of a run (default none)\n"
           "  --placement-split=NS   cross-core round trip that separates a near from a far vCPU\n"
           "                         placement (default 150; 0: no probe around repetitions)\n"
           "output:\n"
@@ -270,6 +298,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     o->seed = 1;
     o->timeout = 60;
     o->placement_split = 150;
+    snprintf(o->pin, sizeof o->pin, "none");
     const char *pattern_arg = NULL, *impl_arg = "all";
     const char *sets[64];
     size_t nsets = 0;
@@ -313,6 +342,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         else if (!strcmp(name, "warmup")) o->warmup = parse_one(name, val, 0, 100);
         else if (!strcmp(name, "lat-sample")) o->lat_sample = parse_one(name, val, 0, 1 << 30);
         else if (!strcmp(name, "placement-split")) o->placement_split = (double)parse_one(name, val, 0, 100000);
+        else if (!strcmp(name, "pin")) parse_pin(val, o);
         else if (!strcmp(name, "seed")) o->seed = (uint64_t)parse_one(name, val, 0, INT64_MAX);
         else if (!strcmp(name, "csv")) {
             if (!*val) hw_bad_input("--csv: empty file name (use - for stdout)");

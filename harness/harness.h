@@ -54,6 +54,8 @@ typedef struct hw_opts {
     int table_dispatch;
     int quiet;
     double placement_split;         /* ns; 0: no placement probe */
+    char pin[128];                  /* --pin as given: none, compact, spread or a CPU list */
+    int pin_cpus[256], npin;
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
     const hw_suite_cfg *suite;
     size_t nsuite;
@@ -79,6 +81,7 @@ void hw_calibrate(void);
 double hw_clock_cost_ns(void);
 const char *hw_clock_desc(void);     /* after hw_calibrate */
 double hw_xcore_rt_ns(uint64_t iters); /* cross-core cache-line round trip, ns */
+void hw_pin_set(const int *cpus, int n);  /* thread i runs on cpus[i % n]; n = 0: unpinned */
 int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
                 cp_hist *merged);
 void hw_run_release(wl_run *r);

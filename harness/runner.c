@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 const char *hw_si(double v, char *buf, size_t n)
@@ -38,7 +39,7 @@ static const char csv_header[] =
     "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
     "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
-    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor\n";
+    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -152,7 +153,9 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
                 strcmp(pb, pa) != 0);
     else
         fputs(",,,,", f);
-    fprintf(f, "%.2f,%s\n", m->loadavg, m->governor);
+    fprintf(f, "%.2f,%s,", m->loadavg, m->governor);
+    csv_str(f, o->pin);
+    fputc('\n', f);
     fflush(f);
 }
 
@@ -350,6 +353,9 @@ int hw_run_all(const hw_opts *o)
 
     if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
     hw_signals_install();
+    hw_pin_set(o->pin_cpus, o->npin);
+    int progress = !quiet && isatty(2);
+    uint64_t t_begin = cp_now_ns();
     /* environment guard: say what makes these numbers less trustworthy */
     if (m.loadavg > 0.5 * m.cpus)
         fprintf(stderr, "cpbench: warning: load average %.2f on %d cpus at start: results will be noisy\n",
@@ -360,6 +366,12 @@ int hw_run_all(const hw_opts *o)
     int any_failed = 0, written = 0;
     for (size_t ci = 0; ci < ncfg; ci++) {
         config *c = &cfgs[ci];
+        if (progress) {
+            double el = (double)(cp_now_ns() - t_begin) / 1e9;
+            fprintf(stderr, "\r[%zu/%zu] %s %s %.40s  elapsed %.0f s, about %.0f s left\033[K", ci + 1, ncfg,
+                    c->w->name, cp_backend_name(c->cfg.b), c->label, el, ci ? el / (double)ci * (double)(ncfg - ci) : 0.0);
+            fflush(stderr);
+        }
         cp_hist_reset(cfg_hist);
         int failed = 0, nreps = 0;
         for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) {
@@ -397,6 +409,7 @@ int hw_run_all(const hw_opts *o)
         }
         hw_json_config_end(json);
         any_failed |= hw_hgrm_write(o, c->w, &c->cfg, cfg_hist) != 0;
+        if (progress) fputs("\r\033[K", stderr);
         if (!quiet) table_row(&m, o, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
     }
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");

@@ -128,12 +128,31 @@ void wl_work(int64_t ns)
     if (ns > 0) spin_loops((uint64_t)((double)ns * loops_per_ns));
 }
 
+/* ---- pinning (--pin): thread i of a run -> a CPU ---- */
+static int pin_cpus[WL_MAX_THREADS], npin;     /* npin == 0: no pinning */
+
+void hw_pin_set(const int *cpus, int n)
+{
+    npin = n < WL_MAX_THREADS ? n : WL_MAX_THREADS;
+    for (int i = 0; i < npin; i++) pin_cpus[i] = cpus[i];
+}
+
+static void pin_thread(int index)
+{
+    if (!npin) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(pin_cpus[index % npin], &set);
+    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
 /* ---- threads ---- */
 static void *trampoline(void *p)
 {
     wl_thread *t = p;
     /* chaos: this thread's decision stream depends on (seed, its index) only */
     cp_chaos_thread(t->run->cfg->seed, (uint64_t)(t - t->run->thr));
+    pin_thread((int)(t - t->run->thr));
     wl_phase(t, "start gate");
     for (unsigned n = 0; !atomic_load_explicit(&t->run->go, memory_order_acquire); n++) {
         if (n < 256) cp_now_ns();   /* a short, pause-free spin */

@@ -51,6 +51,8 @@ bad "unknown flag" --pattern=chan --frobnicate=1
 bad "unexpected argument" --pattern=chan extra
 bad "missing value" --pattern=chan --threads
 bad "1 GiB" --pattern=chan --capacity=60000000 --payload=64
+bad "--pin" --pattern=chan --pin=999
+bad "--pin" --pattern=chan --pin=nowhere
 bad "--csv" --pattern=chan --csv=/nonexistent-dir/x.csv --items=1000
 
 check() {  # check DESCRIPTION COMMAND...: the command must succeed
@@ -80,6 +82,7 @@ check "every row is OK" bash -c "tail -n +2 '$tmp/run.csv' | awk -F, '\$26 != \"
 check "workerpool fail_every + cancel" "$bin" --pattern=workerpool --impl=all --items=100M \
     --set fail_every=7 --set cancel_after_ms=30 --repeat=1 --warmup=0 --quiet --timeout=20
 check "time-based run" "$bin" --pattern=chan,workerpool --impl=all --duration=50ms --repeat=1 --warmup=0 --quiet
+check "pinned run (compact)" "$bin" --pattern=chan --impl=all --pin=compact --items=10k --repeat=1 --warmup=0 --quiet
 check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
 
 # the watchdog: a run longer than --timeout is reported and exits 1

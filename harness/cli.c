@@ -228,6 +228,8 @@ void hw_usage(FILE *f)
           "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
           "run control:\n"
           "  --duration=SECONDS     time-based runs instead of --items\n"
+          "  --rate=OPS             open loop: arrivals on a fixed schedule, latency from the\n"
+          "                         intended start (corrected) and the actual one (u_* columns)\n"
           "  --repeat=N (default 5) --warmup=N (default 1) --seed=S\n"
           "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
           "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
@@ -337,6 +339,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         }
         else if (!strcmp(name, "impl")) impl_arg = val;
         else if (!strcmp(name, "duration")) o->duration = parse_seconds(name, val);
+        else if (!strcmp(name, "rate")) o->rate = (double)parse_one(name, val, 1, 1000000000);
         else if (!strcmp(name, "timeout")) o->timeout = parse_seconds(name, val);
         else if (!strcmp(name, "repeat")) o->repeat = parse_one(name, val, 1, 1000);
         else if (!strcmp(name, "warmup")) o->warmup = parse_one(name, val, 0, 100);

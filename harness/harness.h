@@ -44,7 +44,7 @@ typedef struct hw_opts {
     hw_list knob[K_NKNOBS];
     struct { char key[64]; hw_list vals; } set[WL_MAX_SET * 4];
     size_t nset;
-    double duration;
+    double duration, rate;
     int64_t repeat, warmup, lat_sample;
     uint64_t seed;
     double timeout;
@@ -83,7 +83,7 @@ const char *hw_clock_desc(void);     /* after hw_calibrate */
 double hw_xcore_rt_ns(uint64_t iters); /* cross-core cache-line round trip, ns */
 void hw_pin_set(const int *cpus, int n);  /* thread i runs on cpus[i % n]; n = 0: unpinned */
 int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
-                cp_hist *merged);
+                cp_hist *merged, cp_hist *merged_u /* open loop only, may be NULL */);
 void hw_run_release(wl_run *r);
 
 /* meta.c */

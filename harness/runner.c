@@ -39,7 +39,8 @@ static const char csv_header[] =
     "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
     "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
-    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin\n";
+    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
+    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -110,7 +111,7 @@ static void describe(config *c)
 }
 
 static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config *c, int rep,
-                      const wl_run *r, const cp_hist *h, const rep_result *res, const char *status,
+                      const wl_run *r, const cp_hist *h, const cp_hist *hu, const rep_result *res, const char *status,
                       const struct rusage *ru0, const struct rusage *ru1)
 {
     const wl_cfg *g = &c->cfg;
@@ -155,7 +156,14 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
         fputs(",,,,", f);
     fprintf(f, "%.2f,%s,", m->loadavg, m->governor);
     csv_str(f, o->pin);
-    fputc('\n', f);
+    if (g->rate > 0) fprintf(f, ",%.0f", g->rate);
+    else fputc(',', f);
+    if (hu && cp_hist_count(hu))
+        fprintf(f, ",%llu,%llu,%llu,%llu,%llu\n", (unsigned long long)cp_hist_percentile(hu, 50),
+                (unsigned long long)cp_hist_percentile(hu, 90), (unsigned long long)cp_hist_percentile(hu, 99),
+                (unsigned long long)cp_hist_percentile(hu, 99.9), (unsigned long long)cp_hist_max(hu));
+    else
+        fputs(",,,,,\n", f);
     fflush(f);
 }
 
@@ -169,6 +177,9 @@ static void table_header(const hw_meta *m, const hw_opts *o)
     printf("ops/s: median of the repetitions, %s; CV: stddev/mean, '!' above 5%%\n",
            o->repeat >= 6 ? "[95% CI of the median] (order statistics)"
                           : "[min .. max] (fewer than 6 repetitions: no 95% CI of the median exists)");
+    if (o->rate > 0)
+        printf("open loop at %.0f ops/s: latency from each op's intended start (coordinated-omission corrected);\n"
+               "the CSV's u_* columns measure from the actual start\n", o->rate);
     printf("\n%-11s %-9s %-40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
            o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "p50", "p90", "p99", "p99.9", "max", "status");
     fflush(stdout);
@@ -232,6 +243,8 @@ static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, cons
 /* Validate a configuration before anything runs: bad combinations exit 2. */
 static void check_config(const config *c)
 {
+    if (c->cfg.rate > 0 && !c->w->open_loop)
+        hw_bad_input("--rate: pattern %s has no open-loop mode (chan and workerpool have)", c->w->name);
     const char *why = c->w->check ? c->w->check(&c->cfg) : NULL;
     if (why) hw_bad_input("%s: %s", c->w->name, why);
     const wl_knobs *k = &c->cfg.k;
@@ -294,6 +307,7 @@ int hw_run_all(const hw_opts *o)
     int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
+    cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
     rep_result *reps = calloc((size_t)o->repeat, sizeof *reps);
     static wl_run run;
     if (!rep_hist || !cfg_hist || !reps) {
@@ -342,6 +356,7 @@ int hw_run_all(const hw_opts *o)
                 c->cfg.duration = o->duration;
                 c->cfg.seed = o->seed;
                 c->cfg.lat_sample = o->lat_sample;
+                c->cfg.rate = o->rate;
                 describe(c);
                 check_config(c);
                 int dd = ndims - 1;     /* the last dimension turns fastest */
@@ -379,7 +394,7 @@ int hw_run_all(const hw_opts *o)
             /* placement probe around measured repetitions (a few ms) */
             double xb = rep >= 0 && o->placement_split > 0 ? hw_xcore_rt_ns(10000) : 0;
             getrusage(RUSAGE_SELF, &ru0);
-            int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist);
+            int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL);
             getrusage(RUSAGE_SELF, &ru1);
             if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
             if (rc) wl_fail(&run, "the run could not start (out of memory?)");
@@ -399,7 +414,7 @@ int hw_run_all(const hw_opts *o)
             nreps = rep + 1;
             written++;
             cp_hist_merge(cfg_hist, rep_hist);
-            if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
+            if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
             if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
         }
         any_failed |= failed;
@@ -424,6 +439,7 @@ int hw_run_all(const hw_opts *o)
         free(reps);
         cp_hist_free(rep_hist);
         cp_hist_free(cfg_hist);
+        cp_hist_free(rep_hist_u);
         return 128 + hw_interrupted;
     }
     any_failed |= hw_json_close(json) != 0;
@@ -431,5 +447,6 @@ int hw_run_all(const hw_opts *o)
     free(reps);
     cp_hist_free(rep_hist);
     cp_hist_free(cfg_hist);
+    cp_hist_free(rep_hist_u);
     return any_failed ? 1 : 0;
 }

@@ -167,7 +167,7 @@ int hw_stress_main(int argc, char **argv)
         snprintf(hw_replay_line, sizeof hw_replay_line,
                  "replay: cpbench stress --pattern=%s --impl=%s --seed=%llu --iteration=%lld%s", w->name,
                  cp_backend_name(cfg.b), (unsigned long long)o.seed, (long long)i, o.chaos ? "" : " --no-chaos");
-        int rc = hw_run_one(w, &cfg, o.timeout, &run, h);
+        int rc = hw_run_one(w, &cfg, o.timeout, &run, h, NULL);
         if (hw_interrupted) break;      /* cut short: not a verdict */
         done++;
         if (rc || run.nfail) {

@@ -163,7 +163,7 @@ static void *trampoline(void *p)
     return NULL;
 }
 
-static cp_hist *hist_pool[WL_MAX_THREADS];
+static cp_hist *hist_pool[WL_MAX_THREADS], *hist_u_pool[WL_MAX_THREADS];
 
 int wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *, void *), void *arg)
 {
@@ -178,8 +178,16 @@ int wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *, void *), void
         exit(1);
     }
     cp_hist_reset(hist_pool[i]);
+    if (r->cfg->rate > 0) {
+        if (!hist_u_pool[i] && !(hist_u_pool[i] = cp_hist_new(3, 3600ull * 1000000000ull))) {
+            fprintf(stderr, "cpbench: out of memory for latency histograms\n");
+            exit(1);
+        }
+        cp_hist_reset(hist_u_pool[i]);
+    }
     memset(t, 0, sizeof *t);
     t->hist = hist_pool[i];
+    t->hist_u = r->cfg->rate > 0 ? hist_u_pool[i] : NULL;
     t->fn = fn;
     t->arg = arg;
     t->run = r;
@@ -327,7 +335,8 @@ void hw_stop_current_run(void)
 static wl_thread thread_slots[WL_MAX_THREADS];
 static pthread_t pthread_slots[WL_MAX_THREADS];
 
-int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *r, cp_hist *merged)
+int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *r, cp_hist *merged,
+               cp_hist *merged_u)
 {
     memset(r, 0, sizeof *r);
     r->cfg = cfg;
@@ -343,6 +352,11 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
     wd_disarm();
     cp_hist_reset(merged);
     for (int i = 0; i < r->nthr; i++) cp_hist_merge(merged, r->thr[i].hist);
+    if (merged_u) {
+        cp_hist_reset(merged_u);
+        for (int i = 0; i < r->nthr; i++)
+            if (r->thr[i].hist_u) cp_hist_merge(merged_u, r->thr[i].hist_u);
+    }
     return rc;
 }
 

@@ -6,6 +6,9 @@
  * send to the end of its receive (sampled 1 in --lat-sample items).
  * Item: 8-byte tag (producer << 40 | seq), then the send timestamp when the
  * payload has room (>= 16 bytes), then filler bytes derived from the tag.
+ * Open loop (--rate=R): each producer sends on a fixed schedule of R/P items
+ * per second; the item carries its intended send time (bytes 8..15) and its
+ * actual one (16..23), and the consumer records both latencies.
  *
  * Invariants, checked on every run:
  *   - count: items received == items sent (the last producer closes the
@@ -28,6 +31,7 @@ struct chan_state {
     cp_chan *ch;
     int producers, consumers;
     size_t payload;
+    size_t hdr;             /* tag + timestamps: 16 bytes, 24 in open loop; filler after */
     uint64_t per_producer, extra;    /* count-based: items each, first `extra` get one more */
     _Atomic int live_producers;
     _Atomic uint64_t sent, sent_sum, recv, recv_sum, errors;
@@ -57,6 +61,9 @@ static void *producer(wl_thread *self, void *arg)
     const int64_t sample = r->cfg->lat_sample;
     const size_t payload = s->payload;
     const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    const double rate = r->cfg->rate;
+    const uint64_t interval = rate > 0 ? (uint64_t)((double)s->producers * 1e9 / rate) : 0;
+    const uint64_t phase = rate > 0 ? (uint64_t)((double)a->id * 1e9 / rate) : 0;
     unsigned char item[payload];
     uint64_t seq = 0, sum = 0;
     int64_t until_sample = 0;
@@ -66,15 +73,18 @@ static void *producer(wl_thread *self, void *arg)
     for (; wl_more(r, seq, n); seq++) {
         uint64_t tag = (uint64_t)a->id << TAG_SHIFT | seq;
         memcpy(item, &tag, 8);
+        uint64_t intended = interval ? wl_pace(r, seq, interval, phase) : 0;
         if (payload >= 16) {
-            uint64_t ts = 0;
+            uint64_t ts = 0, actual = 0;
             if (sample && --until_sample <= 0) {
                 until_sample = sample;
-                ts = wl_now();
+                actual = wl_now();
+                ts = interval ? intended : actual;
             }
             memcpy(item + 8, &ts, 8);
+            if (interval) memcpy(item + 16, &actual, 8);
         }
-        if (payload > 16) item[payload - 1] = fill_byte(tag);
+        if (payload > s->hdr) item[payload - 1] = fill_byte(tag);
         cp_status st = cp_chan_send(s->ch, item, NULL);
         if (st != CP_OK) {
             note_error(s, "send failed (status, seq)", (uint64_t)st, seq);
@@ -110,7 +120,15 @@ static void *consumer(wl_thread *self, void *arg)
         if (payload >= 16) {
             uint64_t ts;
             memcpy(&ts, item + 8, 8);
-            if (ts) cp_hist_record(self->hist, wl_now() - ts);
+            if (ts) {
+                uint64_t now = wl_now();
+                cp_hist_record(self->hist, now - ts);
+                if (self->hist_u) {
+                    uint64_t actual;
+                    memcpy(&actual, item + 16, 8);
+                    cp_hist_record(self->hist_u, now - actual);
+                }
+            }
         }
         uint64_t pid = tag >> TAG_SHIFT;
         int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
@@ -120,7 +138,7 @@ static void *consumer(wl_thread *self, void *arg)
             if (seq <= last[pid]) note_error(s, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
             last[pid] = seq;
         }
-        if (payload > 16 && item[payload - 1] != fill_byte(tag))
+        if (payload > s->hdr && item[payload - 1] != fill_byte(tag))
             note_error(s, "torn item: filler does not match tag (tag, byte)", tag, item[payload - 1]);
         sum += wl_mix(tag);
         n++;
@@ -143,6 +161,7 @@ static int chan_run(wl_run *r)
         .producers = (int)c->k.producers,
         .consumers = (int)c->k.consumers,
         .payload = (size_t)c->k.payload,
+        .hdr = c->rate > 0 ? 24 : 16,
     };
     s.per_producer = (uint64_t)c->k.items / (uint64_t)s.producers;
     s.extra = (uint64_t)c->k.items % (uint64_t)s.producers;
@@ -182,6 +201,12 @@ static int chan_run(wl_run *r)
     return 0;
 }
 
+static const char *chan_check(const wl_cfg *c)
+{
+    return c->rate > 0 && c->k.payload < 24 ? "--rate needs --payload >= 24 (tag, intended and actual send time)"
+                                            : NULL;
+}
+
 WL_DEFINE(chan) = {
     .name = "chan",
     .group = "flows",
@@ -192,4 +217,6 @@ WL_DEFINE(chan) = {
                   .payload = 16, .work_ns = 0, .items = 2000000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = chan_run,
+    .check = chan_check,
+    .open_loop = 1,
 };

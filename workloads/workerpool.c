@@ -29,8 +29,10 @@
 
 enum { P_FAIL_EVERY, P_CANCEL_AFTER_MS };
 
-struct job { uint64_t id, submitted; };
-struct result { uint64_t id, submitted; uint32_t failed; uint32_t worker; };
+/* submitted: when the job was (intended to be) submitted, 0 if not timed;
+ * actual: open loop only, when it really was. */
+struct job { uint64_t id, submitted, actual; };
+struct result { uint64_t id, submitted, actual; uint32_t failed; uint32_t worker; };
 
 struct pool {
     wl_run *r;
@@ -76,12 +78,16 @@ static void *submitter(wl_thread *self, void *arg)
     const uint64_t n = (uint64_t)r->cfg->k.items;
     int64_t until_sample = 0;
     uint64_t id = 0;
+    /* open loop (--rate): one submission every 1/rate s, on schedule */
+    const uint64_t interval = r->cfg->rate > 0 ? (uint64_t)(1e9 / r->cfg->rate) : 0;
     wl_phase(self, "submit");
     for (; wl_more(r, id, n); id++) {
-        struct job j = { .id = id, .submitted = 0 };
+        struct job j = { .id = id };
+        uint64_t intended = interval ? wl_pace(r, id, interval, 0) : 0;
         if (sample && --until_sample <= 0) {
             until_sample = sample;
-            j.submitted = wl_now();
+            j.actual = wl_now();
+            j.submitted = interval ? intended : j.actual;
         }
         if (cp_chan_send(p->jobs, &j, p->ctx) != CP_OK) break;   /* cancelled */
     }
@@ -105,6 +111,7 @@ static void *worker(wl_thread *self, void *arg)
         struct result res = {
             .id = j.id,
             .submitted = j.submitted,
+            .actual = j.actual,
             .failed = p->fail_every && (j.id + 1) % p->fail_every == 0,
             .worker = (uint32_t)(self - p->r->thr),
         };
@@ -132,7 +139,11 @@ static void *collector(wl_thread *self, void *arg)
     /* No ctx: the collector drains every delivered result until the last
      * worker closes the channel, also after a cancel. */
     while (cp_chan_recv(p->results, &res, NULL) == CP_OK) {
-        if (res.submitted) cp_hist_record(self->hist, wl_now() - res.submitted);
+        if (res.submitted) {
+            uint64_t now = wl_now();
+            cp_hist_record(self->hist, now - res.submitted);
+            if (self->hist_u) cp_hist_record(self->hist_u, now - res.actual);
+        }
         int was = mark_seen(p, res.id);
         if (was < 0) { p->dup = ~0ull; break; }
         if (was && !p->dup++) p->first_dup = res.id;
@@ -232,4 +243,5 @@ WL_DEFINE(workerpool) = {
         { NULL, 0, NULL },
     },
     .run = workerpool_run,
+    .open_loop = 1,
 };

@@ -43,11 +43,14 @@ typedef struct wl_cfg {
     double duration;        /* seconds; 0: run until k.items are done */
     uint64_t seed;
     int64_t lat_sample;     /* timestamp 1 op in lat_sample; 0: no latency */
+    double rate;            /* open loop: ops/s over all the pattern's sources; 0: closed loop */
     int64_t set[WL_MAX_SET];/* pattern parameters, in the order of params */
 } wl_cfg;
 
 typedef struct wl_thread {
-    cp_hist *hist;                  /* this thread's latency histogram */
+    cp_hist *hist;                  /* this thread's latency histogram (open loop: from the
+                                     * intended start, coordinated-omission corrected) */
+    cp_hist *hist_u;                /* open loop: from the actual start (uncorrected) */
     uint64_t ops;                   /* this thread's ops, published at its end */
     _Atomic(const char *) phase;    /* what it is doing, for the watchdog */
     char name[24];
@@ -83,6 +86,7 @@ typedef struct wl_workload {
      * what is wrong with it (the CLI reports it as bad input, exit 2; stress
      * draws another configuration). */
     const char *(*check)(const wl_cfg *cfg);
+    int open_loop;                  /* honours cfg->rate (wl_pace and hist_u) */
 } wl_workload;
 
 /* ---- provided by the harness ---- */
@@ -112,6 +116,21 @@ static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
 {
     if (wl_stopped(r)) return 0;
     return r->cfg->duration > 0 || done < n;
+}
+
+/* Open loop (--rate): the intended start of a source's k-th op, on a fixed
+ * schedule from the run's start (interval = sources / rate; phase spreads the
+ * sources evenly); waits until then and returns it. Latency measured from
+ * this time, not from when the op really started, does not hide the stalls
+ * that delay the sender (coordinated omission, as wrk2 corrects it). */
+static inline uint64_t wl_pace(wl_run *r, uint64_t k, uint64_t interval_ns, uint64_t phase_ns)
+{
+    uint64_t t = r->t_start + phase_ns + k * interval_ns, now;
+    while ((now = wl_now()) < t) {
+        if (t - now > 100000) wl_sleep_ns(t - now - 50000);
+        else __asm__ __volatile__("" ::: "memory");
+    }
+    return t;
 }
 
 /* A cheap, strong per-item hash for checksums (splitmix64's finaliser). */

@@ -83,6 +83,23 @@ check "workerpool fail_every + cancel" "$bin" --pattern=workerpool --impl=all --
     --set fail_every=7 --set cancel_after_ms=30 --repeat=1 --warmup=0 --quiet --timeout=20
 check "time-based run" "$bin" --pattern=chan,workerpool --impl=all --duration=50ms --repeat=1 --warmup=0 --quiet
 check "pinned run (compact)" "$bin" --pattern=chan --impl=all --pin=compact --items=10k --repeat=1 --warmup=0 --quiet
+# open loop: corrected latency (from the intended start) dominates the
+# uncorrected one item by item, so every percentile does
+"$bin" --pattern=chan,workerpool --impl=all --rate=20000 --payload=24 --duration=200ms --repeat=1 --warmup=0 \
+    --lat-sample=1 --csv="$tmp/rate.csv" --quiet
+rc=$?
+check "open loop run exits 0 (rc=$rc)" test $rc -eq 0
+check "open loop: corrected >= uncorrected percentiles, rate recorded" /usr/bin/python3 -c "
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 6, len(rows)
+for r in rows:
+    assert r['rate'] == '20000', r['rate']
+    for p in ('p50_ns', 'p99_ns', 'max_ns'):
+        assert int(r[p]) >= int(r['u_' + p]), (r['pattern'], r['impl'], p, r[p], r['u_' + p])
+" "$tmp/rate.csv"
+bad "--rate" --pattern=select --rate=1000
+bad "--payload" --pattern=chan --rate=1000 --payload=16
 check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
 
 # the watchdog: a run longer than --timeout is reported and exits 1

@@ -81,7 +81,8 @@ void hw_calibrate(void);
 double hw_clock_cost_ns(void);
 const char *hw_clock_desc(void);     /* after hw_calibrate */
 double hw_xcore_rt_ns(uint64_t iters); /* cross-core cache-line round trip, ns */
-void hw_pin_set(const int *cpus, int n);  /* thread i runs on cpus[i % n]; n = 0: unpinned */
+void hw_pin_set(const int *cpus, int n);
+int  hw_alloc_count(uint64_t *count);   /* allocations so far (jemalloc); -1 without it */  /* thread i runs on cpus[i % n]; n = 0: unpinned */
 int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
                 cp_hist *merged, cp_hist *merged_u /* open loop only, may be NULL */);
 void hw_run_release(wl_run *r);

@@ -40,7 +40,7 @@ static const char csv_header[] =
     "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
-    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns\n";
+    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -72,6 +72,7 @@ static void csv_knob(FILE *f, int64_t v)
 typedef struct rep_result {
     double seconds, ops_per_sec;
     double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
+    int64_t allocs;                     /* allocations during the run (jemalloc), -1: unknown */
     uint64_t ops;
     int failed;
 } rep_result;
@@ -159,11 +160,19 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     if (g->rate > 0) fprintf(f, ",%.0f", g->rate);
     else fputc(',', f);
     if (hu && cp_hist_count(hu))
-        fprintf(f, ",%llu,%llu,%llu,%llu,%llu\n", (unsigned long long)cp_hist_percentile(hu, 50),
+        fprintf(f, ",%llu,%llu,%llu,%llu,%llu", (unsigned long long)cp_hist_percentile(hu, 50),
                 (unsigned long long)cp_hist_percentile(hu, 90), (unsigned long long)cp_hist_percentile(hu, 99),
                 (unsigned long long)cp_hist_percentile(hu, 99.9), (unsigned long long)cp_hist_max(hu));
     else
-        fputs(",,,,,\n", f);
+        fputs(",,,,,", f);
+    if (res->allocs >= 0) {
+        uint64_t bytes = 0;
+        for (int i = 0; i < r->nthr; i++) bytes += r->thr[i].alloc_bytes;
+        fprintf(f, ",%lld,%llu,%.4f\n", (long long)res->allocs, (unsigned long long)bytes,
+                res->ops ? (double)res->allocs / (double)res->ops : 0.0);
+    } else {
+        fputs(",,,\n", f);
+    }
     fflush(f);
 }
 
@@ -394,12 +403,15 @@ int hw_run_all(const hw_opts *o)
             /* placement probe around measured repetitions (a few ms) */
             double xb = rep >= 0 && o->placement_split > 0 ? hw_xcore_rt_ns(10000) : 0;
             getrusage(RUSAGE_SELF, &ru0);
+            uint64_t al0 = 0, al1 = 0;
+            int have_al = hw_alloc_count(&al0) == 0;
             int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL);
             getrusage(RUSAGE_SELF, &ru1);
             if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
             if (rc) wl_fail(&run, "the run could not start (out of memory?)");
             rep_result res = { .xcore_before = xb };
             if (xb > 0) res.xcore_after = hw_xcore_rt_ns(10000);
+            res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
             res.seconds = (double)(run.t_end - run.t_start) / 1e9;
             res.ops = run.ops;
             res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;

@@ -147,6 +147,35 @@ static void pin_thread(int index)
 }
 
 /* ---- threads ---- */
+/* ---- allocation statistics (jemalloc's mallctl, when linked) ---- */
+#ifdef CP_HAVE_JEMALLOC
+#include <jemalloc/jemalloc.h>
+static uint64_t thread_allocated(void)
+{
+    uint64_t v = 0;
+    size_t sz = sizeof v;
+    return mallctl("thread.allocated", &v, &sz, NULL, 0) == 0 ? v : 0;
+}
+
+int hw_alloc_count(uint64_t *count)
+{
+    /* nrequests counts every request, the thread caches' too (merged when a
+     * thread exits, as the run's threads have by the time this is read) */
+    uint64_t epoch = 1, small = 0, large = 0;
+    size_t sz = sizeof epoch;
+    if (mallctl("epoch", &epoch, &sz, &epoch, sz)) return -1;
+    sz = sizeof small;
+    if (mallctl("stats.arenas.4096.small.nrequests", &small, &sz, NULL, 0)) return -1;   /* 4096: all arenas */
+    sz = sizeof large;
+    if (mallctl("stats.arenas.4096.large.nrequests", &large, &sz, NULL, 0)) return -1;
+    *count = small + large;
+    return 0;
+}
+#else
+static uint64_t thread_allocated(void) { return 0; }
+int hw_alloc_count(uint64_t *count) { (void)count; return -1; }
+#endif
+
 static void *trampoline(void *p)
 {
     wl_thread *t = p;
@@ -158,8 +187,10 @@ static void *trampoline(void *p)
         if (n < 256) cp_now_ns();   /* a short, pause-free spin */
         else sched_yield();
     }
+    uint64_t a0 = thread_allocated();
     t->fn(t, t->arg);
     t->ended = wl_now();
+    t->alloc_bytes = thread_allocated() - a0;
     return NULL;
 }
 

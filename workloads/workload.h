@@ -58,6 +58,7 @@ typedef struct wl_thread {
     void *arg;
     struct wl_run *run;
     uint64_t ended;
+    uint64_t alloc_bytes;           /* harness: bytes this thread allocated (jemalloc) */
 } __attribute__((aligned(64))) wl_thread;
 
 typedef struct wl_run {

@@ -67,6 +67,8 @@ int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
 void hw_list_catalogue(FILE *f);
 void hw_pattern_help(FILE *f, const hw_entry *e);
 __attribute__((noreturn, format(printf, 1, 2))) void hw_bad_input(const char *fmt, ...);
+/* Fuzz targets only: called instead of exit(2) on bad input; must not return. */
+extern void (*hw_bad_input_hook)(void);
 int64_t hw_parse_one(const char *flag, const char *s, int64_t lo, int64_t hi);
 double hw_parse_seconds(const char *flag, const char *s);
 void hw_parse_patterns(const char *arg, hw_opts *o);

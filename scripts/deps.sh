@@ -9,9 +9,10 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists jemalloc 2>/dev/null || need+=(libjemalloc-dev)
-if [ "${CP_DEPS_PLOT:-0}" = 1 ]; then
-    /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
-fi
+command -v clang >/dev/null 2>&1 || need+=(clang)
+# libFuzzer and the sanitizer runtimes for clang (the fuzz preset)
+ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-dev)
+/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing ${need[*]}" >&2
@@ -20,7 +21,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     apt-get install -y -qq "${need[@]}" >/dev/null
 else
     echo "deps: missing ${need[*]}; run: sudo apt-get install -y ${need[*]}" >&2
-    # jemalloc and matplotlib are optional; the build tools are not.
+    # jemalloc, clang (fuzz) and matplotlib (plots) are optional; the build tools are not.
     for p in "${need[@]}"; do
         case "$p" in cmake|gcc|make) exit 1 ;; esac
     done

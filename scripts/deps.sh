@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what cpbench needs on a fresh Debian 12 machine: cmake, a C
-# compiler, jemalloc (linked into release builds), matplotlib for plots.
+# compiler, jemalloc (linked into release builds); with --test also what the
+# test suite needs: clang with libFuzzer (fuzz preset) and matplotlib (plots).
 # As root it apt-installs what is missing; otherwise it prints the line to run.
 set -euo pipefail
 need=()
@@ -9,10 +10,12 @@ command -v gcc >/dev/null 2>&1 || need+=(gcc)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 pkg-config --exists jemalloc 2>/dev/null || need+=(libjemalloc-dev)
-command -v clang >/dev/null 2>&1 || need+=(clang)
-# libFuzzer and the sanitizer runtimes for clang (the fuzz preset)
-ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-dev)
-/usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
+if [ "${1:-}" = --test ]; then
+    command -v clang >/dev/null 2>&1 || need+=(clang)
+    # libFuzzer and the sanitizer runtimes for clang (the fuzz preset)
+    ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 || need+=(libclang-rt-dev)
+    /usr/bin/python3 -c 'import matplotlib' 2>/dev/null || need+=(python3-matplotlib)
+fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "deps: installing ${need[*]}" >&2

@@ -167,8 +167,18 @@ static void *reader_stream(void *p)
     while (!atomic_load(&r->stop)) {
         cp_rwlock_rlock(r->l);
         atomic_fetch_add(&r->inside, 1);
-        t_sleep_ms(1);      /* hold it: three of these always overlap */
-        atomic_fetch_sub(&r->inside, 1);
+        t_sleep_ms(1);
+        /* Hand off: leave only while another reader is inside (a CAS, so
+         * two cannot both leave the last one alone), or after 20 ms: a lock
+         * that lets readers in past a waiting writer then never becomes
+         * free and starves the writer. */
+        int left = 0;
+        for (int k = 0; k < 20 && !left && !atomic_load(&r->stop); k++) {
+            int n = atomic_load(&r->inside);
+            if (n >= 2) left = atomic_compare_exchange_strong(&r->inside, &n, n - 1);
+            else t_sleep_ms(1);
+        }
+        if (!left) atomic_fetch_sub(&r->inside, 1);
         cp_rwlock_runlock(r->l);
     }
     return NULL;

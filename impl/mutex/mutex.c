@@ -1,10 +1,9 @@
 /*
  * mutex family: cp_mutex is a plain pthread mutex of the default type (the
  * textbook lock, what a C programmer reaches for first; the channels' own
- * lock is the adaptive kind, see cp_mutex__lock_init). Like sync.Mutex it
- * is not recursive and any thread may unlock it... except that POSIX ties a
- * default mutex to its owner: unlock from another thread is undefined for
- * pthread, so libcp asks callers to unlock on the locking thread.
+ * lock is the adaptive kind, see cp_mutex__lock_init). Not recursive, as
+ * sync.Mutex. Unlike sync.Mutex, unlock must come from the locking thread
+ * (POSIX leaves unlock by another thread undefined).
  *
  * Invariant: at most one thread holds mu; pthread provides acquire on lock
  * and release on unlock.

@@ -74,6 +74,7 @@ typedef struct wl_run {
     struct { const char *name; cp_chan *ch; } watch[8];
     int nwatch;
     void *pthreads;                 /* harness-private */
+    uint64_t fair_min, fair_max;    /* lock patterns: fewest/most ops of one thread (0: n/a) */
 } wl_run;
 
 typedef struct wl_workload {

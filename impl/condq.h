@@ -1,0 +1,155 @@
+/*
+ * sync.Cond written once (as gochan.h is for channels) and instantiated by
+ * each family with its own internal lock, waiter and mutex:
+ *
+ *   mutex family:    adaptive pthread mutex, waiters sleep on their condvar
+ *   futex family:    cp_fmutex, waiters FUTEX_WAIT on their state word
+ *   lockfree family: cp_spin, waiters spin/yield on their state word
+ *
+ * The includer defines, before including this file:
+ *   CQ_LOCK_T, CQ_LOCK_INIT(l), CQ_LOCK_FINI(l), CQ_LOCK(l), CQ_UNLOCK(l)
+ *   CQ_W_INIT(w), CQ_W_FINI(w), CQ_W_CLAIM(w), CQ_W_FINISH(w), CQ_W_PARK(w, dl)
+ *   CQ_M_LOCK(m), CQ_M_UNLOCK(m)      the family's cp_mutex
+ *
+ * Invariants (under the cond's internal lock):
+ *   - the queue is FIFO; a node is on it iff node->queued, and only the
+ *     lock holder changes that;
+ *   - a node on the queue belongs to a thread inside cq_wait (its stack
+ *     frame lives until it has removed itself or seen DONE);
+ *   - signal removes nodes from the head until it claims one (CAS, see
+ *     core/internal.h): a node whose waiter was cancelled or timed out loses
+ *     nothing, the signal goes to the next live waiter, or is dropped if
+ *     there is none (a signal with no waiter is lost, as in sync.Cond);
+ *   - so one signal finishes at most one waiter, and a waiter returns CP_OK
+ *     only if a signal/broadcast finished it: no spurious wake-ups.
+ * A waiter enqueues itself before it unlocks m (Go's notifyListAdd before
+ * Unlock): a signal issued after the waiter released m always finds it.
+ * Lock order: m -> cond lock -> ctx wake list -> waiter. The claimer
+ * finishes waiters after dropping the cond lock (a wake-up can be a
+ * syscall).
+ */
+#ifndef CP_IMPL_CONDQ_H
+#define CP_IMPL_CONDQ_H
+
+#include "../core/internal.h"
+
+typedef struct cq_node {
+    cp_waiter *w;
+    struct cq_node *next, *prev;
+    bool queued;
+} cq_node;
+
+typedef struct condq {
+    CQ_LOCK_T lock;
+    cq_node *first, *last;
+} condq;
+
+static inline void cq_init(condq *q)
+{
+    CQ_LOCK_INIT(&q->lock);
+    q->first = q->last = NULL;
+}
+
+static inline void cq_fini(condq *q)
+{
+    /* Freeing a cond with waiters is a caller bug: they would sleep forever. */
+    if (q->first) cp_die("cp_cond_free: the cond still has waiters");
+    CQ_LOCK_FINI(&q->lock);
+}
+
+static inline void cq_enqueue(condq *q, cq_node *n)
+{
+    n->next = NULL;
+    n->prev = q->last;
+    if (q->last) q->last->next = n;
+    else q->first = n;
+    q->last = n;
+    n->queued = true;
+}
+
+static inline void cq_remove(condq *q, cq_node *n)
+{
+    if (n->prev) n->prev->next = n->next;
+    else q->first = n->next;
+    if (n->next) n->next->prev = n->prev;
+    else q->last = n->prev;
+    n->next = n->prev = NULL;
+    n->queued = false;
+}
+
+/* First waiter we manage to claim; drops cancelled/timed-out ones (they see
+ * queued == false and do not remove themselves again). */
+static inline cq_node *cq_dequeue(condq *q)
+{
+    cq_node *n;
+    while ((n = q->first)) {
+        cq_remove(q, n);
+        if (CQ_W_CLAIM(n->w)) return n;
+    }
+    return NULL;
+}
+
+/* m is held on entry and on return, whatever the status. */
+static cp_status cq_wait(condq *q, cp_mutex *m, cp_ctx *ctx)
+{
+    cp_waiter w;
+    cp_wnode cn;
+    cq_node me = { .w = &w };
+    CQ_W_INIT(&w);
+    /* An ended ctx returns at once, m still held, nothing queued. */
+    cp_status st = cp__ctx_watch(ctx, &w, &cn);
+    if (st) {
+        CQ_W_FINI(&w);
+        return st;
+    }
+    CQ_LOCK(&q->lock);
+    cq_enqueue(q, &me);
+    CQ_UNLOCK(&q->lock);
+    CQ_M_UNLOCK(m);     /* after the enqueue: see the header */
+
+    uint32_t s = CQ_W_PARK(&w, cp_ctx_deadline(ctx));
+    cp_wlist_del(&cn);  /* after this no cancel callback touches w */
+    if (s != CP_W_DONE) {
+        /* Cancelled or timed out: we won the CAS, so no signal was spent on
+         * us; take ourselves off the queue unless a signaller dropped us. */
+        CQ_LOCK(&q->lock);
+        if (me.queued) cq_remove(q, &me);
+        CQ_UNLOCK(&q->lock);
+        st = cp__ctx_reason(ctx);
+    }
+    CQ_W_FINI(&w);
+    CQ_M_LOCK(m);
+    return st;
+}
+
+static void cq_signal(condq *q)
+{
+    /* Fast path: nobody queued. A racy peek would be enough for sync.Cond's
+     * semantics (a waiter that enqueues concurrently with a signal may or
+     * may not get it), but the lock keeps TSan's view simple and it is
+     * short. */
+    CQ_LOCK(&q->lock);
+    cq_node *n = cq_dequeue(q);
+    CQ_UNLOCK(&q->lock);
+    /* n lives on its waiter's stack until the finish below: read n->w first. */
+    if (n) CQ_W_FINISH(n->w);
+}
+
+static void cq_broadcast(condq *q)
+{
+    cq_node *wake = NULL, **tail = &wake, *n;
+    CQ_LOCK(&q->lock);
+    while ((n = cq_dequeue(q))) {   /* FIFO: wake in arrival order */
+        *tail = n;          /* n is off the queue: its links are ours now */
+        tail = &n->next;
+    }
+    *tail = NULL;
+    CQ_UNLOCK(&q->lock);
+    while (wake) {
+        n = wake;
+        wake = n->next;     /* read before the finish: n dies with its waiter */
+        CQ_W_FINISH(n->w);
+    }
+}
+
+#endif /* CP_IMPL_CONDQ_H */

@@ -264,12 +264,12 @@ void hw_list_catalogue(FILE *f)
             const wl_workload *w = hw_catalogue[i].generic;
             if (strcmp(w->group, groups[g])) continue;
             if (!any++) fprintf(f, "%s:\n", groups[g]);
-            fprintf(f, "  %-14s %s\n", w->name, w->desc);
+            fprintf(f, "  %-19s %s\n", w->name, w->desc);
         }
     }
     fputs("backends:\n", f);
     for (size_t i = 0; i < cp_backend_count(); i++)
-        fprintf(f, "  %-14s %s\n", cp_backend_name(cp_backend_at(i)), cp_backend_describe(cp_backend_at(i)));
+        fprintf(f, "  %-19s %s\n", cp_backend_name(cp_backend_at(i)), cp_backend_describe(cp_backend_at(i)));
 }
 
 void hw_pattern_help(FILE *f, const hw_entry *e)

@@ -40,7 +40,8 @@ static const char csv_header[] =
     "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
-    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op\n";
+    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
+    "fair_min_ops,fair_max_ops\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -168,11 +169,13 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     if (res->allocs >= 0) {
         uint64_t bytes = 0;
         for (int i = 0; i < r->nthr; i++) bytes += r->thr[i].alloc_bytes;
-        fprintf(f, ",%lld,%llu,%.4f\n", (long long)res->allocs, (unsigned long long)bytes,
+        fprintf(f, ",%lld,%llu,%.4f", (long long)res->allocs, (unsigned long long)bytes,
                 res->ops ? (double)res->allocs / (double)res->ops : 0.0);
     } else {
-        fputs(",,,\n", f);
+        fputs(",,,", f);
     }
+    if (r->fair_max) fprintf(f, ",%llu,%llu\n", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
+    else fputs(",,\n", f);
     fflush(f);
 }
 

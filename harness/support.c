@@ -398,12 +398,12 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
  * threads pinned to CPUs 0 and 1 bounce one cache line `iters` times. */
 struct pingpong { _Atomic uint64_t v __attribute__((aligned(64))); uint64_t iters; int cpu; };
 
-static void pin_self(int cpu)
+static int pin_self(int cpu)
 {
     cpu_set_t set;
     CPU_ZERO(&set);
     CPU_SET(cpu, &set);
-    pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    return pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
 static void *pong(void *p)
@@ -420,6 +420,11 @@ static void *pong(void *p)
 double hw_xcore_rt_ns(uint64_t iters)
 {
     if (sysconf(_SC_NPROCESSORS_ONLN) < 2 || !iters) return 0;
+    /* Both CPUs must be ours (not so under taskset -c 0, say): else the two
+     * sides would spin on one CPU, taking turns a time slice at a time. */
+    cpu_set_t mine;
+    if (pthread_getaffinity_np(pthread_self(), sizeof mine, &mine) || !CPU_ISSET(0, &mine) || !CPU_ISSET(1, &mine))
+        return 0;
     static struct pingpong pp;
     atomic_store(&pp.v, 0);
     pp.iters = iters;

@@ -112,9 +112,9 @@ check "watchdog shows the channel" grep -q "channel items" "$tmp/err"
 # SIGTERM during a sweep: the run in progress is stopped and discarded, every
 # completed repetition stays in the CSV (no half-written row), the summary is
 # printed, exit 143.
-"$bin" --pattern=chan --impl=all --items=2M --repeat=50 --csv="$tmp/int.csv" >"$tmp/int.out" 2>&1 &
+"$bin" --pattern=chan --impl=all --items=100k --repeat=500 --csv="$tmp/int.csv" >"$tmp/int.out" 2>&1 &
 pid=$!
-sleep 1.5
+sleep 2.5
 kill -TERM $pid
 wait $pid
 rc=$?

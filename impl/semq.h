@@ -240,4 +240,55 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
 /* Argument checks shared by acquire and try_acquire. */
 static inline bool sq_bad_n(const semq *s, int64_t n) { return n <= 0 || n > s->size; }
 
+
+/* A family's cp_<fam>_sem_* entry points around a semq: written once. FAST is
+ * 1 where the family takes the one-word fast paths (futex, lockfree), 0
+ * where everything goes under the lock (mutex). */
+#define SQ_DEFINE_FAMILY(fam, FAST)                                                   \
+    struct cp_sem {                                                                    \
+        const cp_backend *b;                                                           \
+        semq q;                                                                        \
+    };                                                                                 \
+    cp_sem *cp_##fam##_sem_new(const cp_backend *b, int64_t permits)                   \
+    {                                                                                  \
+        if (b != &cp_backend_##fam || permits < 0 || permits > INT64_MAX / 4) {        \
+            errno = EINVAL;                                                            \
+            return NULL;                                                               \
+        }                                                                              \
+        cp_sem *s = cp__zalloc(sizeof *s);                                             \
+        if (!s) return NULL;                                                           \
+        s->b = b;                                                                      \
+        sq_init(&s->q, permits);                                                       \
+        return s;                                                                      \
+    }                                                                                  \
+    void cp_##fam##_sem_free(cp_sem *s)                                                \
+    {                                                                                  \
+        if (!s) return;                                                                \
+        sq_fini(&s->q);                                                                \
+        free(s);                                                                       \
+    }                                                                                  \
+    cp_status cp_##fam##_sem_acquire(cp_sem *s, int64_t n, cp_ctx *ctx)                \
+    {                                                                                  \
+        if (sq_bad_n(&s->q, n) || (ctx && ctx->b != s->b)) return CP_EINVAL;           \
+        if (ctx) { /* Weighted: a ctx already done fails even if permits are free */  \
+            cp_status st = cp__ctx_err_fast(ctx);                                      \
+            if (st) return st;                                                         \
+        }                                                                              \
+        if (FAST && cp_likely(sq_try_fast(&s->q, n))) return CP_OK;                    \
+        return sq_acquire_slow(&s->q, n, ctx);                                         \
+    }                                                                                  \
+    cp_status cp_##fam##_sem_try_acquire(cp_sem *s, int64_t n)                         \
+    {                                                                                  \
+        if (sq_bad_n(&s->q, n)) return CP_EINVAL;                                      \
+        if (FAST) return sq_try_fast(&s->q, n) ? CP_OK : CP_WOULDBLOCK;                \
+        return sq_try_locked(&s->q, n);                                                \
+    }                                                                                  \
+    void cp_##fam##_sem_release(cp_sem *s, int64_t n)                                  \
+    {                                                                                  \
+        if (n < 0) cp_die("semaphore: release of a negative count");                   \
+        if (n == 0) return;                                                            \
+        if (FAST && cp_likely(sq_release_fast(&s->q, n))) return;                      \
+        sq_release_locked(&s->q, n);                                                   \
+    }
+
 #endif /* CP_IMPL_SEMQ_H */

@@ -133,6 +133,7 @@ hw_json *hw_json_open(const hw_opts *o, const hw_meta *m);   /* NULL without --j
 void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_rep_out *r);
 void hw_json_config_end(hw_json *j);
 int  hw_json_close(hw_json *j);
+void hw_json_abandon(hw_json *j);   /* interrupted: remove the temporary, free */
 void hw_hgrm_prepare(const hw_opts *o);
 int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
 

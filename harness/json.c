@@ -294,6 +294,16 @@ void hw_json_config_end(hw_json *j)
     }
 }
 
+/* An interrupted sweep: no JSON under the final name, nothing left over. */
+void hw_json_abandon(hw_json *j)
+{
+    if (!j) return;
+    fclose(j->f);
+    hw_tmp_abandon();
+    for (int c = 0; c < C_N; c++) free(j->v[c]);
+    free(j);
+}
+
 int hw_json_close(hw_json *j)
 {
     if (!j) return 0;

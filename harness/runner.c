@@ -446,6 +446,7 @@ int hw_run_all(const hw_opts *o)
     if (csv && csv != stdout) fclose(csv);
     if (hw_interrupted) {
         /* JSON and .hgrm describe whole runs: the unfinished ones are removed */
+        hw_json_abandon(json);
         hw_tmp_abandon();
         printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
                csv ? " (CSV complete up to there)" : "");

@@ -67,7 +67,7 @@ static void *atomic_thread(wl_thread *self, void *arg)
         } else {
             for (uint64_t i = 0; i < k; i++) atomic_fetch_add_explicit(ctr, 1, memory_order_relaxed);
         }
-        if (timed) cp_hist_record(self->hist, wl_now() - t0);
+        if (timed) cp_hist_record(self->hist, wl_since(t0));
         done += k;
     }
     atomic_fetch_add(&s->ops, done);

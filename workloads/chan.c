@@ -122,11 +122,11 @@ static void *consumer(wl_thread *self, void *arg)
             memcpy(&ts, item + 8, 8);
             if (ts) {
                 uint64_t now = wl_now();
-                cp_hist_record(self->hist, now - ts);
+                cp_hist_record(self->hist, wl_diff(now, ts));
                 if (self->hist_u) {
                     uint64_t actual;
                     memcpy(&actual, item + 16, 8);
-                    cp_hist_record(self->hist_u, now - actual);
+                    cp_hist_record(self->hist_u, wl_diff(now, actual));
                 }
             }
         }

@@ -47,7 +47,7 @@ static void *cb_waiter(wl_thread *self, void *arg)
             s->spurious++;
         }
         if (s->gen == mine) break;          /* closed */
-        if (s->ts) cp_hist_record(self->hist, wl_now() - s->ts);
+        if (s->ts) cp_hist_record(self->hist, wl_since(s->ts));
         if (s->gen != mine + 1) s->skipped++;
         rounds++;
         if (s->closed) break;

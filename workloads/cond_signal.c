@@ -49,7 +49,7 @@ static void *cs_waiter(wl_thread *self, void *arg)
         s->avail--;
         s->consumed++;
         s->consumed_sum += s->next_ticket;
-        if (s->signal_ts) cp_hist_record(self->hist, wl_now() - s->signal_ts);
+        if (s->signal_ts) cp_hist_record(self->hist, wl_since(s->signal_ts));
         done++;
         cp_cond_signal(s->taken);
     }

@@ -49,7 +49,7 @@ static void *mx_worker(wl_thread *self, void *arg)
             until_sample = sample;
             uint64_t t0 = wl_now();
             cp_mutex_lock(s->m);
-            cp_hist_record(self->hist, wl_now() - t0);
+            cp_hist_record(self->hist, wl_since(t0));
         } else {
             cp_mutex_lock(s->m);
         }

@@ -50,7 +50,7 @@ static void *rw_worker(wl_thread *self, void *arg)
         if (sampled) { until_sample = sample; t0 = wl_now(); }
         if (write) {
             cp_rwlock_wlock(s->l);
-            if (sampled) cp_hist_record(self->hist, wl_now() - t0);
+            if (sampled) cp_hist_record(self->hist, wl_since(t0));
             uint64_t v = s->slot[0] + 1;
             for (int k = 0; k < SLOTS; k++) s->slot[k] = v;
             if (work) wl_work(work);
@@ -58,7 +58,7 @@ static void *rw_worker(wl_thread *self, void *arg)
             writes++;
         } else {
             cp_rwlock_rlock(s->l);
-            if (sampled) cp_hist_record(self->hist, wl_now() - t0);
+            if (sampled) cp_hist_record(self->hist, wl_since(t0));
             uint64_t v = s->slot[0];
             int bad = 0;
             for (int k = 1; k < SLOTS; k++) bad |= s->slot[k] != v;

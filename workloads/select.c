@@ -143,7 +143,7 @@ static void *consumer(wl_thread *self, void *arg)
         if (payload >= 16) {
             uint64_t ts;
             memcpy(&ts, item + 8, 8);
-            if (ts) cp_hist_record(self->hist, wl_now() - ts);
+            if (ts) cp_hist_record(self->hist, wl_since(ts));
         }
         uint64_t pid = tag >> TAG_SHIFT;
         int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));

@@ -46,7 +46,7 @@ static void *worker(wl_thread *self, void *arg)
         uint64_t t0 = 0;
         if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
         if (cp_sem_acquire(s->s, 1, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
-        if (t0) cp_hist_record(self->hist, wl_now() - t0);
+        if (t0) cp_hist_record(self->hist, wl_since(t0));
         int64_t c = atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1;
         int64_t m = atomic_load_explicit(&s->max_running, memory_order_relaxed);
         while (c > m && !atomic_compare_exchange_weak(&s->max_running, &m, c)) {}

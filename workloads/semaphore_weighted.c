@@ -60,7 +60,7 @@ static void *worker(wl_thread *self, void *arg)
         uint64_t t0 = 0;
         if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
         if (cp_sem_acquire(s->s, w, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
-        if (t0) cp_hist_record(self->hist, wl_now() - t0);
+        if (t0) cp_hist_record(self->hist, wl_since(t0));
         int64_t h = atomic_fetch_add_explicit(&s->held, w, memory_order_relaxed) + w;
         int64_t m = atomic_load_explicit(&s->max_held, memory_order_relaxed);
         while (h > m && !atomic_compare_exchange_weak(&s->max_held, &m, h)) {}

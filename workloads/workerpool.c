@@ -141,8 +141,8 @@ static void *collector(wl_thread *self, void *arg)
     while (cp_chan_recv(p->results, &res, NULL) == CP_OK) {
         if (res.submitted) {
             uint64_t now = wl_now();
-            cp_hist_record(self->hist, now - res.submitted);
-            if (self->hist_u) cp_hist_record(self->hist_u, now - res.actual);
+            cp_hist_record(self->hist, wl_diff(now, res.submitted));
+            if (self->hist_u) cp_hist_record(self->hist_u, wl_diff(now, res.actual));
         }
         int was = mark_seen(p, res.id);
         if (was < 0) { p->dup = ~0ull; break; }

@@ -103,6 +103,19 @@ void wl_work(int64_t ns);           /* calibrated busy work */
 uint64_t wl_now(void);              /* the harness clock, ns */
 void wl_sleep_ns(uint64_t ns);
 
+/* Time since t0, for a latency that crosses threads: the TSCs of two vCPUs
+ * may differ by more than a hand-off takes, so a difference that comes out
+ * negative is clamped to 0 instead of wrapping to 2^64 (an hour, clamped). */
+static inline uint64_t wl_since(uint64_t t0)
+{
+    uint64_t now = wl_now();
+    return now > t0 ? now - t0 : 0;
+}
+static inline uint64_t wl_diff(uint64_t later, uint64_t earlier)
+{
+    return later > earlier ? later - earlier : 0;
+}
+
 static inline void wl_phase(wl_thread *t, const char *p)
 {
     atomic_store_explicit(&t->phase, p, memory_order_relaxed);

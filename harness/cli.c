@@ -234,6 +234,8 @@ void hw_usage(FILE *f)
           "  --rate=OPS             open loop: arrivals on a fixed schedule, latency from the\n"
           "                         intended start (corrected) and the actual one (u_* columns)\n"
           "  --repeat=N (default 5) --warmup=N (default 1) --seed=S\n"
+          "  --interleave           run the (configuration, repetition) pairs round by round in a\n"
+          "                         seeded random order, so machine drift spreads evenly\n"
           "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
           "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
           "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
@@ -318,7 +320,8 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         if (len >= sizeof name) hw_bad_input("unknown flag '%s' (see --help)", a);
         memcpy(name, a + 2, len);
         name[len] = 0;
-        int is_bool = !strcmp(name, "list") || !strcmp(name, "help") || !strcmp(name, "quiet");
+        int is_bool = !strcmp(name, "list") || !strcmp(name, "help") || !strcmp(name, "quiet") ||
+                      !strcmp(name, "interleave");
         if (eq) val = eq + 1;
         else if (!is_bool) {
             if (i + 1 >= argc) hw_bad_input("--%s: missing value", name);
@@ -334,6 +337,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         } else if (!strcmp(name, "list")) *want_list = 1;
         else if (!strcmp(name, "help")) *want_help = 1;
         else if (!strcmp(name, "quiet")) o->quiet = 1;
+        else if (!strcmp(name, "interleave")) o->interleave = 1;
         else if (!strcmp(name, "pattern")) pattern_arg = val;
         else if (!strcmp(name, "suite")) {
             if (!(o->suite = hw_suite_find(val, &o->nsuite)))
@@ -385,6 +389,8 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
     parse_patterns(pattern_arg, o);
     parse_impls(impl_arg, o);
+    if (o->interleave && o->json)
+        hw_bad_input("--interleave: not with --json (its aggregates need each configuration's repetitions together)");
 
     for (size_t s = 0; s < nsets; s++) {
         const char *kv = sets[s], *eq = strchr(kv, '=');

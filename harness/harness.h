@@ -53,6 +53,7 @@ typedef struct hw_opts {
     const char *hgrm_dir;           /* --hgrm=DIR */
     int table_dispatch;
     int quiet;
+    int interleave;                 /* --interleave: shuffle (configuration, repetition) runs */
     double placement_split;         /* ns; 0: no placement probe */
     char pin[128];                  /* --pin as given: none, compact, spread or a CPU list */
     int pin_cpus[256], npin;

@@ -320,9 +320,8 @@ int hw_run_all(const hw_opts *o)
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
-    rep_result *reps = calloc((size_t)o->repeat, sizeof *reps);
     static wl_run run;
-    if (!rep_hist || !cfg_hist || !reps) {
+    if (!rep_hist || !cfg_hist) {
         fprintf(stderr, "cpbench: out of memory\n");
         return 1;
     }
@@ -391,57 +390,104 @@ int hw_run_all(const hw_opts *o)
         fprintf(stderr, "cpbench: warning: cpufreq governor is '%s', not 'performance'\n", m.governor);
     if (!quiet) table_header(&m, o);
     int any_failed = 0, written = 0;
+    /* Per-configuration state. Without --interleave the configurations run
+     * one after the other and share one histogram; with it, (configuration,
+     * repetition) runs are shuffled round by round (seeded by --seed), as
+     * Google Benchmark's random interleaving, so that drift of the machine
+     * spreads evenly, and each configuration keeps its own histogram. */
+    typedef struct cstate {
+        rep_result *reps;
+        int nreps, failed, nthr;
+        cp_hist *hist;
+    } cstate;
+    cstate *cs = calloc(ncfg, sizeof *cs);
+    size_t per = (size_t)(o->warmup + o->repeat), nsched = ncfg * per;
+    struct { size_t ci; int rep; } *sched = calloc(nsched, sizeof *sched);
+    if (!cs || !sched) { fprintf(stderr, "cpbench: out of memory\n"); return 1; }
     for (size_t ci = 0; ci < ncfg; ci++) {
+        cs[ci].reps = calloc((size_t)o->repeat, sizeof *cs[ci].reps);
+        cs[ci].hist = o->interleave ? cp_hist_new(3, 3600ull * 1000000000ull) : cfg_hist;
+        if (!cs[ci].reps || !cs[ci].hist) { fprintf(stderr, "cpbench: out of memory\n"); return 1; }
+    }
+    size_t ns = 0;
+    if (!o->interleave) {
+        for (size_t ci = 0; ci < ncfg; ci++)
+            for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) sched[ns].ci = ci, sched[ns++].rep = rep;
+    } else {
+        uint64_t rng = o->seed * 0x9e3779b97f4a7c15ull + 1;
+        for (size_t ci = 0; ci < ncfg; ci++)    /* warm-ups first, in order */
+            for (int rep = -(int)o->warmup; rep < 0; rep++) sched[ns].ci = ci, sched[ns++].rep = rep;
+        for (int rep = 0; rep < (int)o->repeat; rep++) {
+            size_t first = ns;
+            for (size_t ci = 0; ci < ncfg; ci++) sched[ns].ci = ci, sched[ns++].rep = rep;
+            for (size_t k = ns - first; k > 1; k--) {   /* Fisher-Yates over this round */
+                rng = wl_mix(rng);
+                size_t j = first + (size_t)(rng % k), i = first + k - 1;
+                size_t t = sched[i].ci;
+                sched[i].ci = sched[j].ci;
+                sched[j].ci = t;
+            }
+        }
+    }
+    for (size_t si = 0; si < nsched && !hw_interrupted; si++) {
+        size_t ci = sched[si].ci;
+        int rep = sched[si].rep;
         config *c = &cfgs[ci];
+        cstate *S = &cs[ci];
         if (progress) {
             double el = (double)(cp_now_ns() - t_begin) / 1e9;
-            fprintf(stderr, "\r[%zu/%zu] %s %s %.40s  elapsed %.0f s, about %.0f s left\033[K", ci + 1, ncfg,
-                    c->w->name, cp_backend_name(c->cfg.b), c->label, el, ci ? el / (double)ci * (double)(ncfg - ci) : 0.0);
+            fprintf(stderr, "\r[%zu/%zu] %s %s %.40s  elapsed %.0f s, about %.0f s left\033[K", si + 1, nsched,
+                    c->w->name, cp_backend_name(c->cfg.b), c->label, el, si ? el / (double)si * (double)(nsched - si) : 0.0);
             fflush(stderr);
         }
-        cp_hist_reset(cfg_hist);
-        int failed = 0, nreps = 0;
-        for (int rep = -(int)o->warmup; rep < (int)o->repeat; rep++) {
-            struct rusage ru0, ru1;
-            /* placement probe around measured repetitions (a few ms) */
-            double xb = rep >= 0 && o->placement_split > 0 ? hw_xcore_rt_ns(10000) : 0;
-            getrusage(RUSAGE_SELF, &ru0);
-            uint64_t al0 = 0, al1 = 0;
-            int have_al = hw_alloc_count(&al0) == 0;
-            int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL);
-            getrusage(RUSAGE_SELF, &ru1);
-            if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
-            if (rc) wl_fail(&run, "the run could not start (out of memory?)");
-            rep_result res = { .xcore_before = xb };
-            if (xb > 0) res.xcore_after = hw_xcore_rt_ns(10000);
-            res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
-            res.seconds = (double)(run.t_end - run.t_start) / 1e9;
-            res.ops = run.ops;
-            res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
-            res.failed = run.nfail > 0;
-            if (res.failed) {
-                failed = 1;
-                fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,
-                        cp_backend_name(c->cfg.b), c->label, c->params[0] ? " " : "", c->params, rep, run.fail);
-            }
-            if (rep < 0) continue;   /* warm-up: checked, not recorded */
-            reps[rep] = res;
-            nreps = rep + 1;
-            written++;
-            cp_hist_merge(cfg_hist, rep_hist);
-            if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
-            if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+        if (!o->interleave && rep == -(int)o->warmup) cp_hist_reset(S->hist);
+        struct rusage ru0, ru1;
+        /* placement probe around measured repetitions (a few ms) */
+        double xb = rep >= 0 && o->placement_split > 0 ? hw_xcore_rt_ns(10000) : 0;
+        getrusage(RUSAGE_SELF, &ru0);
+        uint64_t al0 = 0, al1 = 0;
+        int have_al = hw_alloc_count(&al0) == 0;
+        int rc = hw_run_one(c->w, &c->cfg, o->timeout, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL);
+        getrusage(RUSAGE_SELF, &ru1);
+        if (hw_interrupted) break;  /* cut short: neither checked nor recorded */
+        if (rc) wl_fail(&run, "the run could not start (out of memory?)");
+        rep_result res = { .xcore_before = xb };
+        if (xb > 0) res.xcore_after = hw_xcore_rt_ns(10000);
+        res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
+        res.seconds = (double)(run.t_end - run.t_start) / 1e9;
+        res.ops = run.ops;
+        res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
+        res.failed = run.nfail > 0;
+        if (res.failed) {
+            S->failed = any_failed = 1;
+            fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,
+                    cp_backend_name(c->cfg.b), c->label, c->params[0] ? " " : "", c->params, rep, run.fail);
         }
-        any_failed |= failed;
-        if (hw_interrupted) {
-            if (!quiet && nreps) table_row(&m, o, c, reps, nreps, cfg_hist, run.nthr, failed);
-            break;
-        }
+        if (rep < 0) continue;   /* warm-up: checked, not recorded */
+        S->reps[rep] = res;
+        S->nreps = rep + 1;
+        S->nthr = run.nthr;
+        written++;
+        cp_hist_merge(S->hist, rep_hist);
+        if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
+        if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+        if (S->nreps < (int)o->repeat) continue;
+        /* the configuration is complete */
         hw_json_config_end(json);
-        any_failed |= hw_hgrm_write(o, c->w, &c->cfg, cfg_hist) != 0;
+        any_failed |= hw_hgrm_write(o, c->w, &c->cfg, S->hist) != 0;
         if (progress) fputs("\r\033[K", stderr);
-        if (!quiet) table_row(&m, o, c, reps, (int)o->repeat, cfg_hist, run.nthr, failed);
+        if (!quiet) table_row(&m, o, c, S->reps, (int)o->repeat, S->hist, S->nthr, S->failed);
     }
+    if (hw_interrupted && !quiet)   /* what the unfinished configurations got to */
+        for (size_t ci = 0; ci < ncfg; ci++)
+            if (cs[ci].nreps > 0 && cs[ci].nreps < (int)o->repeat)
+                table_row(&m, o, &cfgs[ci], cs[ci].reps, cs[ci].nreps, cs[ci].hist, cs[ci].nthr, cs[ci].failed);
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        free(cs[ci].reps);
+        if (o->interleave) cp_hist_free(cs[ci].hist);
+    }
+    free(cs);
+    free(sched);
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
     if (csv && csv != stdout) fclose(csv);
     if (hw_interrupted) {
@@ -452,7 +498,6 @@ int hw_run_all(const hw_opts *o)
                csv ? " (CSV complete up to there)" : "");
         fflush(stdout);
         free(cfgs);
-        free(reps);
         cp_hist_free(rep_hist);
         cp_hist_free(cfg_hist);
         cp_hist_free(rep_hist_u);
@@ -460,7 +505,6 @@ int hw_run_all(const hw_opts *o)
     }
     any_failed |= hw_json_close(json) != 0;
     free(cfgs);
-    free(reps);
     cp_hist_free(rep_hist);
     cp_hist_free(cfg_hist);
     cp_hist_free(rep_hist_u);

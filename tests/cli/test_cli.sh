@@ -100,6 +100,23 @@ for r in rows:
 " "$tmp/rate.csv"
 bad "--rate" --pattern=select --rate=1000
 bad "--payload" --pattern=chan --rate=1000 --payload=16
+# --interleave: round r runs every configuration's repetition r, shuffled
+"$bin" --pattern=chan --impl=all --capacity=0,64 --items=2000 --repeat=3 --warmup=0 --interleave \
+    --csv="$tmp/il.csv" --quiet
+rc=$?
+check "interleaved sweep exits 0 (rc=$rc)" test $rc -eq 0
+check "interleaved: each round holds every configuration once, rounds in order" /usr/bin/python3 -c "
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 18, len(rows)
+for r in range(3):
+    rnd = rows[6 * r: 6 * r + 6]
+    assert all(x['rep'] == str(r) for x in rnd), [x['rep'] for x in rnd]
+    assert len({(x['impl'], x['capacity']) for x in rnd}) == 6
+order = [(x['impl'], x['capacity']) for x in rows[:6]]
+assert order != sorted(order, key=lambda t: (['mutex', 'lockfree', 'futex'].index(t[0]), int(t[1]))), 'not shuffled'
+" "$tmp/il.csv"
+bad "--interleave" --pattern=chan --interleave --json=/tmp/x.json
 check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
 
 # the watchdog: a run longer than --timeout is reported and exits 1

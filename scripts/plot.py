@@ -153,9 +153,9 @@ def footnote(fig, rows, extra=""):
 
 def save(fig, out, name, svg):
     path = os.path.join(out, name + ".png")
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=90, bbox_inches="tight")  # nothing clipped: long titles, labels
     if svg:
-        fig.savefig(os.path.join(out, name + ".svg"))
+        fig.savefig(os.path.join(out, name + ".svg"), bbox_inches="tight")
     plt.close(fig)
     print(path)
 

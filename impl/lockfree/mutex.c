@@ -3,7 +3,8 @@
  * in the kernel.
  *
  * Why ticket and not MCS (DESIGN.md asks "ticket or MCS: measure which";
- * not measured yet, left to the lead): on these 2-vCPU machines at most a
+ * not measured: there is no MCS lock here to compare with): on these 2-vCPU
+ * machines at most a
  * couple of threads spin at once, so the cost MCS saves (every waiter
  * polling one shared line) is small; a ticket lock needs no per-thread node
  * (cp_mutex_lock takes no argument to carry one, and a thread-local node

@@ -171,6 +171,8 @@ static void parse_patterns(const char *arg, hw_opts *o)
         if (!e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
         if (o->npatterns < 64) o->patterns[o->npatterns++] = e;
     }
+    /* "," or ",,": no name at all (found by the fuzz target) */
+    if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
 }
 
 static void parse_impls(const char *arg, hw_opts *o)
@@ -190,6 +192,7 @@ static void parse_impls(const char *arg, hw_opts *o)
         if (!b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
         if (o->nimpls < 8) o->impls[o->nimpls++] = b;
     }
+    if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex or all)", arg);
 }
 
 /* --suite=quick: small configurations, each sized to take about a second per

@@ -25,6 +25,8 @@ bad() {   # bad EXPECTED_WORD ARGS...: exit 2, one stderr line containing the wo
 bad "--pattern" --pattern=nosuch
 bad "--pattern" --impl=futex
 bad "--pattern" --pattern=
+bad "--pattern" --pattern=, --set fail_every=1
+bad "--impl" --pattern=chan --impl=,
 bad "--impl" --pattern=chan --impl=spinlock
 bad "--impl" --pattern=chan --impl=
 bad "--threads" --pattern=workerpool --threads=abc

@@ -107,21 +107,33 @@ typedef struct record {
     size_t n, cap;
 } record;
 
-static void load(reader *r, const char *path)
+/* The file's bytes go into one buffer per side, kept and reused across
+ * calls: a bad input ends the process here (exit 2), but the fuzz target
+ * longjmps out instead, and must not leak a buffer per input. */
+static char *side_buf[2];
+static size_t side_cap[2];
+
+static void load(reader *r, const char *path, int slot)
 {
     memset(r, 0, sizeof *r);
     r->path = path;
     r->next_line = 1;
     FILE *f = fopen(path, "rb");
     if (!f) cmp_bad("%s: cannot read (%s)", path, strerror(errno));
-    size_t cap = 1 << 16;
-    r->buf = malloc(cap);
     for (;;) {
-        if (!r->buf) cmp_bad("out of memory");
-        r->len += fread(r->buf + r->len, 1, cap - r->len - 1, f);
-        if (r->len < cap - 1) break;
-        cap *= 2;
-        r->buf = realloc(r->buf, cap);
+        if (side_cap[slot] - r->len < 2) {
+            size_t cap = side_cap[slot] ? 2 * side_cap[slot] : 1 << 16;
+            char *b = realloc(side_buf[slot], cap);
+            if (!b) {
+                fclose(f);
+                cmp_bad("out of memory");
+            }
+            side_buf[slot] = b;
+            side_cap[slot] = cap;
+        }
+        r->buf = side_buf[slot];
+        r->len += fread(r->buf + r->len, 1, side_cap[slot] - r->len - 1, f);
+        if (r->len < side_cap[slot] - 1) break;
     }
     int err = ferror(f);
     fclose(f);
@@ -230,13 +242,13 @@ static group *find_group(side *s, const char *key)
     return NULL;
 }
 
-static void read_side(side *s, const char *path, const opts *o)
+static void read_side(side *s, const char *path, const opts *o, int slot)
 {
     reader r;
     record hdr = { 0 }, rec = { 0 };
     memset(s, 0, sizeof *s);
     s->path = path;
-    load(&r, path);
+    load(&r, path, slot);
     if (!next_record(&r, &hdr)) cmp_bad("%s: empty file (expected a cpbench CSV header)", path);
     int kc[NKEY], mc[MAX_METRICS];
     for (int i = 0; i < NKEY; i++)
@@ -315,7 +327,6 @@ static void read_side(side *s, const char *path, const opts *o)
     clear_record(&rec);
     free(hdr.f);
     free(rec.f);
-    free(r.buf);
     if (o->strict) keep_majority_placement(s);
 }
 
@@ -426,8 +437,8 @@ int hw_compare(int argc, char **argv)
     if (!o.nmetric) cmp_bad("--metric: empty (expected CSV columns like ops_per_sec,p99_ns)");
 
     static side base, cur;
-    read_side(&base, files[0], &o);
-    read_side(&cur, files[1], &o);
+    read_side(&base, files[0], &o, 0);
+    read_side(&cur, files[1], &o, 1);
 
     /* pairs x metrics: the tests */
     size_t npairs = 0, only_base = 0, nt = 0, ntested = 0, no_data = 0;

@@ -96,11 +96,6 @@ static int semaphore_run(wl_run *r)
     return 0;
 }
 
-static const char *semaphore_check(const wl_cfg *c)
-{
-    return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
-}
-
 WL_DEFINE(semaphore) = {
     .name = "semaphore",
     .group = "pools",
@@ -111,5 +106,5 @@ WL_DEFINE(semaphore) = {
                   .payload = WL_UNUSED, .work_ns = 1000, .items = 200000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = semaphore_run,
-    .check = semaphore_check,
+    .check = wl_check_permits,
 };

@@ -117,11 +117,6 @@ static int semaphore_weighted_run(wl_run *r)
     return 0;
 }
 
-static const char *semaphore_weighted_check(const wl_cfg *c)
-{
-    return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
-}
-
 WL_DEFINE(semaphore_weighted) = {
     .name = "semaphore_weighted",
     .group = "pools",
@@ -132,5 +127,5 @@ WL_DEFINE(semaphore_weighted) = {
                   .payload = WL_UNUSED, .work_ns = 1000, .items = 100000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = semaphore_weighted_run,
-    .check = semaphore_weighted_check,
+    .check = wl_check_permits,
 };

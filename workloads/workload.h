@@ -91,6 +91,12 @@ typedef struct wl_workload {
     int open_loop;                  /* honours cfg->rate (wl_pace and hist_u) */
 } wl_workload;
 
+/* A .check for patterns whose --capacity is a semaphore's permits. */
+static inline const char *wl_check_permits(const wl_cfg *c)
+{
+    return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
+}
+
 /* ---- provided by the harness ---- */
 int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
 void wl_start(wl_run *r);           /* stamps t_start, opens the gate */

@@ -4,11 +4,16 @@
  * Rows (one per repetition, docs/csv.md) are grouped per configuration: the
  * pattern, impl, dispatch and every parameter column. Each configuration
  * present on both sides is compared per metric with a two-sided Mann-Whitney
- * U test; the p-values of all the tests are corrected together (Holm); a
- * difference is reported only when it is both significant and large.
- * Exit: 0 no significant regression, 1 at least one "slower", 2 bad input.
+ * U test over the units of replication (invocations or interleaved rounds:
+ * repetitions that shared one process count once, as their median); the
+ * p-values of all the tests are corrected together (Holm); a difference is
+ * reported only when it is both significant and large. Files measured on
+ * different machines are refused. Exit: 0 no significant regression, 1 at
+ * least one "slower" or a broken NEW (missing configurations, FAIL rows,
+ * a metric without values), 2 bad input.
  */
 #include "harness/harness.h"
+#include "harness/csvio.h"
 #include "harness/stats.h"
 
 #include <errno.h>
@@ -46,26 +51,80 @@ typedef struct group {
     double *v[MAX_METRICS];
     size_t n[MAX_METRICS], cap[MAX_METRICS];
     char *far[MAX_METRICS];     /* per value: its repetition ran in the far placement */
+    size_t *unit[MAX_METRICS];  /* per value: the index of its unit of replication in units */
+    char **units;               /* the distinct units (docs/csv.md: unit) of this configuration */
+    size_t nunits, capunits;
+    size_t not_ok;              /* rows with status != OK */
     int paired;
 } group;
+
+/* The machine a file was measured on: these columns must agree on every row
+ * of a side, and between the sides unless --allow-other-machine. */
+static const char *const machine_cols[] = { "cpu_model", "cpus", "kernel", "compiler", "allocator" };
+enum { NMACHINE = sizeof machine_cols / sizeof machine_cols[0] };
 
 typedef struct side {
     const char *path;
     group *g;
     size_t ng, capg;
     size_t rows, not_ok, placement_dropped;
+    char *machine[NMACHINE];    /* NULL: the file lacks the column */
+    const char *unit_col;       /* "unit", or "timestamp" for files written before it existed */
 } side;
 
-static void push(group *g, int m, double x, char far)
+static void push(group *g, int m, double x, char far, size_t unit)
 {
     if (g->n[m] == g->cap[m]) {
         g->cap[m] = g->cap[m] ? 2 * g->cap[m] : 8;
         g->v[m] = realloc(g->v[m], g->cap[m] * sizeof(double));
         g->far[m] = realloc(g->far[m], g->cap[m]);
-        if (!g->v[m] || !g->far[m]) cmp_bad("out of memory");
+        g->unit[m] = realloc(g->unit[m], g->cap[m] * sizeof(size_t));
+        if (!g->v[m] || !g->far[m] || !g->unit[m]) cmp_bad("out of memory");
     }
     g->far[m][g->n[m]] = far;
+    g->unit[m][g->n[m]] = unit;
     g->v[m][g->n[m]++] = x;
+}
+
+static size_t unit_index(group *g, const char *u)
+{
+    for (size_t i = 0; i < g->nunits; i++)
+        if (!strcmp(g->units[i], u)) return i;
+    if (g->nunits == g->capunits) {
+        g->capunits = g->capunits ? 2 * g->capunits : 16;
+        g->units = realloc(g->units, g->capunits * sizeof *g->units);
+        if (!g->units) cmp_bad("out of memory");
+    }
+    g->units[g->nunits] = strdup(u);
+    if (!g->units[g->nunits]) cmp_bad("out of memory");
+    return g->nunits++;
+}
+
+/* The unit of replication is the invocation (or an interleaved round), not
+ * the repetition: repetitions that shared one process share its vCPU
+ * placement and drift, so each unit contributes one value, the median of
+ * its repetitions. */
+static void collapse_units(side *s)
+{
+    for (size_t i = 0; i < s->ng; i++) {
+        group *g = &s->g[i];
+        for (int m = 0; m < MAX_METRICS; m++) {
+            if (!g->n[m]) continue;
+            double *tmp = malloc(g->n[m] * sizeof *tmp), *med = malloc(g->nunits * sizeof *med);
+            if (!tmp || !med) cmp_bad("out of memory");
+            size_t k = 0;
+            for (size_t u = 0; u < g->nunits; u++) {
+                size_t c = 0;
+                for (size_t j = 0; j < g->n[m]; j++)
+                    if (g->unit[m][j] == u) tmp[c++] = g->v[m][j];
+                if (c) med[k++] = st_median(tmp, c);
+            }
+            memcpy(g->v[m], med, k * sizeof *med);
+            g->n[m] = k;
+            free(tmp);
+            free(med);
+        }
+    }
 }
 
 /* --placement=strict, second half: within each configuration keep only the
@@ -79,7 +138,7 @@ static void keep_majority_placement(side *s)
             for (size_t j = 0; j < g->n[m]; j++) nfar += g->far[m][j];
             char keep_far = 2 * nfar > g->n[m];
             for (size_t j = 0; j < g->n[m]; j++)
-                if (g->far[m][j] == keep_far) g->v[m][k++] = g->v[m][j];
+                if (g->far[m][j] == keep_far) g->unit[m][k] = g->unit[m][j], g->v[m][k++] = g->v[m][j];
             if (m == 0) s->placement_dropped += g->n[m] - k;
             g->n[m] = k;
         }
@@ -92,147 +151,12 @@ static char *xstrdup(const char *s)
     return d;
 }
 
-/* ---- RFC 4180 reader: fields may be quoted ("" inside a quoted field is a
- * quote; a quoted field may hold commas and line breaks); CRLF or LF. ---- */
-typedef struct reader {
-    const char *path;
-    char *buf;
-    size_t len, pos;
-    long line;                  /* line of the record being read, 1-based */
-    long next_line;
-} reader;
-
-typedef struct record {
-    char **f;
-    size_t n, cap;
-} record;
-
-/* The file's bytes go into one buffer per side, kept and reused across
- * calls: a bad input ends the process here (exit 2), but the fuzz target
- * longjmps out instead, and must not leak a buffer per input. */
-static char *side_buf[2];
-static size_t side_cap[2];
-
-static void load(reader *r, const char *path, int slot)
-{
-    memset(r, 0, sizeof *r);
-    r->path = path;
-    r->next_line = 1;
-    FILE *f = fopen(path, "rb");
-    if (!f) cmp_bad("%s: cannot read (%s)", path, strerror(errno));
-    for (;;) {
-        if (side_cap[slot] - r->len < 2) {
-            size_t cap = side_cap[slot] ? 2 * side_cap[slot] : 1 << 16;
-            char *b = realloc(side_buf[slot], cap);
-            if (!b) {
-                fclose(f);
-                cmp_bad("out of memory");
-            }
-            side_buf[slot] = b;
-            side_cap[slot] = cap;
-        }
-        r->buf = side_buf[slot];
-        r->len += fread(r->buf + r->len, 1, side_cap[slot] - r->len - 1, f);
-        if (r->len < side_cap[slot] - 1) break;
-    }
-    int err = ferror(f);
-    fclose(f);
-    if (err) cmp_bad("%s: cannot read", path);
-    r->buf[r->len] = 0;
-    if (memchr(r->buf, 0, r->len)) cmp_bad("%s: not a CSV file (binary data)", path);
-}
-
-static void add_field(record *rec, const char *s, size_t n)
-{
-    if (rec->n == rec->cap) {
-        rec->cap = rec->cap ? 2 * rec->cap : 64;
-        rec->f = realloc(rec->f, rec->cap * sizeof *rec->f);
-        if (!rec->f) cmp_bad("out of memory");
-    }
-    char *d = malloc(n + 1);
-    if (!d) cmp_bad("out of memory");
-    memcpy(d, s, n);
-    d[n] = 0;
-    rec->f[rec->n++] = d;
-}
-
-static void clear_record(record *rec)
-{
-    for (size_t i = 0; i < rec->n; i++) free(rec->f[i]);
-    rec->n = 0;
-}
-
-/* The next non-empty record; 0 at end of file. */
-static int next_record(reader *r, record *rec)
-{
-    clear_record(rec);
-    /* skip blank lines */
-    while (r->pos < r->len && (r->buf[r->pos] == '\n' || r->buf[r->pos] == '\r')) {
-        if (r->buf[r->pos] == '\n') r->next_line++;
-        r->pos++;
-    }
-    if (r->pos >= r->len) return 0;
-    r->line = r->next_line;
-    char *tmp = malloc(r->len - r->pos + 1);
-    if (!tmp) cmp_bad("out of memory");
-    for (;;) {
-        size_t n = 0;
-        const char *p = r->buf + r->pos;
-        if (*p == '"') {
-            r->pos++;
-            for (;;) {
-                if (r->pos >= r->len) {
-                    free(tmp);
-                    cmp_bad("%s:%ld: unterminated quoted field", r->path, r->line);
-                }
-                char c = r->buf[r->pos++];
-                if (c == '"') {
-                    if (r->buf[r->pos] == '"') tmp[n++] = '"', r->pos++;
-                    else break;
-                } else {
-                    if (c == '\n') r->next_line++;
-                    tmp[n++] = c;
-                }
-            }
-            char c = r->buf[r->pos];
-            if (c && c != ',' && c != '\n' && c != '\r') {
-                free(tmp);
-                cmp_bad("%s:%ld: text after a closing quote", r->path, r->line);
-            }
-        } else {
-            while (r->pos < r->len && r->buf[r->pos] != ',' && r->buf[r->pos] != '\n' && r->buf[r->pos] != '\r') {
-                if (r->buf[r->pos] == '"') {
-                    free(tmp);
-                    cmp_bad("%s:%ld: a quote inside an unquoted field", r->path, r->line);
-                }
-                tmp[n++] = r->buf[r->pos++];
-            }
-        }
-        add_field(rec, tmp, n);
-        if (r->pos < r->len && r->buf[r->pos] == ',') {
-            r->pos++;
-            continue;
-        }
-        if (r->pos < r->len && r->buf[r->pos] == '\r') r->pos++;
-        if (r->pos < r->len && r->buf[r->pos] == '\n') r->pos++, r->next_line++;
-        break;
-    }
-    free(tmp);
-    return 1;
-}
-
-static int find_col(const record *hdr, const char *name)
-{
-    for (size_t i = 0; i < hdr->n; i++)
-        if (!strcmp(hdr->f[i], name)) return (int)i;
-    return -1;
-}
-
 typedef struct opts {
     double alpha, threshold;
     const char *metric[MAX_METRICS];
     int nmetric;
     int strict;
+    int allow_other_machine, allow_missing;
 } opts;
 
 static group *find_group(side *s, const char *key)
@@ -244,35 +168,40 @@ static group *find_group(side *s, const char *key)
 
 static void read_side(side *s, const char *path, const opts *o, int slot)
 {
-    reader r;
-    record hdr = { 0 }, rec = { 0 };
+    hw_csv r;
+    hw_csv_rec hdr = { 0 }, rec = { 0 };
     memset(s, 0, sizeof *s);
     s->path = path;
-    load(&r, path, slot);
-    if (!next_record(&r, &hdr)) cmp_bad("%s: empty file (expected a cpbench CSV header)", path);
+    hw_csv_load(&r, path, slot, "cpbench compare");
+    if (!hw_csv_next(&r, &hdr)) cmp_bad("%s: empty file (expected a cpbench CSV header)", path);
     int kc[NKEY], mc[MAX_METRICS];
     for (int i = 0; i < NKEY; i++)
-        if ((kc[i] = find_col(&hdr, key_cols[i])) < 0)
+        if ((kc[i] = hw_csv_col(&hdr, key_cols[i])) < 0)
             cmp_bad("%s: header lacks column '%s' (not a cpbench CSV? see docs/csv.md)", path, key_cols[i]);
-    int sc = find_col(&hdr, "status");
+    int sc = hw_csv_col(&hdr, "status");
     if (sc < 0) cmp_bad("%s: header lacks column 'status' (not a cpbench CSV? see docs/csv.md)", path);
     for (int m = 0; m < o->nmetric; m++)
-        if ((mc[m] = find_col(&hdr, o->metric[m])) < 0)
+        if ((mc[m] = hw_csv_col(&hdr, o->metric[m])) < 0)
             cmp_bad("%s: header lacks the metric column '%s'", path, o->metric[m]);
-    int pc = find_col(&hdr, "placement_changed");
-    int pl = find_col(&hdr, "placement");
+    int pc = hw_csv_col(&hdr, "placement_changed");
+    int pl = hw_csv_col(&hdr, "placement");
+    int uc = hw_csv_col(&hdr, "unit");
+    s->unit_col = "unit";
+    if (uc < 0) uc = hw_csv_col(&hdr, "timestamp"), s->unit_col = "timestamp";
+    int mcol[NMACHINE];
+    for (int i = 0; i < NMACHINE; i++) mcol[i] = hw_csv_col(&hdr, machine_cols[i]);
 
-    while (next_record(&r, &rec)) {
+    while (hw_csv_next(&r, &rec)) {
         if (rec.n != hdr.n)
             cmp_bad("%s:%ld: malformed row: %zu fields, the header has %zu", path, r.line, rec.n, hdr.n);
         s->rows++;
-        if (strcmp(rec.f[sc], "OK")) {
-            s->not_ok++;
-            continue;
-        }
-        if (o->strict && pc >= 0 && !strcmp(rec.f[pc], "1")) {
-            s->placement_dropped++;
-            continue;
+        for (int i = 0; i < NMACHINE; i++) {
+            if (mcol[i] < 0) continue;
+            const char *v = rec.f[mcol[i]];
+            if (!s->machine[i]) s->machine[i] = xstrdup(v);
+            else if (strcmp(s->machine[i], v))
+                cmp_bad("%s:%ld: rows from two machines in one file (%s '%s', earlier '%s')", path, r.line,
+                        machine_cols[i], v, s->machine[i]);
         }
         char key[2048];
         size_t kn = 0;
@@ -284,11 +213,7 @@ static void read_side(side *s, const char *path, const opts *o, int slot)
         for (int m = 0; m < o->nmetric; m++) {
             const char *t = rec.f[mc[m]];
             has[m] = *t != 0;
-            if (!has[m]) continue;
-            char *end;
-            errno = 0;
-            val[m] = strtod(t, &end);
-            if (end == t || *end || errno || !isfinite(val[m]))
+            if (has[m] && hw_csv_number(t, &val[m]))
                 cmp_bad("%s:%ld: malformed row: %s '%s' is not a number", path, r.line, o->metric[m], t);
         }
         group *g = find_group(s, key);
@@ -320,14 +245,25 @@ static void read_side(side *s, const char *path, const opts *o, int slot)
                 snprintf(label + ln, sizeof label - ln, "%sdispatch=%s", ln ? " " : "", rec.f[kc[2]]);
             g->label = xstrdup(label);
         }
+        if (strcmp(rec.f[sc], "OK")) {
+            s->not_ok++;
+            g->not_ok++;
+            continue;
+        }
+        if (o->strict && pc >= 0 && !strcmp(rec.f[pc], "1")) {
+            s->placement_dropped++;
+            continue;
+        }
+        char rowid[32];
+        snprintf(rowid, sizeof rowid, "row %zu", s->rows);
+        size_t u = unit_index(g, uc >= 0 ? rec.f[uc] : rowid);
         for (int m = 0; m < o->nmetric; m++)
-            if (has[m]) push(g, m, val[m], pl >= 0 && !strcmp(rec.f[pl], "far"));
+            if (has[m]) push(g, m, val[m], pl >= 0 && !strcmp(rec.f[pl], "far"), u);
     }
-    clear_record(&hdr);
-    clear_record(&rec);
-    free(hdr.f);
-    free(rec.f);
+    hw_csv_rec_free(&hdr);
+    hw_csv_rec_free(&rec);
     if (o->strict) keep_majority_placement(s);
+    collapse_units(s);
 }
 
 static void free_side(side *s)
@@ -335,9 +271,12 @@ static void free_side(side *s)
     for (size_t i = 0; i < s->ng; i++) {
         group *g = &s->g[i];
         free(g->key), free(g->pattern), free(g->impl), free(g->label);
-        for (int m = 0; m < MAX_METRICS; m++) free(g->v[m]), free(g->far[m]);
+        for (int m = 0; m < MAX_METRICS; m++) free(g->v[m]), free(g->far[m]), free(g->unit[m]);
+        for (size_t u = 0; u < g->nunits; u++) free(g->units[u]);
+        free(g->units);
     }
     free(s->g);
+    for (int i = 0; i < NMACHINE; i++) free(s->machine[i]);
 }
 
 static int higher_is_better(const char *metric)
@@ -357,6 +296,7 @@ static void usage(FILE *f)
 {
     fputs("usage: cpbench compare BASE.csv NEW.csv [--alpha=0.05] [--threshold=5]\n"
           "                       [--metric=ops_per_sec,p99_ns] [--placement=all|strict]\n"
+          "                       [--allow-missing] [--allow-other-machine]\n"
           "  pairs the configurations of two cpbench CSV files (docs/csv.md) and tests each\n"
           "  metric with a two-sided Mann-Whitney U test, Holm-corrected across all tests.\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
@@ -366,7 +306,13 @@ static void usage(FILE *f)
           "  --placement   strict: drop rows whose placement_changed column is 1 and rows that\n"
           "                ran in the minority placement (near/far) of their configuration (when the\n"
           "                CSV has that column); all (default): keep every row\n"
-          "exit status: 0 no significant regression, 1 at least one 'slower', 2 bad input\n",
+          "  --allow-missing        configurations of BASE missing in NEW do not fail the gate\n"
+          "  --allow-other-machine  compare files measured on different machines (cpu_model, cpus,\n"
+          "                kernel, compiler or allocator differ); refused by default: use cpbench ab\n"
+          "  The unit of replication is the invocation (column unit; timestamp in older files), or a\n"
+          "  round of an --interleave run: repetitions that shared one process count once.\n"
+          "exit status: 0 no significant regression, 1 at least one 'slower', a configuration of BASE\n"
+          "  missing in NEW, FAIL rows in NEW or a compared metric without values; 2 bad input\n",
           f);
 }
 
@@ -406,6 +352,14 @@ int hw_compare(int argc, char **argv)
             files[nfiles++] = a;
             continue;
         }
+        if (!strcmp(a, "--allow-other-machine")) {
+            o.allow_other_machine = 1;
+            continue;
+        }
+        if (!strcmp(a, "--allow-missing")) {
+            o.allow_missing = 1;
+            continue;
+        }
         char name[32];
         const char *eq = strchr(a + 2, '='), *val;
         size_t len = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
@@ -439,15 +393,30 @@ int hw_compare(int argc, char **argv)
     static side base, cur;
     read_side(&base, files[0], &o, 0);
     read_side(&cur, files[1], &o, 1);
+    /* A file measured elsewhere compares machines, not code. */
+    for (int i = 0; i < NMACHINE && !o.allow_other_machine; i++)
+        if (base.machine[i] && cur.machine[i] && strcmp(base.machine[i], cur.machine[i]))
+            cmp_bad("%s and %s were measured on different machines (%s '%s' vs '%s'): compare two builds on one "
+                    "machine with cpbench ab, or pass --allow-other-machine", files[0], files[1], machine_cols[i],
+                    base.machine[i], cur.machine[i]);
 
     /* pairs x metrics: the tests */
     size_t npairs = 0, only_base = 0, nt = 0, ntested = 0, no_data = 0;
     test *t = calloc(base.ng * (size_t)o.nmetric + 1, sizeof *t);
     if (!t) cmp_bad("out of memory");
+    /* what makes the gate fail besides a regression (docs: results/baseline/README.md) */
+    char gate[4096] = "";
+    size_t gn = 0, ngate = 0;
+#define GATE(...)                                                                                     \
+    do {                                                                                              \
+        ngate++;                                                                                      \
+        if (gn < sizeof gate) gn += (size_t)snprintf(gate + gn, sizeof gate - gn, __VA_ARGS__);      \
+    } while (0)
     for (size_t i = 0; i < base.ng; i++) {
         group *b = &base.g[i], *n = find_group(&cur, b->key);
         if (!n) {
             only_base++;
+            if (!o.allow_missing) GATE("  missing in new: %s %s %s\n", b->pattern, b->impl, b->label);
             continue;
         }
         n->paired = 1;
@@ -455,6 +424,8 @@ int hw_compare(int argc, char **argv)
         for (int m = 0; m < o.nmetric; m++) {
             if (!b->n[m] || !n->n[m]) {     /* e.g. latency off on a side */
                 no_data++;
+                GATE("  no %s values in %s: %s %s %s\n", o.metric[m], !n->n[m] ? "new" : "base", b->pattern,
+                     b->impl, b->label);
                 continue;
             }
             test *x = &t[nt++];
@@ -471,7 +442,13 @@ int hw_compare(int argc, char **argv)
         }
     }
     size_t only_new = 0;
-    for (size_t i = 0; i < cur.ng; i++) only_new += !cur.g[i].paired;
+    for (size_t i = 0; i < cur.ng; i++) {
+        only_new += !cur.g[i].paired;
+        if (cur.g[i].not_ok)
+            GATE("  FAIL rows in new: %s %s %s (%zu)\n", cur.g[i].pattern, cur.g[i].impl, cur.g[i].label,
+                 cur.g[i].not_ok);
+    }
+#undef GATE
     if (!npairs) {
         free(t);
         cmp_bad("no configuration in common between %s (%zu) and %s (%zu)", files[0], base.ng, files[1], cur.ng);
@@ -510,13 +487,15 @@ int hw_compare(int argc, char **argv)
 
     /* footer: the rule, and what the sample sizes can show */
     printf("\nverdict: faster/slower only when the Holm-adjusted p < %g (over %zu tests) and |change| >= %g%%;\n"
-           "  ~ otherwise; inconclusive when a side has fewer than %d repetitions (not tested).\n"
-           "  change: median(new) / median(base) - 1; p: two-sided Mann-Whitney U (exact without ties).\n",
-           o.alpha, ntested, o.threshold, ST_MIN_REPS);
+           "  ~ otherwise; inconclusive when a side has fewer than %d units (not tested).\n"
+           "  n: units of replication per side (column %s/%s): invocations, or rounds of an interleaved run;\n"
+           "  the repetitions of one unit shared a process and count once (their median).\n"
+           "  change: median(new) / median(base) - 1; p: two-sided Mann-Whitney U over the units (exact without ties).\n",
+           o.alpha, ntested, o.threshold, ST_MIN_REPS, base.unit_col, cur.unit_col);
     if (ntested) {
         size_t need = ST_MIN_REPS;
         while (need < 1000 && st_mwu_min_p(need, need) * (double)ntested >= o.alpha) need++;
-        printf("  with %zu tests at alpha %g, a verdict needs >= %zu repetitions per side (n vs n can reach\n"
+        printf("  with %zu tests at alpha %g, a verdict needs >= %zu units per side (n vs n can reach\n"
                "  at best p = 2/C(2n,n): 5 vs 5 -> %.4f, x %zu tests = %.3g).\n",
                ntested, o.alpha, need, st_mwu_min_p(5, 5), ntested, st_mwu_min_p(5, 5) * (double)ntested);
     }
@@ -529,8 +508,15 @@ int hw_compare(int argc, char **argv)
     if (base.placement_dropped || cur.placement_dropped)
         printf("; --placement=strict dropped %zu base, %zu new", base.placement_dropped, cur.placement_dropped);
     printf("\n");
+    if (cnt[ST_INCONCLUSIVE] == nt && nt)
+        printf("compare: every test is inconclusive: each side holds fewer than %d invocations; run each side as\n"
+               "  several invocations (or --interleave over several configurations), or compare two builds\n"
+               "  with `cpbench ab BIN_A BIN_B` (interleaved, paired rounds)\n", ST_MIN_REPS);
+    if (ngate)
+        printf("compare: the gate fails on %zu problem(s) besides speed%s:\n%s", ngate,
+               o.allow_missing ? "" : " (--allow-missing accepts configurations missing in new)", gate);
 
-    int rc = cnt[ST_SLOWER] ? 1 : 0;
+    int rc = cnt[ST_SLOWER] || ngate ? 1 : 0;
     free(ps);
     free(adj);
     free(t);

@@ -97,6 +97,8 @@ typedef struct hw_meta {
     double clock_ns;
     double loadavg;                 /* 1-minute load average at start */
     char governor[32];              /* cpufreq governor of cpu0, "" if unreadable */
+    char cpu_model[128];            /* /proc/cpuinfo "model name" of the first CPU, "" if none */
+    char invocation[24];            /* unique id of this cpbench process (the unit of replication) */
 } hw_meta;
 void hw_meta_collect(hw_meta *m);
 
@@ -104,7 +106,19 @@ void hw_meta_collect(hw_meta *m);
 const hw_suite_cfg *hw_suite_find(const char *name, size_t *n);
 
 /* runner.c */
+/* Everything about one configuration except its repetitions. */
+typedef struct hw_config {
+    const hw_entry *e;
+    const wl_workload *w;
+    wl_cfg cfg;
+    char params[256];       /* "fail_every=0;cancel_after_ms=0" */
+    char label[256];        /* table: "P=1 C=1 cap=1024 payload=16" */
+} hw_config;
+hw_config *hw_configs_build(const hw_opts *o, size_t *n);   /* validated; exits 2 on bad input */
 int hw_run_all(const hw_opts *o);
+
+/* ab.c: `cpbench ab BIN_A BIN_B ...` (argv from "ab") */
+int hw_ab_main(int argc, char **argv);
 
 /* compare.c: `cpbench compare BASE.csv NEW.csv ...` (argv after "compare") */
 int hw_compare(int argc, char **argv);

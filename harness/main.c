@@ -10,6 +10,7 @@ int main(int argc, char **argv)
     int want_list = 0, want_help = 0;
     if (argc > 1 && !strcmp(argv[1], "stress")) return hw_stress_main(argc - 1, argv + 1);
     if (argc > 1 && !strcmp(argv[1], "compare")) return hw_compare(argc - 2, argv + 2);
+    if (argc > 1 && !strcmp(argv[1], "ab")) return hw_ab_main(argc - 1, argv + 1);
     hw_parse(argc, argv, &o, &want_list, &want_help);
     if (want_list) {
         hw_list_catalogue(stdout);

@@ -47,4 +47,27 @@ void hw_meta_collect(hw_meta *m)
         if (fgets(m->governor, sizeof m->governor, g)) m->governor[strcspn(m->governor, "\n")] = 0;
         fclose(g);
     }
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof line, ci)) {
+            const char *colon = strchr(line, ':');
+            if (strncmp(line, "model name", 10) || !colon) continue;
+            colon++;
+            while (*colon == ' ' || *colon == '\t') colon++;
+            snprintf(m->cpu_model, sizeof m->cpu_model, "%s", colon);
+            m->cpu_model[strcspn(m->cpu_model, "\n")] = 0;
+            break;
+        }
+        fclose(ci);
+    }
+    /* An id no other invocation shares: pid, wall and monotonic clocks mixed
+     * (rows with one id shared one process, so they are not independent). */
+    struct timespec rt, mt;
+    clock_gettime(CLOCK_REALTIME, &rt);
+    clock_gettime(CLOCK_MONOTONIC, &mt);
+    uint64_t h = wl_mix((uint64_t)getpid() * 0x9e3779b97f4a7c15ull ^ (uint64_t)rt.tv_sec * 1000000000ull ^
+                        (uint64_t)rt.tv_nsec);
+    h = wl_mix(h ^ ((uint64_t)mt.tv_sec * 1000000000ull + (uint64_t)mt.tv_nsec));
+    snprintf(m->invocation, sizeof m->invocation, "%016llx", (unsigned long long)h);
 }

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include "harness/harness.h"
+#include "harness/csvio.h"
 #include "harness/stats.h"
 
 #include <math.h>
@@ -41,7 +42,7 @@ static const char csv_header[] =
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
     "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
-    "fair_min_ops,fair_max_ops\n";
+    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -50,19 +51,7 @@ static const char *placement_of(double rt, double split)
     return rt <= 0 ? "" : rt < split ? "near" : "far";
 }
 
-static void csv_str(FILE *f, const char *s)
-{
-    if (!strpbrk(s, ",\"\n")) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"') fputc('"', f);
-        fputc(*s == '\n' ? ' ' : *s, f);
-    }
-    fputc('"', f);
-}
+#define csv_str hw_csv_field
 
 static void csv_knob(FILE *f, int64_t v)
 {
@@ -78,14 +67,7 @@ typedef struct rep_result {
     int failed;
 } rep_result;
 
-/* Everything about one configuration except its repetitions. */
-typedef struct config {
-    const hw_entry *e;
-    const wl_workload *w;
-    wl_cfg cfg;
-    char params[256];       /* "fail_every=0;cancel_after_ms=0" */
-    char label[256];        /* table: "P=1 C=1 cap=1024 payload=16" */
-} config;
+typedef hw_config config;
 
 static void describe(config *c)
 {
@@ -111,6 +93,10 @@ static void describe(config *c)
             n += (size_t)snprintf(c->label + n, sizeof c->label - n, " %s=%lld", p->key, (long long)c->cfg.set[j]);
     }
 }
+
+/* set by hw_run_all: --interleave over more than one configuration, so that
+ * consecutive repetitions of a configuration did not run back to back */
+static int round_units;
 
 static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config *c, int rep,
                       const wl_run *r, const cp_hist *h, const cp_hist *hu, const rep_result *res, const char *status,
@@ -174,8 +160,13 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     } else {
         fputs(",,,", f);
     }
-    if (r->fair_max) fprintf(f, ",%llu,%llu\n", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
-    else fputs(",,\n", f);
+    if (r->fair_max) fprintf(f, ",%llu,%llu,", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
+    else fputs(",,,", f);
+    csv_str(f, m->cpu_model);
+    /* the unit of replication (docs/csv.md): the invocation, or with
+     * --interleave over several configurations each round of it */
+    if (round_units) fprintf(f, ",%s,%s/r%d\n", m->invocation, m->invocation, rep);
+    else fprintf(f, ",%s,%s\n", m->invocation, m->invocation);
     fflush(f);
 }
 
@@ -302,30 +293,11 @@ static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_
     return cfgs;
 }
 
-int hw_run_all(const hw_opts *o)
+/* Every configuration of the run, validated (bad input exits 2): the sweep's
+ * cross product, or the suite's entries, for each impl. Used by the runner
+ * and by `cpbench ab`, which runs each configuration as its own process. */
+config *hw_configs_build(const hw_opts *o, size_t *n)
 {
-    hw_meta m;
-    hw_calibrate();
-    hw_meta_collect(&m);
-    FILE *csv = NULL;
-    if (o->csv) {
-        csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
-        if (!csv) hw_bad_input("--csv: cannot open '%s' for writing", o->csv);
-        fputs(csv_header, csv);
-        fflush(csv);
-    }
-    hw_hgrm_prepare(o);
-    hw_json *json = hw_json_open(o, &m);
-    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
-    cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
-    cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
-    cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
-    static wl_run run;
-    if (!rep_hist || !cfg_hist) {
-        fprintf(stderr, "cpbench: out of memory\n");
-        return 1;
-    }
-
     /* Enumerate configurations per pattern: the odometer over the knobs the
      * pattern uses and its parameters. Validate them all first. */
     config *cfgs = NULL;
@@ -354,7 +326,7 @@ int hw_run_all(const hw_opts *o)
                 if (ncfg == cap) {
                     cap = cap ? cap * 2 : 64;
                     cfgs = realloc(cfgs, cap * sizeof *cfgs);
-                    if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); return 1; }
+                    if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); exit(1); }
                 }
                 config *c = &cfgs[ncfg++];
                 memset(c, 0, sizeof *c);
@@ -378,6 +350,37 @@ int hw_run_all(const hw_opts *o)
     }
 
     if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
+    *n = ncfg;
+    return cfgs;
+}
+
+int hw_run_all(const hw_opts *o)
+{
+    hw_meta m;
+    hw_calibrate();
+    hw_meta_collect(&m);
+    FILE *csv = NULL;
+    if (o->csv) {
+        csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
+        if (!csv) hw_bad_input("--csv: cannot open '%s' for writing", o->csv);
+        fputs(csv_header, csv);
+        fflush(csv);
+    }
+    hw_hgrm_prepare(o);
+    hw_json *json = hw_json_open(o, &m);
+    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
+    cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
+    cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
+    cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
+    static wl_run run;
+    if (!rep_hist || !cfg_hist) {
+        fprintf(stderr, "cpbench: out of memory\n");
+        return 1;
+    }
+
+    size_t ncfg;
+    config *cfgs = hw_configs_build(o, &ncfg);
+    round_units = o->interleave && ncfg > 1;
     hw_signals_install();
     hw_pin_set(o->pin_cpus, o->npin);
     int progress = !quiet && isatty(2);

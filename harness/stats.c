@@ -2,7 +2,8 @@
  * Statistics for repeated measurements (see stats.h). Benchmark repetitions
  * are few and rarely normal (long right tails, bimodal scheduling effects),
  * so everything that decides is distribution-free: the median, its CI from
- * order statistics, and the Mann-Whitney U rank test.
+ * order statistics, the Mann-Whitney U rank test (independent samples) and
+ * the Wilcoxon signed-rank test (paired rounds of `cpbench ab`).
  */
 #include "harness/stats.h"
 
@@ -198,6 +199,81 @@ void st_mann_whitney(const double *a, size_t na, const double *b, size_t nb, st_
     } else {
         r->p = st_mwu_normal_p(na, nb, r->u, tie_term);
     }
+}
+
+/* Wilcoxon signed-rank. Ranks are kept doubled (2 x the mid-rank is the sum
+ * of the two 1-based positions a tie spans, an integer), so the exact null
+ * distribution of W+ under random sign flips is a DP over integer sums, ties
+ * or not: P(sum = s) after rank i = (P_(i-1)(s) + P_(i-1)(s - r_i)) / 2. */
+static int cmp_abs(const void *a, const void *b)
+{
+    double x = fabs(*(const double *)a), y = fabs(*(const double *)b);
+    return (x > y) - (x < y);
+}
+
+void st_wilcoxon_signed_rank(const double *d, size_t n, st_wsr *r)
+{
+    memset(r, 0, sizeof *r);
+    r->p = 1;
+    double *v = malloc((n + 1) * sizeof *v);
+    size_t *r2 = malloc((n + 1) * sizeof *r2);
+    if (!v || !r2) abort();
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i] != 0 && d[i] == d[i]) v[m++] = d[i];
+    r->n = m;
+    if (!m) goto out;
+    qsort(v, m, sizeof *v, cmp_abs);
+    size_t w2 = 0, total2 = 0;
+    double tie_term = 0;
+    for (size_t i = 0; i < m;) {
+        size_t j = i;
+        while (j + 1 < m && fabs(v[j + 1]) == fabs(v[i])) j++;
+        size_t rr = (i + 1) + (j + 1);      /* doubled mid-rank */
+        double t = (double)(j - i + 1);
+        tie_term += t * t * t - t;
+        for (size_t k = i; k <= j; k++) {
+            r2[k] = rr;
+            total2 += rr;
+            if (v[k] > 0) w2 += rr;
+        }
+        i = j + 1;
+    }
+    r->w_plus = (double)w2 / 2;
+    if (m <= ST_WSR_EXACT_MAX) {
+        double *dist = calloc(total2 + 1, sizeof *dist);
+        if (!dist) abort();
+        dist[0] = 1;
+        size_t hi = 0;
+        for (size_t k = 0; k < m; k++) {
+            for (size_t s = hi + r2[k]; s >= r2[k]; s--) dist[s] = (dist[s] + dist[s - r2[k]]) / 2;
+            for (size_t s = r2[k] - 1 < hi + 1 ? r2[k] - 1 : hi; s != (size_t)-1; s--) dist[s] /= 2;
+            hi += r2[k];
+        }
+        double le = 0, ge = 0;
+        for (size_t s = 0; s <= total2; s++) {
+            if (s <= w2) le += dist[s];
+            if (s >= w2) ge += dist[s];
+        }
+        free(dist);
+        r->exact = 1;
+        r->p = 2 * (le < ge ? le : ge);
+    } else {
+        double N = (double)m, mu = N * (N + 1) / 4;
+        double var = N * (N + 1) * (2 * N + 1) / 24 - tie_term / 48;
+        double z = fabs(r->w_plus - mu) - 0.5;
+        r->p = var > 0 && z > 0 ? erfc(z / sqrt(var) / M_SQRT2) : 1;
+    }
+    if (r->p > 1) r->p = 1;
+out:
+    free(v);
+    free(r2);
+}
+
+double st_wsr_min_p(size_t n)
+{
+    double p = 2 * pow(0.5, (double)n);
+    return p > 1 ? 1 : p;
 }
 
 /* Holm: sort ascending; adj_(i) = max_{j <= i} min(1, (m - j) p_(j)) (0-based),

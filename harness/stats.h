@@ -50,6 +50,24 @@ double st_mwu_normal_p(size_t n1, size_t n2, double u, double tie_term);
 /* Smallest two-sided p any n1 vs n2 comparison can reach (complete separation). */
 double st_mwu_min_p(size_t n1, size_t n2);
 
+/* Wilcoxon signed-rank test, two-sided, for paired differences d (e.g. the
+ * log ratio of B to A in one interleaved round). Zeros are dropped (as
+ * Wilcoxon); tied |d| get mid-ranks. The p-value is exact for any n up to
+ * ST_WSR_EXACT_MAX and any ties: the null distribution of W+ (each rank's
+ * sign flipped with probability 1/2, which holds when A and B of a pair ran
+ * in random order) is computed by dynamic programming over doubled ranks;
+ * above that, the normal approximation with tie and continuity correction. */
+typedef struct st_wsr {
+    size_t n;           /* non-zero differences used */
+    double w_plus;      /* sum of the ranks of the positive differences */
+    double p;           /* two-sided p-value (1 when n == 0) */
+    int exact;
+} st_wsr;
+#define ST_WSR_EXACT_MAX 200
+void   st_wilcoxon_signed_rank(const double *d, size_t n, st_wsr *r);
+/* Smallest two-sided p that n pairs can reach (all differences of one sign): 2/2^n. */
+double st_wsr_min_p(size_t n);
+
 /* Holm-Bonferroni step-down adjustment of m p-values: adj[i] for p[i]. */
 void   st_holm(const double *p, size_t m, double *adj);
 

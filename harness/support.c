@@ -256,6 +256,14 @@ void wl_join(wl_run *r)
         pthread_join(((pthread_t *)r->pthreads)[i], NULL);
         if (r->thr[i].ended > end) end = r->thr[i].ended;
     }
+#ifdef CP_AB_SLOWDOWN_PCT
+    /* The power experiment of `cpbench ab` only (results/baseline/README.md):
+     * a build that is CP_AB_SLOWDOWN_PCT percent slower in ops/s, for real:
+     * the measured interval is stretched by busy work of d * p / (100 - p). */
+    uint64_t extra = (end - r->t_start) * (uint64_t)CP_AB_SLOWDOWN_PCT / (100 - (uint64_t)CP_AB_SLOWDOWN_PCT);
+    while (wl_now() < end + extra) __builtin_ia32_pause();
+    end = wl_now();
+#endif
     r->t_end = end;
 }
 

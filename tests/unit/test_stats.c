@@ -1,4 +1,5 @@
-/* harness/stats.c: summaries, the median CI, Mann-Whitney U, Holm, verdicts.
+/* harness/stats.c: summaries, the median CI, Mann-Whitney U, Wilcoxon signed-rank,
+ * Holm, verdicts.
  * Standalone: returns 0 on success, prints failures to stderr. */
 #include "harness/stats.h"
 
@@ -177,6 +178,78 @@ static void test_holm(void)
     CHECK(oa[0] == 0.03);
 }
 
+/* Brute force: every one of the 2^n sign assignments of the mid-ranks. */
+static double wsr_brute_p(const double *d, size_t n)
+{
+    double v[16], rank[16];
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (d[i] != 0) v[m++] = d[i];
+    for (size_t i = 0; i < m; i++) {
+        double below = 0, eq = 0;
+        for (size_t j = 0; j < m; j++) {
+            below += fabs(v[j]) < fabs(v[i]);
+            eq += fabs(v[j]) == fabs(v[i]);
+        }
+        rank[i] = below + (eq + 1) / 2;
+    }
+    double w = 0;
+    for (size_t i = 0; i < m; i++)
+        if (v[i] > 0) w += rank[i];
+    double le = 0, ge = 0, tot = 0;
+    for (unsigned mask = 0; mask < (1u << m); mask++) {
+        double s = 0;
+        for (size_t i = 0; i < m; i++)
+            if (mask >> i & 1) s += rank[i];
+        tot++;
+        le += s <= w + 1e-9;
+        ge += s >= w - 1e-9;
+    }
+    double p = 2 * (le < ge ? le : ge) / tot;
+    return p > 1 ? 1 : p;
+}
+
+static void test_wilcoxon(void)
+{
+    st_wsr r;
+    double a[] = { -1, 2, 3, 4, 5 };     /* W+ = 14 of 15: P(W+ >= 14) = 2/32 */
+    st_wilcoxon_signed_rank(a, 5, &r);
+    CHECK(r.exact && r.n == 5 && NEAR(r.w_plus, 14, 1e-12) && NEAR(r.p, 4.0 / 32, 1e-12));
+    double pos[10];
+    for (int i = 0; i < 10; i++) pos[i] = 0.01 * (i + 1);
+    st_wilcoxon_signed_rank(pos, 10, &r);
+    CHECK(NEAR(r.p, 2.0 / 1024, 1e-12) && NEAR(st_wsr_min_p(10), 2.0 / 1024, 1e-15));
+    double z[] = { 0, 0, 0 };            /* zeros carry no sign: no evidence */
+    st_wilcoxon_signed_rank(z, 3, &r);
+    CHECK(r.n == 0 && r.p == 1);
+    /* symmetric: flipping every sign gives the same p */
+    double b[] = { 0.3, -0.1, 0.2, 0.5, -0.4, 0.6, 0.7 }, nb[7];
+    for (int i = 0; i < 7; i++) nb[i] = -b[i];
+    st_wsr r2;
+    st_wilcoxon_signed_rank(b, 7, &r);
+    st_wilcoxon_signed_rank(nb, 7, &r2);
+    CHECK(NEAR(r.p, r2.p, 1e-12));
+    /* the DP against brute force, with ties and zeros (values from a small set) */
+    unsigned seed = 7;
+    int agree = 1;
+    for (int t = 0; t < 300; t++) {
+        size_t n = 1 + (size_t)(t % 12);
+        double d[16];
+        for (size_t i = 0; i < n; i++) d[i] = (double)((int)(noise(&seed) * 4.5));
+        st_wilcoxon_signed_rank(d, n, &r);
+        if (!NEAR(r.p, wsr_brute_p(d, n), 1e-9)) agree = 0;
+    }
+    CHECK(agree);
+    /* normal approximation beyond the exact range: a clear shift is tiny, none is not */
+    double big[400];
+    for (int i = 0; i < 400; i++) big[i] = 0.05 + 0.1 * noise(&seed);
+    st_wilcoxon_signed_rank(big, 400, &r);
+    CHECK(!r.exact && r.p < 1e-6);
+    for (int i = 0; i < 400; i++) big[i] = (i % 2 ? 1 : -1) * (1 + i / 2);
+    st_wilcoxon_signed_rank(big, 400, &r);
+    CHECK(!r.exact && r.p > 0.5);
+}
+
 int main(void)
 {
     test_summary();
@@ -184,6 +257,7 @@ int main(void)
     test_mwu_normal();
     test_verdicts();
     test_holm();
+    test_wilcoxon();
     printf("test_stats: %d checks, %d failed\n", checks, fails);
     return fails != 0;
 }

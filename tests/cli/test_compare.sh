@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `cpbench compare`: the regression gate on synthetic CSVs written here.
-# A/A -> exit 0 and "~"; a 30% throughput drop with 10 reps -> exit 1 and
-# "slower"; bad input -> exit 2 with one line on stderr and nothing on stdout.
+# A/A -> exit 0 and "~"; a 30% throughput drop with 10 invocations -> exit 1
+# and "slower"; bad input -> exit 2 with one line on stderr and nothing on
+# stdout. Each synthetic repetition is its own invocation (its own timestamp,
+# the unit of replication of files without the unit column) unless a test
+# says otherwise.
 set -u
 bin="$1"
 tmp=$(mktemp -d)
@@ -25,8 +28,8 @@ rows() {
                 p99 = int(1000 / scale * j)
                 if (pi[1] == "chan") knobs = ",1,1,1024,16,0,2000000,,\"\",64"
                 else knobs = "4,,,100,,0,100000,,\"fail_every=0;cancel_after_ms=0\",64"
-                printf "%s,%s,direct,%d,%s,1.0,%d,%.1f,1.0,100,200,%d,%d,%d,150,31250,%s,,1,3,1.0,0.1,10,20,5000,2,\"Linux 6.1, x86_64\",gcc 12,glibc malloc,abc,2024-01-01T00:00:00Z,CLOCK_MONOTONIC,20.0%s\n", \
-                    pi[1], pi[2], r, knobs, ops, ops, p99, p99 + 100, p99 + 1000, st, (extra != "" ? "," extra : "")
+                printf "%s,%s,direct,%d,%s,1.0,%d,%.1f,1.0,100,200,%d,%d,%d,150,31250,%s,,1,3,1.0,0.1,10,20,5000,2,\"Linux 6.1, x86_64\",gcc 12,glibc malloc,abc,2024-01-01T%02d:%02d:00Z,CLOCK_MONOTONIC,20.0%s\n", \
+                    pi[1], pi[2], r, knobs, ops, ops, p99, p99 + 100, p99 + 1000, st, seed % 24, r % 60, (extra != "" ? "," extra : "")
             }
         }
     }'
@@ -86,19 +89,65 @@ check "threshold 50 -> exit 0 (rc=$rc)" test $rc -eq 0
 run "$tmp/a.csv" "$tmp/few.csv"
 check "4 reps exits 0 (rc=$rc)" test $rc -eq 0
 check "4 reps is inconclusive" grep -q ' inconclusive$' "$tmp/out"
-check "footer states the rule" grep -q "inconclusive when a side has fewer than 5 repetitions" "$tmp/out"
+check "footer states the rule" grep -q "inconclusive when a side has fewer than 5 units" "$tmp/out"
 # 5 vs 5 over 9 tests cannot reach alpha after Holm (9 x 2/252 > 0.05): the footer says how many reps are needed
 { echo "$HDR"; rows 5 1.0 7; } >"$tmp/b5.csv"
 { echo "$HDR"; rows 5 0.5 8; } >"$tmp/s5.csv"
 run "$tmp/b5.csv" "$tmp/s5.csv" --metric=ops_per_sec,p99_ns,max_ns
 check "5 vs 5 x 9 tests: no verdict (rc=$rc)" test $rc -eq 0
-check "footer: reps needed" grep -q "a verdict needs >= 6 repetitions per side" "$tmp/out"
+check "footer: units needed" grep -q "a verdict needs >= 6 units per side" "$tmp/out"
 
-# rows with status != OK are excluded and counted: slow FAIL rows change nothing
+# rows with status != OK are excluded from the statistics and counted, and
+# FAIL rows in NEW fail the gate (a run that broke its invariants is no pass)
 { echo "$HDR"; rows 10 1.0 9; rows 3 0.1 10 FAIL; } >"$tmp/withfail.csv"
 run "$tmp/a.csv" "$tmp/withfail.csv"
-check "FAIL rows excluded (rc=$rc)" test $rc -eq 0
+check "FAIL rows in new exit 1 (rc=$rc)" test $rc -eq 1
 check "FAIL rows counted" grep -q "status != OK: 0 base, 9 new" "$tmp/out"
+check "FAIL rows named" grep -q "FAIL rows in new: chan mutex" "$tmp/out"
+check "FAIL rows: no 'slower'" bash -c "! grep -q ' slower$' '$tmp/out'"
+run "$tmp/withfail.csv" "$tmp/a.csv"
+check "FAIL rows in base only: exit 0 (rc=$rc)" test $rc -eq 0
+
+# NEW lacks configurations of BASE: exit 1 naming them, unless --allow-missing
+grep -v '^workerpool' "$tmp/a2.csv" >"$tmp/nowp.csv"
+run "$tmp/a.csv" "$tmp/nowp.csv"
+check "missing configuration exits 1 (rc=$rc)" test $rc -eq 1
+check "missing configuration named" grep -q "missing in new: workerpool futex" "$tmp/out"
+run "$tmp/a.csv" "$tmp/nowp.csv" --allow-missing
+check "--allow-missing exits 0 (rc=$rc)" test $rc -eq 0
+run "$tmp/nowp.csv" "$tmp/a.csv"
+check "a configuration only in new: exit 0 (rc=$rc)" test $rc -eq 0
+
+# a compared metric without values (latency off on a side): exit 1 naming it
+awk -F, -v OFS=, 'NR > 1 && $1 == "chan" { $21 = "" } { print }' "$tmp/a2.csv" >"$tmp/nop99.csv"
+run "$tmp/a.csv" "$tmp/nop99.csv"
+check "empty metric exits 1 (rc=$rc)" test $rc -eq 1
+check "empty metric named" grep -q "no p99_ns values in new: chan mutex" "$tmp/out"
+run "$tmp/a.csv" "$tmp/nop99.csv" --metric=ops_per_sec
+check "empty metric not compared: exit 0 (rc=$rc)" test $rc -eq 0
+
+# the unit of replication: ten repetitions of one invocation count once
+sed 's/2024-01-01T[0-9:]*Z/2024-01-01T00:00:00Z/' "$tmp/slow.csv" >"$tmp/slow1.csv"
+run "$tmp/a.csv" "$tmp/slow1.csv"
+check "one invocation: exit 0, not slower (rc=$rc)" test $rc -eq 0
+check "one invocation: inconclusive" grep -Eq "ops_per_sec .* inconclusive$" "$tmp/out"
+check "one invocation: n = 10/1" grep -Eq 'ops_per_sec .* 10/1 ' "$tmp/out"
+check "one invocation: points to ab" grep -q "cpbench ab BIN_A BIN_B" "$tmp/out"
+# the unit column, when present, wins over the timestamp: 2 units of 5 reps
+{ echo "$HDR,unit"; rows 10 0.7 3 | awk '{ print $0 "," (NR % 2 ? "u1" : "u2") }'; } >"$tmp/slow2u.csv"
+run "$tmp/a.csv" "$tmp/slow2u.csv"
+check "unit column: 2 units (rc=$rc)" grep -Eq 'ops_per_sec .* 10/2 .* inconclusive$' "$tmp/out"
+{ echo "$HDR,unit"; rows 10 0.7 3 | awk '{ print $0 ",u" NR }'; } >"$tmp/slow10u.csv"
+run "$tmp/a.csv" "$tmp/slow10u.csv"
+check "unit column: 10 units, slower (rc=$rc)" test $rc -eq 1
+
+# another machine: refused (exit 2) unless --allow-other-machine; one file from two machines: refused
+sed 's/gcc 12,/gcc 13,/' "$tmp/slow.csv" >"$tmp/othercc.csv"
+{ echo "$HDR,cpu_model"; rows 10 1.0 1 | sed 's/$/,AMD EPYC/'; } >"$tmp/cpu_a.csv"
+{ echo "$HDR,cpu_model"; rows 10 1.0 2 | sed 's/$/,Intel Xeon/'; } >"$tmp/cpu_b.csv"
+{ echo "$HDR"; rows 10 1.0 2; rows 1 1.0 3 | sed 's/Linux 6.1/Linux 6.2/'; } >"$tmp/mixed.csv"
+run "$tmp/a.csv" "$tmp/othercc.csv" --allow-other-machine
+check "--allow-other-machine compares (rc=$rc)" test $rc -eq 1
 
 # --placement: strict drops placement_changed=1 rows, all keeps them
 { echo "$HDR,placement_changed"; rows 10 1.0 11 OK 0; } >"$tmp/p_base.csv"
@@ -152,6 +201,16 @@ bad "not a number" "$tmp/a.csv" "$tmp/nan.csv"
 bad "closing quote" "$tmp/a.csv" "$tmp/afterquote.csv"
 bad "no configuration in common" "$tmp/a.csv" "$tmp/other.csv"
 bad "metric column 'p42_ns'" "$tmp/a.csv" "$tmp/a.csv" --metric=p42_ns
+bad "different machines (compiler" "$tmp/a.csv" "$tmp/othercc.csv"
+bad "cpbench ab" "$tmp/a.csv" "$tmp/othercc.csv"
+bad "different machines (cpu_model 'AMD EPYC' vs 'Intel Xeon')" "$tmp/cpu_a.csv" "$tmp/cpu_b.csv"
+bad "two machines in one file" "$tmp/a.csv" "$tmp/mixed.csv"
+{ echo "$HDR"; rows 10 1.0 1 | sed '3s/,100,200,[0-9]*,/,100,200,0x10,/'; } >"$tmp/hex.csv"
+{ echo "$HDR"; rows 10 1.0 1 | sed '3s/,100,200,[0-9]*,/,100,200, 5,/'; } >"$tmp/space.csv"
+{ echo "$HDR"; rows 10 1.0 1 | sed '3s/,100,200,[0-9]*,/,100,200,1e6,/'; } >"$tmp/exp.csv"
+bad "'0x10' is not a number" "$tmp/a.csv" "$tmp/hex.csv"
+bad "' 5' is not a number" "$tmp/a.csv" "$tmp/space.csv"
+bad "'1e6' is not a number" "$tmp/a.csv" "$tmp/exp.csv"
 bad "--alpha" "$tmp/a.csv" "$tmp/a.csv" --alpha=2
 bad "--threshold" "$tmp/a.csv" "$tmp/a.csv" --threshold=x
 bad "--placement" "$tmp/a.csv" "$tmp/a.csv" --placement=some

@@ -39,6 +39,7 @@ typedef struct wl_param {
 
 typedef struct wl_cfg {
     const cp_backend *b;
+    int variant;            /* index into the workload's variants; 0 = the correct one */
     wl_knobs k;             /* values for this run (WL_UNUSED where unused) */
     double duration;        /* seconds; 0: run until k.items are done */
     uint64_t seed;
@@ -75,7 +76,25 @@ typedef struct wl_run {
     int nwatch;
     void *pthreads;                 /* harness-private */
     uint64_t fair_min, fair_max;    /* lock patterns: fewest/most ops of one thread (0: n/a) */
+    double metric[8];               /* the pattern's own figures (wl_metric), by index */
+    unsigned metric_set;            /* bit i: metric[i] was reported this repetition */
 } wl_run;
+
+/* A figure of the pattern's own beyond ops/s and latency (a cancel-to-exit
+ * time, a helper count, drops): declared once in the workload's metrics
+ * table, reported per repetition with wl_metric(r, index, value). They go to
+ * the table, the CSV's metrics column, JSON counters and compare --metric. */
+#define WL_MAX_METRICS 8
+typedef struct wl_metric_def {
+    const char *name;       /* [a-z0-9_]+, unique within the pattern */
+    const char *unit;       /* "ns", "count", "ops/s", "%", ... */
+    const char *help;
+} wl_metric_def;
+static inline void wl_metric(wl_run *r, int i, double v)
+{
+    r->metric[i] = v;
+    r->metric_set |= 1u << i;
+}
 
 typedef struct wl_workload {
     const char *name, *group, *desc;
@@ -89,6 +108,12 @@ typedef struct wl_workload {
      * draws another configuration). */
     const char *(*check)(const wl_cfg *cfg);
     int open_loop;                  /* honours cfg->rate (wl_pace and hist_u) */
+    const char *seed_key;           /* the key of seed 000 (`flows_pipeline`), NULL if none */
+    /* --variant names, NULL-terminated; [0] is the correct pattern (the
+     * default), the others reproduce a seed's pitfall (`seed`) so that the
+     * harness can show it (a leak count, the watchdog). NULL: no variants. */
+    const char *const *variants;
+    const wl_metric_def *metrics;   /* NULL-name terminated; NULL: none */
 } wl_workload;
 
 /* A .check for patterns whose --capacity is a semaphore's permits. */

@@ -139,6 +139,16 @@ void      cp_pool_free(cp_pool *p);
 void     *cp_pool_get(cp_pool *p);
 void      cp_pool_put(cp_pool *p, void *obj);
 
+/* cancellable fd wait, the building block of context-aware I/O (as net.Conn
+ * deadlines): blocks until fd is ready for events (CP_FD_READ, CP_FD_WRITE or
+ * both; ready includes an error or hang-up, which the next read/write
+ * reports), or the ctx is cancelled (CP_CANCELED) or its deadline passes
+ * (CP_DEADLINE). A cancel wakes it at once. CP_EINVAL for a negative or
+ * closed fd or events outside the two bits. Every family waits the same way,
+ * in poll(2): readiness of an fd lives in the kernel. */
+enum { CP_FD_READ = 1, CP_FD_WRITE = 2 };
+cp_status cp_fd_wait(int fd, int events, cp_ctx *ctx);
+
 #ifdef __cplusplus
 }
 #endif

@@ -134,6 +134,11 @@ typedef struct cp_wlist {
 
 void cp_wlist_init(cp_wlist *l);
 bool cp_wlist_add(cp_wlist *l, cp_wnode *n);   /* false: already fired, not added */
+/* As cp_wlist_add, but also refused (false) while *gate != 0, read under the
+ * list's lock; *seen gets the gate's value. A ctx's child registers this way
+ * with gate = the parent's err, so that "err set, done not yet fired" cannot
+ * let it in (Go's propagateCancel checks p.err under p.mu). */
+bool cp_wlist_add_unless(cp_wlist *l, cp_wnode *n, _Atomic uint32_t *gate, uint32_t *seen);
 void cp_wlist_del(cp_wnode *n);                /* no-op if not on a list */
 void cp_wlist_fire(cp_wlist *l);
 

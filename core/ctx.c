@@ -97,7 +97,13 @@ cp_ctx *cp_ctx_with_deadline(const cp_backend *b, cp_ctx *parent, uint64_t deadl
 
 cp_ctx *cp_ctx_with_timeout(const cp_backend *b, cp_ctx *parent, uint64_t timeout_ns)
 {
-    return cp_ctx_with_deadline(b, parent, cp_now_ns() + timeout_ns);
+    /* now + timeout saturates (as Go's Time.Add does): a timeout too large
+     * to add is the end of time, some 584 years after boot, i.e. never,
+     * instead of a sum that wraps into the past and expires at once. Every
+     * wait turns UINT64_MAX into a valid absolute timespec (cp__ts). */
+    uint64_t now = cp_now_ns();
+    uint64_t dl = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+    return cp_ctx_with_deadline(b, parent, dl);
 }
 
 void cp_ctx_cancel(cp_ctx *c)

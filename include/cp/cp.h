@@ -53,7 +53,12 @@ cp_status cp_event_wait(cp_event *e, cp_ctx *ctx);      /* CP_OK once fired */
  * cp_ctx_done() fires on cancel, and at the deadline: a ctx with a deadline
  * fires its done event when any call observes the deadline passed, and a
  * thread blocked in cp_event_wait() on that done event wakes at the deadline
- * by itself (a timed wait), so no timer thread is needed. */
+ * by itself (a timed wait), so no timer thread is needed.
+ * A child created from a parent whose cp_ctx_err() is already non-OK is born
+ * ended: its first cp_ctx_err() is the parent's reason, its done event has
+ * fired, and every blocking call on it returns that reason at once.
+ * cp_ctx_with_timeout(): now + timeout saturates, so a timeout too large to
+ * add means "never" (deadline UINT64_MAX), not a sum that wraps and expires. */
 cp_ctx   *cp_ctx_with_cancel(const cp_backend *b, cp_ctx *parent);
 cp_ctx   *cp_ctx_with_deadline(const cp_backend *b, cp_ctx *parent, uint64_t deadline_ns);
 cp_ctx   *cp_ctx_with_timeout(const cp_backend *b, cp_ctx *parent, uint64_t timeout_ns);

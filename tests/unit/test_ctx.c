@@ -277,6 +277,62 @@ static void t_child_of_ended(const cp_backend *b)
     cp_chan_free(ch);
 }
 
+/* ---- a huge timeout means "never": now + timeout saturates ----
+ * With the sum wrapping, the deadline lands in the past and the ctx is
+ * expired at once; every blocking call on it then returns CP_DEADLINE
+ * instead of waiting. Here each one must wait for its partner. */
+struct late_arg { cp_chan *ch; cp_event *ev; };
+static void *late_partner(void *p)
+{
+    struct late_arg *a = p;
+    long v = 7;
+    for (int i = 0; i < 2; i++) {
+        t_sleep_ms(10);
+        cp_chan_send(a->ch, &v, NULL);
+    }
+    t_sleep_ms(10);
+    cp_event_fire(a->ev);
+    return NULL;
+}
+
+static void t_huge_timeout(const cp_backend *b)
+{
+    uint64_t now = cp_now_ns();
+    uint64_t huge[] = { UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - now + 1, UINT64_MAX / 2 + 1 };
+    for (size_t k = 0; k < sizeof huge / sizeof *huge; k++) {
+        cp_ctx *c = cp_ctx_with_timeout(b, NULL, huge[k]);
+        CHECK_ST(cp_ctx_err(c), CP_OK);
+        CHECK(!cp_event_fired(cp_ctx_done(c)));
+        CHECK(cp_ctx_deadline(c) > now);
+        if (k < 3) CHECK(cp_ctx_deadline(c) == UINT64_MAX);   /* saturated */
+        cp_ctx *kid = cp_ctx_with_timeout(b, c, UINT64_MAX);  /* a child inherits it, unexpired */
+        CHECK_ST(cp_ctx_err(kid), CP_OK);
+        cp_ctx_free(kid);
+        cp_ctx_free(c);
+    }
+    /* a deadline at the very end of time is honoured as a (very) timed wait */
+    for (size_t cap = 0; cap < 2; cap++) {
+        cp_ctx *c = cp_ctx_with_timeout(b, NULL, UINT64_MAX);
+        struct late_arg a = { cp_chan_new(b, sizeof(long), cap), cp_event_new(b) };
+        pthread_t t = t_spawn(late_partner, &a);
+        long got = 0;
+        CHECK_ST(cp_chan_recv(a.ch, &got, c), CP_OK);
+        CHECK_EQ(got, 7);
+        cp_case rc = { .op = CP_RECV, .ch = a.ch, .elem = &got };
+        cp_status st = CP_EINVAL;
+        CHECK_EQ(cp_select(&rc, 1, c, &st), 0);
+        CHECK_ST(st, CP_OK);
+        CHECK_ST(cp_event_wait(a.ev, c), CP_OK);
+        t_join(t, 5000, "partner of a huge-timeout ctx");
+        CHECK_ST(cp_ctx_err(c), CP_OK);
+        cp_ctx_cancel(c);
+        CHECK_ST(cp_ctx_err(c), CP_CANCELED);
+        cp_event_free(a.ev);
+        cp_chan_free(a.ch);
+        cp_ctx_free(c);
+    }
+}
+
 int main(void)
 {
     FOR_EACH_BACKEND(b)
@@ -286,6 +342,7 @@ int main(void)
         t_event(b);
         t_tree_concurrent(b);
         t_child_of_ended(b);
+        t_huge_timeout(b);
     }
     return t_finish("test_ctx");
 }

@@ -84,6 +84,10 @@ uint64_t cp_now_ns(void)
 
 void *cp__zalloc(size_t size)
 {
+    if (size > CP_OBJ_MAX) {    /* the round-up below would wrap */
+        errno = ENOMEM;
+        return NULL;
+    }
     size = (size + CP_CACHELINE - 1) & ~(size_t)(CP_CACHELINE - 1);
     void *p = aligned_alloc(CP_CACHELINE, size);
     if (p) memset(p, 0, size);

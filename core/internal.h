@@ -319,7 +319,26 @@ static inline struct timespec cp__ts(uint64_t ns)
     return ts;
 }
 
-/* allocation helpers: cache-line aligned, zeroed */
+/* allocation helpers: cache-line aligned, zeroed. cp__zalloc refuses (NULL,
+ * errno ENOMEM) a size above CP_OBJ_MAX, so its round-up cannot wrap. */
 void *cp__zalloc(size_t size);
+
+/* ---- object sizes that cannot wrap ----
+ * No C object is larger than PTRDIFF_MAX (malloc refuses more); less a cache
+ * line, so that cp__zalloc's round-up stays below it. cp__obj_size computes
+ * hdr + n * each, or says false when that, or one `each` alone (an element
+ * that cannot exist, even where n is 0), is above CP_OBJ_MAX: the constructor
+ * then returns NULL with errno ENOMEM (API.md: sizes never wrap). */
+#include <stddef.h>
+#define CP_OBJ_MAX ((size_t)PTRDIFF_MAX - CP_CACHELINE)
+static inline bool cp__obj_size(size_t hdr, size_t n, size_t each, size_t *bytes)
+{
+    size_t m;
+    if (each > CP_OBJ_MAX || __builtin_mul_overflow(n, each, &m) ||
+        __builtin_add_overflow(m, hdr, &m) || m > CP_OBJ_MAX)
+        return false;
+    *bytes = m;
+    return true;
+}
 
 #endif /* CP_CORE_INTERNAL_H */

@@ -70,7 +70,11 @@ void      cp_ctx_free(cp_ctx *c);                       /* cancels, detaches fro
  * ancestors'), 0 if none. */
 uint64_t  cp_ctx_deadline(cp_ctx *c);
 
-/* channel, like chan T; capacity 0 is a rendezvous (unbuffered) channel */
+/* channel, like chan T; capacity 0 is a rendezvous (unbuffered) channel.
+ * cp_chan_new: NULL with errno EINVAL for a NULL backend, ENOMEM when out of
+ * memory or when the sizes do not fit: elem_size x capacity (plus the
+ * backend's per-slot overhead) never wraps, and an elem_size above
+ * PTRDIFF_MAX (no such object exists) is refused for capacity 0 too. */
 typedef struct cp_chan cp_chan;
 cp_chan  *cp_chan_new(const cp_backend *b, size_t elem_size, size_t capacity);
 void      cp_chan_free(cp_chan *ch);

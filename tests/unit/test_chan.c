@@ -292,7 +292,8 @@ static void t_size_overflow(const cp_backend *b)
     ch = cp_chan_new(b, 0, 4);  /* chan struct{} */
     CHECK(ch != NULL);
     if (ch) {
-        CHECK_ST(cp_chan_try_send(ch, NULL), CP_OK);
+        char none = 0;
+        CHECK_ST(cp_chan_try_send(ch, &none), CP_OK);
         CHECK_EQ(cp_chan_len(ch), 1);
     }
     cp_chan_free(ch);

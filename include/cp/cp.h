@@ -97,7 +97,14 @@ typedef struct cp_case {
 int cp_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st);
 int cp_try_select(cp_case *cases, size_t n, cp_status *st);
 
-/* weighted semaphore, like x/sync/semaphore.Weighted (FIFO waiters) */
+/* weighted semaphore, like x/sync/semaphore.Weighted (FIFO waiters).
+ * cp_sem_new: permits < 0 is CP_EINVAL (NULL, errno EINVAL).
+ * cp_sem_acquire(s, n, ctx): CP_EINVAL at once for n < 0 or n > permits;
+ * otherwise a ctx that has already ended wins (its reason), even with
+ * permits free, as in Weighted. n == 0 returns CP_OK at once (unless the
+ * ctx has ended), as Weighted.Acquire(ctx, 0): it takes nothing, so it
+ * never waits, not even behind queued waiters (where Weighted would queue).
+ * cp_sem_try_acquire(s, 0) is CP_OK likewise; release(s, 0) does nothing. */
 typedef struct cp_sem cp_sem;
 cp_sem   *cp_sem_new(const cp_backend *b, int64_t permits);
 void      cp_sem_free(cp_sem *s);

@@ -94,6 +94,16 @@ typedef struct cp_case {
     void     *elem;    /* what to send / where to receive */
     cp_event *ev;      /* CP_WAIT */
 } cp_case;
+/* Blocks until one case can proceed, performs it, returns its index and sets
+ * *st to CP_OK (or CP_CLOSED for a receive from / send to a closed channel).
+ * When the ctx ends first: -1 with *st = CP_CANCELED or CP_DEADLINE. When
+ * several cases are ready, one is chosen uniformly at random. A case whose
+ * ch / ev is NULL is never ready (Go's nil channel). cp_try_select returns
+ * -1 with *st = CP_WOULDBLOCK when none is ready.
+ * Invalid arguments: -1 with *st = CP_EINVAL, before any case is tried, on
+ * both calls: a case whose op is not CP_SEND, CP_RECV or CP_WAIT (0, 42,
+ * ...: never taken for "not ready"), objects of two backends, and, for
+ * cp_select, nothing to wait for (no non-NULL case and no ctx). */
 int cp_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st);
 int cp_try_select(cp_case *cases, size_t n, cp_status *st);
 

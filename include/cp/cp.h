@@ -108,7 +108,7 @@ int cp_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st);
 int cp_try_select(cp_case *cases, size_t n, cp_status *st);
 
 /* weighted semaphore, like x/sync/semaphore.Weighted (FIFO waiters).
- * cp_sem_new: permits < 0 is CP_EINVAL (NULL, errno EINVAL).
+ * cp_sem_new: NULL with errno EINVAL for permits < 0 or > INT64_MAX / 4.
  * cp_sem_acquire(s, n, ctx): CP_EINVAL at once for n < 0 or n > permits;
  * otherwise a ctx that has already ended wins (its reason), even with
  * permits free, as in Weighted. n == 0 returns CP_OK at once (unless the

@@ -165,6 +165,25 @@ void      cp_pool_free(cp_pool *p);
 void     *cp_pool_get(cp_pool *p);
 void      cp_pool_put(cp_pool *p, void *obj);
 
+/* timers and tickers, like time.Timer / time.Ticker with Go 1.23's semantics:
+ * the channel (capacity 1, owned by the timer, never closed) receives the
+ * fire time (cp_now_ns) as a uint64_t; it is selectable as a CP_RECV case.
+ * After cp_timer_stop or cp_timer_reset returns, no receive gets a tick from
+ * before the call; a slow ticker receiver holds at most one pending tick and
+ * later ones are dropped; ticks are never early. stop and reset return true
+ * if they prevented a pending fire (armed, or delivered and not received).
+ * One process-wide service thread produces the ticks (core/timer.c). */
+typedef struct cp_timer cp_timer;
+cp_timer *cp_timer_new(const cp_backend *b, uint64_t after_ns);    /* fires once, after_ns from now */
+cp_timer *cp_ticker_new(const cp_backend *b, uint64_t period_ns);  /* every period_ns; 0: NULL, EINVAL */
+cp_chan  *cp_timer_chan(cp_timer *t);
+bool      cp_timer_stop(cp_timer *t);
+bool      cp_timer_reset(cp_timer *t, uint64_t ns);   /* re-arm: after ns (timer) / new period (ticker) */
+void      cp_timer_free(cp_timer *t);
+/* CP_OK after ns, or the ctx's reason as soon as it ends (its deadline
+ * included); waits in the ctx's family, NULL: clock_nanosleep. */
+cp_status cp_sleep(uint64_t ns, cp_ctx *ctx);
+
 /* cancellable fd wait, the building block of context-aware I/O (as net.Conn
  * deadlines): blocks until fd is ready for events (CP_FD_READ, CP_FD_WRITE or
  * both; ready includes an error or hang-up, which the next read/write

@@ -203,6 +203,7 @@ typedef struct ab_side {
     int xcol;                   /* the metrics column, -1 if none */
     char git_rev[64];
     int shown_notes;        /* its first run's stderr was shown */
+    int header_written;     /* with the first complete pair */
 } ab_side;
 
 static int higher_is_better(const char *metric)
@@ -232,7 +233,6 @@ static void read_run(ab_side *s, const char *path, int round, const char *const 
                 ab_bad("%s (side %c) writes no column '%s'", s->bin, s->name, metric[m]);
         int gc = hw_csv_col(&hdr, "git_rev");
         if (gc >= 0) snprintf(s->git_rev, sizeof s->git_rev, "%s", rec.f[gc]);
-        fprintf(s->csv, "%s\n", s->header);
     } else if (strlen(s->header) != hl || strncmp(s->header, r.buf, hl)) {
         ab_bad("%s (side %c): its runs wrote different CSV headers", s->bin, s->name);
     }
@@ -459,6 +459,7 @@ int hw_ab_main(int argc, char **argv)
             /* both rows of a pair are written together: the CSVs never hold half a pair */
             for (int sdx = 0; sdx < 2; sdx++)
                 if (row[sdx][0]) {
+                    if (!side[sdx].header_written++) fprintf(side[sdx].csv, "%s\n", side[sdx].header);
                     fputs(row[sdx], side[sdx].csv);
                     fflush(side[sdx].csv);
                     row[sdx][0] = 0;

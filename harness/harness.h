@@ -141,5 +141,6 @@ int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, co
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
 const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */
+const char *hw_secs(double s, char *buf, size_t n);   /* 1.5 s, 300 ms, 1 ms: no significant digit lost */
 
 #endif

@@ -34,6 +34,20 @@ const char *hw_ns(double ns, char *buf, size_t n)
     return buf;
 }
 
+/* Seconds with every significant digit the user gave (--timeout=0.001 is
+ * "1 ms", not "0.0 s"): up to 3 decimals of the largest unit that is >= 1. */
+const char *hw_secs(double s, char *buf, size_t n)
+{
+    const char *unit = "s";
+    if (s < 1e-3) s *= 1e6, unit = "us";
+    else if (s < 1) s *= 1e3, unit = "ms";
+    int len = snprintf(buf, n, "%.3f", s);
+    while (len > 0 && (size_t)len < n && buf[len - 1] == '0') buf[--len] = 0;
+    if (len > 0 && (size_t)len < n && buf[len - 1] == '.') buf[--len] = 0;
+    snprintf(buf + len, n - (size_t)len, " %s", unit);
+    return buf;
+}
+
 static const char csv_header[] =
     "pattern,impl,dispatch,rep,threads,producers,consumers,capacity,payload,work_ns,items,duration_s,"
     "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# cpbench as an adversary uses it (issue 9): the watchdog bounds what comes
+# after --duration and says which limit it hit, in the precision the user
+# gave. Every run is tiny; no check depends on the machine being fast.
+set -u
+bin="$1"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0 passes=0
+py=/usr/bin/python3
+
+check() {  # check DESCRIPTION COMMAND...: the command must succeed
+    local what="$1"; shift
+    if "$@"; then passes=$((passes + 1)); else echo "FAIL: $what"; fails=$((fails + 1)); fi
+}
+
+# run ARGS...: rc, and stderr without the load/governor warnings (this
+# machine is shared) in $tmp/err
+run() {
+    "$bin" "$@" >"$tmp/out" 2>"$tmp/err.all"
+    rc=$?
+    grep -v '^cpbench: warning: ' "$tmp/err.all" >"$tmp/err"
+}
+
+# one_line RC WORD ARGS...: exit RC and exactly one stderr line containing WORD
+one_line() {
+    local want="$1" word="$2"; shift 2
+    run "$@"
+    if [ $rc -ne "$want" ] || [ "$(wc -l <"$tmp/err")" -ne 1 ] || ! grep -q -- "$word" "$tmp/err"; then
+        echo "FAIL: cpbench $* -> rc=$rc, want rc=$want and one line naming '$word':"
+        sed 's/^/    /' "$tmp/err" | head -5
+        fails=$((fails + 1))
+    else
+        passes=$((passes + 1))
+    fi
+}
+
+# ---- 12: the watchdog bounds what comes after --duration ----
+run --pattern=chan --impl=mutex --duration=1.5 --timeout=1.2 --repeat=1 --warmup=0 --quiet
+check "--duration=1.5 --timeout=1.2: a healthy run passes (rc=$rc)" test $rc -eq 0
+# open loop at 1 op/s: the wait for the next arrival ends with --duration
+run --pattern=chan --impl=mutex --rate=1 --payload=24 --duration=0.2 --timeout=0.5 --repeat=1 --warmup=0 --quiet
+check "--rate=1 --duration=0.2 --timeout=0.5: passes (rc=$rc)" test $rc -eq 0
+# still caught: a worker busy for 10 s cannot end with its 0.2 s duration
+run --pattern=workerpool --impl=mutex --threads=1 --work-ns=10000000000 --duration=0.2 --timeout=0.3 \
+    --repeat=1 --warmup=0 --quiet
+check "a run stuck past --duration + --timeout exits 1 (rc=$rc)" test $rc -eq 1
+check "the watchdog names both limits" grep -q "exceeded --timeout=300 ms after its --duration=200 ms" "$tmp/err"
+check "the watchdog does not guess a deadlock" bash -c "! grep -qi deadlock '$tmp/err'"
+# ---- 14: durations printed with their precision ----
+run --pattern=chan --impl=mutex --items=1000G --timeout=0.001 --repeat=1 --warmup=0 --quiet
+check "--timeout=0.001: exit 1 (rc=$rc), reported as 1 ms" \
+    bash -c "test $rc -eq 1 && grep -q 'exceeded --timeout=1 ms (' '$tmp/err' && ! grep -q '(0.0 s)' '$tmp/err'"
+
+echo "$passes passed, $fails failed"
+[ $fails -eq 0 ]

@@ -116,6 +116,7 @@ typedef struct hw_rep_out {
     int rep, run_threads;
     uint64_t ops;
     double seconds, cpu_s;          /* wall time; user + system CPU time */
+    double rate_seconds;            /* what ops/s divides by (hw_rate_seconds) */
     const char *error;              /* NULL when the repetition passed */
     const cp_hist *hist;            /* its latencies */
 } hw_rep_out;
@@ -142,5 +143,8 @@ int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, co
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
 const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */
 const char *hw_secs(double s, char *buf, size_t n);   /* 1.5 s, 300 ms, 1 ms: no significant digit lost */
+/* what a run's ops/s divides by: its wall time, and in open loop one arrival
+ * interval more (n arrivals on a fixed schedule span n intervals) */
+double hw_rate_seconds(const wl_cfg *cfg, double seconds);
 
 #endif

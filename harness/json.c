@@ -195,9 +195,11 @@ void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_r
     }
     j->threads = r->run_threads;
     double v[C_N] = { 0 };
-    v[C_REAL] = r->ops ? r->seconds * 1e9 / (double)r->ops : 0;
+    /* per op and per second over the run's rate window (open loop: one
+     * arrival interval longer than the run, docs/csv.md) */
+    v[C_REAL] = r->ops ? r->rate_seconds * 1e9 / (double)r->ops : 0;
     v[C_CPU] = r->ops ? r->cpu_s * 1e9 / (double)r->ops : 0;
-    v[C_IPS] = r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+    v[C_IPS] = r->rate_seconds > 0 ? (double)r->ops / r->rate_seconds : 0;
     v[C_ITER] = (double)r->ops;
     int lat = cp_hist_count(r->hist) > 0;
     if (lat) {

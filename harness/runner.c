@@ -48,6 +48,18 @@ const char *hw_secs(double s, char *buf, size_t n)
     return buf;
 }
 
+/* Open loop: arrival k of n is scheduled at k / rate from the start gate, so
+ * the first is at 0 and n arrivals take n - 1 intervals; a run that keeps up
+ * with --rate=1 --items=3 ends just after 2 s, and ops / seconds would say
+ * 1.5 ops/s. Each arrival owns one interval of the schedule, so the achieved
+ * rate is ops / (seconds + 1 / rate): the rate asked for when the run keeps
+ * up (never more: the last arrival is not before its time), less when it
+ * falls behind. Closed loop: the wall time. */
+double hw_rate_seconds(const wl_cfg *cfg, double seconds)
+{
+    return cfg->rate > 0 ? seconds + 1.0 / cfg->rate : seconds;
+}
+
 static const char csv_header[] =
     "pattern,impl,dispatch,rep,threads,producers,consumers,capacity,payload,work_ns,items,duration_s,"
     "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
@@ -138,7 +150,7 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     fputc(',', f);
     csv_str(f, c->params);
     fprintf(f, ",%lld,%.6f,%llu,%.1f,%.3f,", (long long)g->lat_sample, res->seconds,
-            (unsigned long long)res->ops, res->ops_per_sec, res->ops ? res->seconds * 1e9 / (double)res->ops : 0.0);
+            (unsigned long long)res->ops, res->ops_per_sec, res->ops_per_sec > 0 ? 1e9 / res->ops_per_sec : 0.0);
     if (cp_hist_count(h))
         fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.1f,", (unsigned long long)cp_hist_percentile(h, 50),
                 (unsigned long long)cp_hist_percentile(h, 90), (unsigned long long)cp_hist_percentile(h, 99),
@@ -262,7 +274,8 @@ static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, cons
                  (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec -
                           ru0->ru_stime.tv_usec) / 1e6;
     hw_rep_out out = { .rep = rep, .run_threads = r->nthr, .ops = res->ops, .seconds = res->seconds,
-                       .cpu_s = cpu, .error = res->failed ? r->fail : NULL, .hist = h };
+                       .cpu_s = cpu, .rate_seconds = hw_rate_seconds(&c->cfg, res->seconds),
+                       .error = res->failed ? r->fail : NULL, .hist = h };
     hw_json_rep(j, c->w, &c->cfg, &out);
 }
 
@@ -470,7 +483,8 @@ int hw_run_all(const hw_opts *o)
         res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
         res.seconds = (double)(run.t_end - run.t_start) / 1e9;
         res.ops = run.ops;
-        res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
+        double rs = hw_rate_seconds(&c->cfg, res.seconds);
+        res.ops_per_sec = rs > 0 ? (double)run.ops / rs : 0;
         res.failed = run.nfail > 0;
         if (res.failed) {
             S->failed = any_failed = 1;

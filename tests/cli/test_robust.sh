@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # cpbench as an adversary uses it (issue 9): the watchdog bounds what comes
 # after --duration and says which limit it hit, in the precision the user
-# gave. Every run is tiny; no check depends on the machine being fast.
+# gave; open-loop ops/s is the rate. Every run is tiny; no check depends on
+# the machine being fast.
 set -u
 bin="$1"
 tmp=$(mktemp -d)
@@ -51,6 +52,24 @@ check "the watchdog does not guess a deadlock" bash -c "! grep -qi deadlock '$tm
 run --pattern=chan --impl=mutex --items=1000G --timeout=0.001 --repeat=1 --warmup=0 --quiet
 check "--timeout=0.001: exit 1 (rc=$rc), reported as 1 ms" \
     bash -c "test $rc -eq 1 && grep -q 'exceeded --timeout=1 ms (' '$tmp/err' && ! grep -q '(0.0 s)' '$tmp/err'"
+
+# ---- 14: open-loop ops/s is the achieved rate ----
+# 3 arrivals at 20/s span 3 intervals: a run that keeps up reports 20 ops/s
+# at most (the last arrival cannot come early), not 3 over 2 intervals (30)
+run --pattern=chan,workerpool --impl=mutex --rate=20 --payload=24 --items=3 --repeat=1 --warmup=0 --quiet \
+    --csv="$tmp/r.csv" --json="$tmp/r.json"
+check "open loop --rate=20 --items=3 exits 0 (rc=$rc)" test $rc -eq 0
+check "open loop: ops/s <= the rate, ns_per_op its inverse" $py -c "
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert len(rows) == 2, len(rows)
+for r in rows:
+    ops_s = float(r['ops_per_sec'])
+    assert int(r['ops']) == 3 and 0 < ops_s <= 20.0 * (1 + 1e-6), (r['pattern'], ops_s)
+    assert abs(float(r['ns_per_op']) * ops_s / 1e9 - 1) < 1e-2, (r['ns_per_op'], ops_s)   # ops/s: 0.1
+for b in json.load(open(sys.argv[2]))['benchmarks']:
+    assert 0 < b['items_per_second'] <= 20.0 * (1 + 1e-6), (b['name'], b['items_per_second'])
+" "$tmp/r.csv" "$tmp/r.json"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

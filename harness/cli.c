@@ -99,6 +99,35 @@ static void parse_list(const char *flag, const char *arg, int64_t lo, int64_t hi
     }
 }
 
+/* Duplicates in a list would run one configuration twice (two rep=0 rows
+ * for it): the first occurrence stays, later ones are dropped and named in
+ * one note, printed by the runner once the sweep has passed its checks. */
+static void note_dup(hw_opts *o, const char *flag, const char *val)
+{
+    size_t m = strlen(o->dup_note);
+    if (m + 4 >= sizeof o->dup_note) return;
+    if ((size_t)snprintf(o->dup_note + m, sizeof o->dup_note - m, "%s--%s=%s", m ? ", " : "", flag, val) >=
+        sizeof o->dup_note - m)
+        snprintf(o->dup_note + sizeof o->dup_note - 4, 4, "...");
+}
+
+static void dedup_list(hw_opts *o, const char *flag, hw_list *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        size_t j = 0;
+        while (j < n && l->v[j] != l->v[i]) j++;
+        if (j == n) {
+            l->v[n++] = l->v[i];
+        } else {
+            char v[24];
+            snprintf(v, sizeof v, "%lld", (long long)l->v[i]);
+            note_dup(o, flag, v);
+        }
+    }
+    l->n = n;
+}
+
 static double parse_seconds(const char *flag, const char *s)
 {
     char *end;
@@ -162,14 +191,16 @@ static void parse_patterns(const char *arg, hw_opts *o)
     snprintf(buf, sizeof buf, "%s", arg);
     o->npatterns = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(tok, "all")) {
-            for (size_t i = 0; i < hw_catalogue_len && o->npatterns < 64; i++)
-                o->patterns[o->npatterns++] = &hw_catalogue[i];
-            continue;
+        int all = !strcmp(tok, "all");
+        const hw_entry *e = all ? NULL : find_pattern(tok);
+        if (!all && !e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
+        for (size_t i = 0; i < (all ? hw_catalogue_len : 1); i++) {
+            const hw_entry *x = all ? &hw_catalogue[i] : e;
+            size_t j = 0;
+            while (j < o->npatterns && o->patterns[j] != x) j++;
+            if (j < o->npatterns) note_dup(o, "pattern", x->generic->name);
+            else if (o->npatterns < 64) o->patterns[o->npatterns++] = x;
         }
-        const hw_entry *e = find_pattern(tok);
-        if (!e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
-        if (o->npatterns < 64) o->patterns[o->npatterns++] = e;
     }
     /* "," or ",,": no name at all (found by the fuzz target) */
     if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
@@ -182,15 +213,17 @@ static void parse_impls(const char *arg, hw_opts *o)
     snprintf(buf, sizeof buf, "%s", arg);
     o->nimpls = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(tok, "all")) {
-            o->nimpls = 0;
-            for (size_t i = 0; i < cp_backend_count(); i++) o->impls[o->nimpls++] = cp_backend_at(i);
-            continue;
+        int all = !strcmp(tok, "all");
+        const cp_backend *b = all ? NULL : cp_backend_find(tok);
+        if (!all && !b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
+        if (!all && !b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
+        for (size_t i = 0; i < (all ? cp_backend_count() : 1); i++) {
+            const cp_backend *x = all ? cp_backend_at(i) : b;
+            size_t j = 0;
+            while (j < o->nimpls && o->impls[j] != x) j++;
+            if (j < o->nimpls) note_dup(o, "impl", cp_backend_name(x));
+            else if (o->nimpls < 8) o->impls[o->nimpls++] = x;
         }
-        const cp_backend *b = cp_backend_find(tok);
-        if (!b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
-        if (!b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
-        if (o->nimpls < 8) o->impls[o->nimpls++] = b;
     }
     if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex or all)", arg);
 }
@@ -228,12 +261,13 @@ void hw_usage(FILE *f)
           "       cpbench compare BASE.csv NEW.csv [...]  the regression gate (compare --help)\n"
           "\n"
           "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
-          "sweeps the cross product; a pattern ignores knobs it has no use for):\n"
+          "sweeps the cross product; a pattern ignores knobs it has no use for; a value\n"
+          "given twice runs once, with a note on stderr):\n"
           "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
           "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
           "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
           "run control:\n"
-          "  --duration=SECONDS     time-based runs instead of --items\n"
+          "  --duration=SECONDS     time-based runs instead of --items (not with --items)\n"
           "  --rate=OPS             open loop: arrivals on a fixed schedule, latency from the\n"
           "                         intended start (corrected) and the actual one (u_* columns)\n"
           "  --repeat=N (default 5) --warmup=N (default 1) --seed=S\n"
@@ -339,6 +373,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
             if (!strcmp(name, hw_knob_flag[k])) break;
         if (k < K_NKNOBS) {
             parse_list(name, val, knob_min[k], knob_max[k], &o->knob[k]);
+            dedup_list(o, name, &o->knob[k]);
         } else if (!strcmp(name, "list")) *want_list = 1;
         else if (!strcmp(name, "help")) *want_help = 1;
         else if (!strcmp(name, "quiet")) o->quiet = 1;
@@ -394,6 +429,10 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
     parse_patterns(pattern_arg, o);
     parse_impls(impl_arg, o);
+    /* a --duration run counts no items: --items would only multiply
+     * configurations that differ in nothing that is run or written */
+    if (o->duration > 0 && o->knob[K_ITEMS].given)
+        hw_bad_input("--items and --duration: give one of them (a --duration run has no item count)");
     if (o->interleave && o->json)
         hw_bad_input("--interleave: not with --json (its aggregates need each configuration's repetitions together)");
 
@@ -410,12 +449,26 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         if (!known)
             hw_bad_input("--set: no selected pattern has a parameter '%s' (see cpbench --pattern=%s --help)",
                          key, o->patterns[0]->generic->name);
-        if (o->nset >= sizeof o->set / sizeof o->set[0]) hw_bad_input("--set: too many");
-        snprintf(o->set[o->nset].key, sizeof o->set[0].key, "%s", key);
         char flag[80];
         snprintf(flag, sizeof flag, "set %s", key);
-        parse_list(flag, eq + 1, 0, INT64_MAX / 2, &o->set[o->nset].vals);
-        o->nset++;
+        /* --set k=1 --set k=2 is --set k=1,2 (not: the last one wins) */
+        size_t si = 0;
+        while (si < o->nset && strcmp(o->set[si].key, key)) si++;
+        if (si == o->nset) {
+            if (o->nset >= sizeof o->set / sizeof o->set[0]) hw_bad_input("--set: too many");
+            snprintf(o->set[si].key, sizeof o->set[0].key, "%s", key);
+            o->set[si].vals.n = 0;
+            o->nset++;
+        }
+        hw_list more;
+        parse_list(flag, eq + 1, 0, INT64_MAX / 2, &more);
+        hw_list *l = &o->set[si].vals;
+        for (size_t i = 0; i < more.n; i++) {
+            if (l->n >= HW_MAX_VALUES) hw_bad_input("--%s: more than %d values", flag, HW_MAX_VALUES);
+            l->v[l->n++] = more.v[i];
+        }
+        l->given = 1;
+        dedup_list(o, flag, l);
     }
     return 0;
 }

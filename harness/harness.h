@@ -60,6 +60,7 @@ typedef struct hw_opts {
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
     const hw_suite_cfg *suite;
     size_t nsuite;
+    char dup_note[512];             /* duplicates dropped from the lists, "" if none (printed by the runner) */
 } hw_opts;
 
 /* cli.c */

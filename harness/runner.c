@@ -405,6 +405,8 @@ int hw_run_all(const hw_opts *o)
     }
 
     if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
+    if (o->dup_note[0])
+        fprintf(stderr, "cpbench: note: duplicates dropped, each configuration runs once: %s\n", o->dup_note);
     hw_signals_install();
     hw_pin_set(o->pin_cpus, o->npin);
     int progress = !quiet && isatty(2);

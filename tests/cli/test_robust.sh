@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # cpbench as an adversary uses it (issue 9): the watchdog bounds what comes
 # after --duration and says which limit it hit, in the precision the user
-# gave; open-loop ops/s is the rate. Every run is tiny; no check depends on
-# the machine being fast.
+# gave; duplicates run once; open-loop ops/s is the rate. Every run is
+# tiny; no check depends on the machine being fast.
 set -u
 bin="$1"
 tmp=$(mktemp -d)
@@ -52,6 +52,26 @@ check "the watchdog does not guess a deadlock" bash -c "! grep -qi deadlock '$tm
 run --pattern=chan --impl=mutex --items=1000G --timeout=0.001 --repeat=1 --warmup=0 --quiet
 check "--timeout=0.001: exit 1 (rc=$rc), reported as 1 ms" \
     bash -c "test $rc -eq 1 && grep -q 'exceeded --timeout=1 ms (' '$tmp/err' && ! grep -q '(0.0 s)' '$tmp/err'"
+
+# ---- 13: duplicates run once, with a note ----
+run --pattern=chan,chan --impl=mutex,mutex --producers=1,1 --items=200 --repeat=1 --warmup=0 --quiet \
+    --csv="$tmp/d1.csv"
+check "duplicates: exit 0 (rc=$rc), one row" test $rc -eq 0 -a "$(($(wc -l <"$tmp/d1.csv") - 1))" -eq 1
+check "duplicates: one note naming each" bash -c "test \$(wc -l <'$tmp/err') -eq 1 &&
+    grep -q 'note: duplicates dropped.*--pattern=chan.*--impl=mutex' '$tmp/err' && grep -q -- '--producers=1' '$tmp/err'"
+run --pattern=all,chan --impl=all,mutex --items=200 --repeat=1 --warmup=0 --quiet --csv="$tmp/d2.csv"
+check "--pattern=all,chan --impl=all,mutex: each (pattern, impl) once, rep 0 only (rc=$rc)" $py -c "
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+keys = [(r['pattern'], r['impl']) for r in rows]
+assert len(keys) == len(set(keys)) and len({k[1] for k in keys}) == 3 and len(keys) >= 3 * 10, keys
+assert all(r['rep'] == '0' for r in rows)
+" "$tmp/d2.csv"
+run --pattern=workerpool --impl=mutex --items=200 --repeat=1 --warmup=0 --quiet --set fail_every=3 \
+    --set fail_every=3,4 --csv="$tmp/d3.csv"
+check "--set k=3 --set k=3,4: two configurations (rc=$rc)" \
+    test $rc -eq 0 -a "$(($(wc -l <"$tmp/d3.csv") - 1))" -eq 2
+one_line 2 "--items and --duration" --pattern=chan --items=1,2 --duration=0.1
 
 # ---- 14: open-loop ops/s is the achieved rate ----
 # 3 arrivals at 20/s span 3 intervals: a run that keeps up reports 20 ops/s

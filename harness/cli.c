@@ -251,6 +251,9 @@ const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
     return NULL;
 }
 
+#define HW_STR(x) #x
+#define HW_XSTR(x) HW_STR(x)
+
 void hw_usage(FILE *f)
 {
     fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|all] [options]\n"
@@ -261,8 +264,8 @@ void hw_usage(FILE *f)
           "       cpbench compare BASE.csv NEW.csv [...]  the regression gate (compare --help)\n"
           "\n"
           "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
-          "sweeps the cross product; a pattern ignores knobs it has no use for; a value\n"
-          "given twice runs once, with a note on stderr):\n"
+          "sweeps the cross product, at most " HW_XSTR(HW_MAX_CONFIGS) " configurations; a pattern ignores\n"
+          "knobs it has no use for; a value given twice runs once, with a note on stderr):\n"
           "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
           "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
           "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"

@@ -63,6 +63,11 @@ typedef struct hw_opts {
     char dup_note[512];             /* duplicates dropped from the lists, "" if none (printed by the runner) */
 } hw_opts;
 
+/* A sweep may have at most this many configurations (patterns x impls x the
+ * values of every knob and parameter a pattern uses): a larger one is bad
+ * input, refused from the count before anything is enumerated. */
+#define HW_MAX_CONFIGS 100000
+
 /* cli.c */
 void hw_usage(FILE *f);
 int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help);
@@ -128,6 +133,8 @@ void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char
 FILE *hw_tmp_open(const char *final, int slot);      /* slot 0 json, 1 hgrm; NULL + errno */
 int  hw_tmp_commit(FILE *f, const char *final, int slot);   /* close + rename; -1 on error */
 void hw_tmp_abandon(void);          /* unlink live temporaries (async-signal-safe) */
+int  hw_out_is_dir(const char *path);               /* path (symlinks followed) is a directory */
+int  hw_out_same(const char *a, const char *b);     /* one file ("-": stdout) */
 void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP (outfile.c) */
 extern volatile sig_atomic_t hw_interrupted;   /* the first such signal, 0 if none */
 void hw_stop_current_run(void);     /* async-signal-safe (support.c) */
@@ -139,6 +146,7 @@ int  hw_json_close(hw_json *j);
 void hw_json_abandon(hw_json *j);   /* interrupted: remove the temporary, free */
 void hw_hgrm_prepare(const hw_opts *o);
 int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
+int  hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n);
 
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */

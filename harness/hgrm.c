@@ -23,14 +23,21 @@ void hw_hgrm_prepare(const hw_opts *o)
         hw_bad_input("--hgrm: '%s' is not a writable directory", o->hgrm_dir);
 }
 
+/* DIR/<pattern>_<impl>_<slug>.hgrm; -1 if it does not fit */
+int hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n)
+{
+    char slug[512];
+    hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
+    return (size_t)snprintf(path, n, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b), slug) >= n
+               ? -1 : 0;
+}
+
 int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h)
 {
     if (!o->hgrm_dir || cp_hist_count(h) == 0) return 0;
-    char slug[512], path[PATH_MAX];
-    hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
-    if ((size_t)snprintf(path, sizeof path, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b),
-                         slug) >= sizeof path) {
-        fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", slug);
+    char path[PATH_MAX];
+    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* the runner checked this before any run */
+        fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", w->name);
         return -1;
     }
     FILE *f = hw_tmp_open(path, 1);

@@ -7,15 +7,20 @@
  * its live temporaries, so neither a partial file under the final name nor a
  * stray temporary is left behind.
  *
- * Also: the configuration slug shared by the JSON names and .hgrm file names.
+ * Also: the configuration slug shared by the JSON names and .hgrm file names,
+ * and the identity of an output (same file, for --csv=F --json=F).
  */
 #define _GNU_SOURCE
 #include "harness/harness.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* One slot per kind of output; a slot's path is complete before `live` is
@@ -70,6 +75,70 @@ void hw_signals_install(void)
     }
 }
 
+/* /dev/stdout, /dev/stderr, /dev/fd/N and /proc/self/fd/N name an open file
+ * descriptor rather than a file: writing "to" them means writing to that
+ * descriptor (as bash does), at its offset and in its mode (a `>> log` of
+ * the caller stays an append), never renaming over the file it reaches. */
+static int fd_alias(const char *path)
+{
+    if (!strcmp(path, "/dev/stdout")) return 1;
+    if (!strcmp(path, "/dev/stderr")) return 2;
+    const char *n = !strncmp(path, "/dev/fd/", 8) ? path + 8 : !strncmp(path, "/proc/self/fd/", 14) ? path + 14 : NULL;
+    if (!n || *n < '0' || *n > '9') return -1;
+    char *end;
+    long v = strtol(n, &end, 10);
+    return *end || v > INT_MAX ? -1 : (int)v;
+}
+
+/* A link in /proc (also through a link to a /proc directory, as /dev/fd) */
+static int in_proc(const char *path)
+{
+    char dir[PATH_MAX], real[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    if (!slash) return 0;
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - path) + 1, path);
+    return realpath(dir, real) && (!strcmp(real, "/proc") || !strncmp(real, "/proc/", 6));
+}
+
+/* Follows the symbolic links at `path` (each hop relative to the directory
+ * of the link it came from) to what they finally name; 0, or -1 + errno.
+ * *magic: the chain reached a link in /proc, whose text is no path to
+ * follow (it stops there; open(2) follows it properly). */
+static int resolve_links(const char *path, char *out, size_t n, int *magic)
+{
+    char cur[PATH_MAX], link[PATH_MAX];
+    *magic = 0;
+    if ((size_t)snprintf(cur, sizeof cur, "%s", path) >= sizeof cur) return errno = ENAMETOOLONG, -1;
+    for (int hops = 0;; hops++) {
+        struct stat st;
+        if (lstat(cur, &st) || !S_ISLNK(st.st_mode)) break;   /* not there yet, or not a link */
+        if (fd_alias(cur) >= 0 || in_proc(cur)) {
+            *magic = 1;
+            break;
+        }
+        if (hops == 40) return errno = ELOOP, -1;
+        ssize_t len = readlink(cur, link, sizeof link - 1);
+        if (len < 0) return -1;
+        link[len] = 0;
+        if (link[0] == '/') {
+            memcpy(cur, link, (size_t)len + 1);
+        } else {
+            char *slash = strrchr(cur, '/');
+            size_t dir = slash ? (size_t)(slash - cur) + 1 : 0;   /* keep "dir/" */
+            if (dir + (size_t)len + 1 > sizeof cur) return errno = ENAMETOOLONG, -1;
+            memcpy(cur + dir, link, (size_t)len + 1);
+        }
+    }
+    if ((size_t)snprintf(out, n, "%s", cur) >= n) return errno = ENAMETOOLONG, -1;
+    return 0;
+}
+
+int hw_out_is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);   /* stat follows every link */
+}
+
 FILE *hw_tmp_open(const char *final, int slot)
 {
     hw_signals_install();
@@ -88,6 +157,56 @@ int hw_tmp_commit(FILE *f, const char *final, int slot)
     if (bad) unlink(tmp_path[slot]);
     tmp_live[slot] = 0;
     return bad ? -1 : 0;
+}
+
+/* ---- the identity of an output path ----
+ * Existing files compare by device and inode (a symlink, a hard link or
+ * /dev/stdout names the file it reaches); files yet to be created by the
+ * canonical name of their directory plus their own name. "-" is stdout. */
+typedef struct out_id {
+    int by_inode;
+    dev_t dev;
+    ino_t ino;
+    char path[PATH_MAX + NAME_MAX + 2];
+} out_id;
+
+static int out_identify(const char *path, out_id *id)
+{
+    struct stat st;
+    memset(id, 0, sizeof *id);
+    if (!strcmp(path, "-") && fstat(1, &st)) return -1;   /* stdout closed: nothing to collide with */
+    if (!strcmp(path, "-") || stat(path, &st) == 0) {
+        /* the null device loses nothing that was not meant to be lost: any
+         * number of outputs may go there */
+        if (S_ISCHR(st.st_mode) && st.st_rdev == makedev(1, 3)) return -1;
+        id->by_inode = 1;
+        id->dev = st.st_dev;
+        id->ino = st.st_ino;
+        return 0;
+    }
+    char target[PATH_MAX], dir[PATH_MAX];
+    int magic;
+    if (resolve_links(path, target, sizeof target, &magic) || magic) return -1;
+    const char *slash = strrchr(target, '/');
+    const char *base = slash ? slash + 1 : target;
+    if (slash == target) snprintf(dir, sizeof dir, "/");
+    else if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - target), target);
+    else snprintf(dir, sizeof dir, ".");
+    char canon[PATH_MAX];
+    if (!realpath(dir, canon)) return -1;   /* the open will fail and say why */
+    size_t lc = strlen(canon), lb = strlen(base);
+    if (lc + 1 + lb >= sizeof id->path) return -1;
+    memcpy(id->path, canon, lc);
+    id->path[lc] = '/';
+    memcpy(id->path + lc + 1, base, lb + 1);
+    return 0;
+}
+
+int hw_out_same(const char *a, const char *b)
+{
+    out_id x, y;
+    if (out_identify(a, &x) || out_identify(b, &y) || x.by_inode != y.by_inode) return 0;
+    return x.by_inode ? x.dev == y.dev && x.ino == y.ino : !strcmp(x.path, y.path);
 }
 
 void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char kv, char sep, char *buf,

@@ -8,6 +8,7 @@
 #include "harness/harness.h"
 #include "harness/stats.h"
 
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -294,9 +295,62 @@ static void check_config(const config *c)
         hw_bad_input("--items=%lld is fewer than --producers=%lld", (long long)k->items, (long long)k->producers);
 }
 
+/* The sweep's dimensions for one pattern: per knob and parameter, the swept
+ * list, or a one-value list of the pattern's default (a knob the pattern
+ * does not use, one not given, a parameter not --set). */
+typedef struct dims {
+    const hw_list *d[K_NKNOBS + WL_MAX_SET];
+    hw_list defaults[K_NKNOBS + WL_MAX_SET];
+    int n, nparams;
+} dims;
+
+static void pattern_dims(const hw_opts *o, const hw_entry *e, dims *D)
+{
+    const wl_workload *gw = e->generic;
+    const int64_t *d = &gw->defaults.threads;
+    D->n = D->nparams = 0;
+    for (int k = 0; k < K_NKNOBS; k++, D->n++) {
+        D->defaults[D->n] = (hw_list){ .n = 1, .v = { d[k] } };
+        D->d[D->n] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &D->defaults[D->n];
+    }
+    for (const wl_param *p = gw->params; p->key; p++, D->nparams++, D->n++) {
+        D->defaults[D->n] = (hw_list){ .n = 1, .v = { p->def } };
+        D->d[D->n] = &D->defaults[D->n];
+        for (size_t s = 0; s < o->nset; s++)
+            if (!strcmp(o->set[s].key, p->key)) D->d[D->n] = &o->set[s].vals;
+    }
+}
+
+/* How many configurations the sweep has, from the list lengths alone
+ * (saturating: a product of fifteen lists of 256 values overflows). */
+static size_t count_configs(const hw_opts *o)
+{
+    if (o->nsuite) return o->nsuite * o->nimpls;
+    static dims D;
+    size_t total = 0;
+    for (size_t pi = 0; pi < o->npatterns; pi++) {
+        pattern_dims(o, o->patterns[pi], &D);
+        size_t n = o->nimpls;
+        for (int i = 0; i < D.n; i++)
+            if (__builtin_mul_overflow(n, D.d[i]->n, &n)) return SIZE_MAX;
+        if (__builtin_add_overflow(total, n, &total)) return SIZE_MAX;
+    }
+    return total;
+}
+
+static void init_config(config *c, const hw_opts *o, const hw_entry *e, const cp_backend *b)
+{
+    memset(c, 0, sizeof *c);
+    c->e = e;
+    c->w = hw_pick(e, b, o->table_dispatch);
+    c->cfg.b = b;
+    c->cfg.seed = o->seed;
+    c->cfg.lat_sample = o->lat_sample;
+}
+
 /* --suite: one configuration per (suite entry, impl); knobs the entry leaves
  * at HW_DEF and all pattern parameters take the pattern's defaults. */
-static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_t *cap)
+static void suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg)
 {
     for (size_t si = 0; si < o->nsuite; si++) {
         const hw_suite_cfg *s = &o->suite[si];
@@ -306,34 +360,110 @@ static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_
         if (!e) hw_bad_input("--suite=%s: unknown pattern '%s'", o->suite_name, s->pattern);
         const int64_t *d = &e->generic->defaults.threads, *sk = &s->k.threads;
         for (size_t ii = 0; ii < o->nimpls; ii++) {
-            if (*ncfg == *cap) {
-                *cap = *cap ? *cap * 2 : 64;
-                cfgs = realloc(cfgs, *cap * sizeof *cfgs);
-                if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); exit(1); }
-            }
             config *c = &cfgs[(*ncfg)++];
-            memset(c, 0, sizeof *c);
-            c->e = e;
-            c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
-            c->cfg.b = o->impls[ii];
+            init_config(c, o, e, o->impls[ii]);
             int64_t *kv = &c->cfg.k.threads;
             for (int k = 0; k < K_NKNOBS; k++) kv[k] = (sk[k] == HW_DEF || d[k] == WL_UNUSED) ? d[k] : sk[k];
             int j = 0;
             for (const wl_param *p = e->generic->params; p->key; p++) c->cfg.set[j++] = p->def;
-            c->cfg.seed = o->seed;
-            c->cfg.lat_sample = o->lat_sample;
             describe(c);
             check_config(c);
+        }
+    }
+}
+
+/* Every configuration of the sweep, each validated (bad input exits 2),
+ * before any output is opened: a mistake found late must not have
+ * truncated an existing CSV. Per pattern, the odometer over the knobs it
+ * uses and its parameters. */
+static config *enumerate(const hw_opts *o, size_t *ncfg)
+{
+    size_t n = count_configs(o);
+    if (n > HW_MAX_CONFIGS)
+        hw_bad_input("the sweep has %s%zu configurations (patterns x impls x the values of each knob and parameter "
+                     "a pattern uses); at most %d are allowed: narrow a list or range",
+                     n == SIZE_MAX ? "more than " : "", n, HW_MAX_CONFIGS);
+    config *cfgs = calloc(n ? n : 1, sizeof *cfgs);
+    if (!cfgs) {
+        fprintf(stderr, "cpbench: out of memory\n");
+        exit(1);
+    }
+    *ncfg = 0;
+    if (o->nsuite) {
+        suite_configs(o, cfgs, ncfg);
+        return cfgs;
+    }
+    static dims D;
+    for (size_t pi = 0; pi < o->npatterns; pi++) {
+        const hw_entry *e = o->patterns[pi];
+        pattern_dims(o, e, &D);
+        for (size_t ii = 0; ii < o->nimpls; ii++) {
+            size_t idx[K_NKNOBS + WL_MAX_SET] = { 0 };
+            for (;;) {
+                config *c = &cfgs[(*ncfg)++];
+                init_config(c, o, e, o->impls[ii]);
+                int64_t *kv = &c->cfg.k.threads;
+                for (int k = 0; k < K_NKNOBS; k++) kv[k] = D.d[k]->v[idx[k]];
+                for (int p = 0; p < D.nparams; p++) c->cfg.set[p] = D.d[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
+                c->cfg.duration = o->duration;
+                c->cfg.rate = o->rate;
+                describe(c);
+                check_config(c);
+                int dd = D.n - 1;     /* the last dimension turns fastest */
+                while (dd >= 0 && ++idx[dd] == D.d[dd]->n) idx[dd--] = 0;
+                if (dd < 0) break;
+            }
         }
     }
     return cfgs;
 }
 
+/* The outputs, checked before any is opened: no two on one file (the later
+ * would silently replace the earlier), none a directory, every .hgrm name
+ * fits. `table`: the table goes to stdout. */
+static void check_outputs(const hw_opts *o, const config *cfgs, size_t ncfg, int table)
+{
+    const char *path[3] = { o->csv, o->json, table ? "-" : NULL };
+    const char *flag[3] = { "--csv", "--json", "the table" };
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (path[i] && path[j] && hw_out_same(path[i], path[j]))
+                hw_bad_input(j == 2 ? "%s: '%s' is standard output, where %s goes (add --quiet or name another file)"
+                                    : "%s=%s and %s name one file: give each output its own",
+                             flag[i], path[i], flag[j]);
+    if (o->csv && strcmp(o->csv, "-") && hw_out_is_dir(o->csv)) hw_bad_input("--csv: '%s' is a directory", o->csv);
+    if (o->json && hw_out_is_dir(o->json)) hw_bad_input("--json: '%s' is a directory", o->json);
+    if (!o->hgrm_dir) return;
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        char p[PATH_MAX];
+        if (hw_hgrm_path(o, cfgs[ci].w, &cfgs[ci].cfg, p, sizeof p))
+            hw_bad_input("--hgrm: '%s' is too long a directory name for the file names of this sweep", o->hgrm_dir);
+        if (hw_out_is_dir(p)) hw_bad_input("--hgrm: '%s' is a directory", p);
+        const char *base = strrchr(p, '/') + 1;
+        for (int i = 0; i < 2; i++) {   /* cheap first: the same file name */
+            const char *b = path[i] ? strrchr(path[i], '/') : NULL;
+            if (path[i] && !strcmp(b ? b + 1 : path[i], base) && hw_out_same(path[i], p))
+                hw_bad_input("%s=%s and --hgrm name one file: give each output its own", flag[i], path[i]);
+        }
+    }
+}
+
 int hw_run_all(const hw_opts *o)
 {
+    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
+    size_t ncfg = 0;
+    config *cfgs = enumerate(o, &ncfg);
+    check_outputs(o, cfgs, ncfg, !quiet);
+    if (o->dup_note[0])
+        fprintf(stderr, "cpbench: note: duplicates dropped, each configuration runs once: %s\n", o->dup_note);
+
     hw_meta m;
     hw_calibrate();
     hw_meta_collect(&m);
+    /* the JSON temporary and the .hgrm directory first (bad input there
+     * exits 2 and removes the temporary); the CSV is truncated last */
+    hw_json *json = hw_json_open(o, &m);
+    hw_hgrm_prepare(o);
     FILE *csv = NULL;
     if (o->csv) {
         csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
@@ -341,72 +471,15 @@ int hw_run_all(const hw_opts *o)
         fputs(csv_header, csv);
         fflush(csv);
     }
-    hw_hgrm_prepare(o);
-    hw_json *json = hw_json_open(o, &m);
-    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
     static wl_run run;
-    if (!rep_hist || !cfg_hist) {
+    if (!rep_hist || !cfg_hist || !rep_hist_u) {
         fprintf(stderr, "cpbench: out of memory\n");
         return 1;
     }
 
-    /* Enumerate configurations per pattern: the odometer over the knobs the
-     * pattern uses and its parameters. Validate them all first. */
-    config *cfgs = NULL;
-    size_t ncfg = 0, cap = 0;
-    for (size_t pi = 0; pi < o->npatterns; pi++) {
-        const hw_entry *e = o->patterns[pi];
-        const wl_workload *gw = e->generic;
-        const hw_list *dims[K_NKNOBS + WL_MAX_SET];
-        hw_list defaults[K_NKNOBS + WL_MAX_SET];
-        int ndims = 0;
-        const int64_t *d = &gw->defaults.threads;
-        for (int k = 0; k < K_NKNOBS; k++, ndims++) {
-            defaults[ndims] = (hw_list){ .n = 1, .v = { d[k] } };
-            dims[ndims] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &defaults[ndims];
-        }
-        int nparams = 0;
-        for (const wl_param *p = gw->params; p->key; p++, nparams++, ndims++) {
-            defaults[ndims] = (hw_list){ .n = 1, .v = { p->def } };
-            dims[ndims] = &defaults[ndims];
-            for (size_t s = 0; s < o->nset; s++)
-                if (!strcmp(o->set[s].key, p->key)) dims[ndims] = &o->set[s].vals;
-        }
-        for (size_t ii = 0; ii < o->nimpls; ii++) {
-            size_t idx[K_NKNOBS + WL_MAX_SET] = { 0 };
-            for (;;) {
-                if (ncfg == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    cfgs = realloc(cfgs, cap * sizeof *cfgs);
-                    if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); return 1; }
-                }
-                config *c = &cfgs[ncfg++];
-                memset(c, 0, sizeof *c);
-                c->e = e;
-                c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
-                c->cfg.b = o->impls[ii];
-                int64_t *kv = &c->cfg.k.threads;
-                for (int k = 0; k < K_NKNOBS; k++) kv[k] = dims[k]->v[idx[k]];
-                for (int p = 0; p < nparams; p++) c->cfg.set[p] = dims[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
-                c->cfg.duration = o->duration;
-                c->cfg.seed = o->seed;
-                c->cfg.lat_sample = o->lat_sample;
-                c->cfg.rate = o->rate;
-                describe(c);
-                check_config(c);
-                int dd = ndims - 1;     /* the last dimension turns fastest */
-                while (dd >= 0 && ++idx[dd] == dims[dd]->n) idx[dd--] = 0;
-                if (dd < 0) break;
-            }
-        }
-    }
-
-    if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
-    if (o->dup_note[0])
-        fprintf(stderr, "cpbench: note: duplicates dropped, each configuration runs once: %s\n", o->dup_note);
     hw_signals_install();
     hw_pin_set(o->pin_cpus, o->npin);
     int progress = !quiet && isatty(2);
@@ -518,6 +591,10 @@ int hw_run_all(const hw_opts *o)
     }
     free(cs);
     free(sched);
+    free(cfgs);
+    cp_hist_free(rep_hist);
+    cp_hist_free(cfg_hist);
+    cp_hist_free(rep_hist_u);
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
     if (csv && csv != stdout) fclose(csv);
     if (hw_interrupted) {
@@ -527,16 +604,8 @@ int hw_run_all(const hw_opts *o)
         printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
                csv ? " (CSV complete up to there)" : "");
         fflush(stdout);
-        free(cfgs);
-        cp_hist_free(rep_hist);
-        cp_hist_free(cfg_hist);
-        cp_hist_free(rep_hist_u);
         return 128 + hw_interrupted;
     }
     any_failed |= hw_json_close(json) != 0;
-    free(cfgs);
-    cp_hist_free(rep_hist);
-    cp_hist_free(cfg_hist);
-    cp_hist_free(rep_hist_u);
     return any_failed ? 1 : 0;
 }

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# cpbench as an adversary uses it (issue 9): the watchdog bounds what comes
+# cpbench as an adversary uses it (issue 9): bad input found anywhere in a
+# sweep exits 2 before any output is touched, and so do two outputs on one
+# file and a sweep too large to enumerate; the watchdog bounds what comes
 # after --duration and says which limit it hit, in the precision the user
 # gave; duplicates run once; open-loop ops/s is the rate. Every run is
-# tiny; no check depends on the machine being fast.
+# tiny (a few hundred items, --repeat=1 --warmup=0); no check depends on
+# the machine being fast.
 set -u
 bin="$1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
 py=/usr/bin/python3
+tiny=(--pattern=chan --impl=mutex --items=200 --repeat=1 --warmup=0)
 
 check() {  # check DESCRIPTION COMMAND...: the command must succeed
     local what="$1"; shift
@@ -35,6 +39,64 @@ one_line() {
         passes=$((passes + 1))
     fi
 }
+
+precious() { echo precious >"$tmp/keep.csv"; }
+kept() { check "$1: keep.csv untouched" test "$(cat "$tmp/keep.csv")" = precious; }
+no_tmp() { check "$1: no temporary left" bash -c "! find '$tmp' -name '*.tmp.*' | grep -q ."; }
+
+# ---- 8: bad input anywhere in the sweep: exit 2, no output touched ----
+precious
+one_line 2 "--payload" --pattern=chan --impl=mutex --csv="$tmp/keep.csv" --rate=1 --items=3
+kept "--rate=1 --items=3"
+one_line 2 "1 GiB" --pattern=chan --impl=mutex --csv="$tmp/keep.csv" --capacity=67108864 --payload=65536
+kept "--capacity=67108864 --payload=65536"
+one_line 2 "fewer than --producers" --pattern=chan --impl=mutex --csv="$tmp/keep.csv" --items=1 --producers=2
+kept "--items=1 --producers=2"
+# the bad configuration is the last of a sweep, and every output is asked for
+one_line 2 "fewer than --producers" --pattern=chan --impl=all --producers=1,2 --items=1 --csv="$tmp/keep.csv" \
+    --json="$tmp/b8.json" --hgrm="$tmp/b8h"
+kept "bad last configuration"
+check "bad input: no JSON, no .hgrm directory" test ! -e "$tmp/b8.json" -a ! -e "$tmp/b8h"
+no_tmp "bad input"
+# a --json that cannot be written is found before the CSV is truncated
+precious
+one_line 2 "--json" "${tiny[@]}" --csv="$tmp/keep.csv" --json="$tmp/nodir/x.json"
+kept "--json in a missing directory"
+
+# ---- 9: two outputs on one file ----
+hname=chan_mutex_producers-1_consumers-1_capacity-1024_payload-16.hgrm
+ln -s /dev/stdout "$tmp/stdout.json"   # not /dev/stdout itself: the tests may run as root
+ln -s /dev/null "$tmp/null.json"
+precious
+one_line 2 "name one file" "${tiny[@]}" --quiet --csv="$tmp/keep.csv" --json="$tmp/keep.csv"
+kept "--csv=F --json=F"
+ln -s keep.csv "$tmp/keep.link"
+ln "$tmp/keep.csv" "$tmp/keep.hard"
+one_line 2 "name one file" "${tiny[@]}" --quiet --csv="$tmp/keep.csv" --json="$tmp/keep.link"
+one_line 2 "name one file" "${tiny[@]}" --quiet --csv="$tmp/keep.hard" --json="$tmp/keep.csv"
+kept "through a symlink and a hard link"
+one_line 2 "name one file" "${tiny[@]}" --quiet --csv="$tmp/new9.csv" --json="$tmp/./new9.csv"
+check "two outputs on one new file: nothing created" test ! -e "$tmp/new9.csv"
+one_line 2 "name one file" "${tiny[@]}" --csv=- --json="$tmp/stdout.json"
+one_line 2 "where the table goes" "${tiny[@]}" --json="$tmp/stdout.json"
+mkdir "$tmp/h9"
+one_line 2 "name one file" "${tiny[@]}" --quiet --csv="$tmp/h9/$hname" --hgrm="$tmp/h9"
+run "${tiny[@]}" --csv=/dev/null --json="$tmp/null.json" --quiet
+check "any number of outputs may go to /dev/null (rc=$rc)" test $rc -eq 0
+
+# ---- 11: an unbounded sweep is refused from its count, at once ----
+(
+    # a regression would enumerate 4.8e9 configurations: cap its memory
+    # (not under the sanitizers, whose shadow memory needs the address space)
+    [ -z "${ASAN_OPTIONS:-}${TSAN_OPTIONS:-}" ] && ulimit -v 4000000
+    exec timeout 60 "$bin" --pattern=chan --producers=1:200:+1 --consumers=1:200:+1 --capacity=1:200:+1 \
+        --payload=8:1600:+8 >"$tmp/out" 2>"$tmp/err.all"
+)
+rc=$?
+check "unbounded sweep: exit 2 (rc=$rc), one line with the count and the limit" \
+    bash -c "test $rc -eq 2 && test \$(wc -l <'$tmp/err.all') -eq 1 &&
+        grep -q '4800000000 configurations.*at most 100000' '$tmp/err.all'"
+check "--help documents the limit" bash -c "'$bin' --help | grep -q 'at most 100000 configurations'"
 
 # ---- 12: the watchdog bounds what comes after --duration ----
 run --pattern=chan --impl=mutex --duration=1.5 --timeout=1.2 --repeat=1 --warmup=0 --quiet

@@ -292,10 +292,13 @@ void hw_usage(FILE *f)
           "  --hgrm=DIR             per configuration, its latencies over all measured\n"
           "                         repetitions as DIR/<pattern>_<impl>_<config>.hgrm\n"
           "                         (HdrHistogram percentile format, values in ns)\n"
-          "  (JSON and .hgrm files appear only when complete; scripts/plot.py draws the\n"
-          "  CSV and .hgrm files)\n"
+          "  (JSON and .hgrm files appear only when complete, renamed over their target: a\n"
+          "  symlink is followed, a file keeps its mode, a device or FIFO is written\n"
+          "  directly; no two outputs may name one file; scripts/plot.py draws the CSV and\n"
+          "  .hgrm files)\n"
           "  --quiet                no table on stdout\n"
-          "exit status: 0 ok, 1 a run failed its invariants or timed out, 2 bad input\n",
+          "exit status: 0 ok, 1 a run failed its invariants or timed out, or an output\n"
+          "could not be written, 2 bad input (found before any output is touched)\n",
           f);
 }
 

@@ -130,12 +130,19 @@ typedef struct hw_rep_out {
  * "producers-1_consumers-1_capacity-1024" (sep '-' '_') */
 void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char kv, char sep, char *buf,
                  size_t n);
-FILE *hw_tmp_open(const char *final, int slot);      /* slot 0 json, 1 hgrm; NULL + errno */
-int  hw_tmp_commit(FILE *f, const char *final, int slot);   /* close + rename; -1 on error */
+/* outfile.c: output files (slots: one file of each kind open at a time) */
+enum { HW_SLOT_JSON, HW_SLOT_HGRM, HW_SLOT_CSV, HW_NSLOTS };
+FILE *hw_tmp_open(const char *final, int slot);   /* a temporary beside final's target; NULL + errno
+                                                   * (EISDIR: a directory) */
+int  hw_tmp_commit(FILE *f, int slot);  /* close + rename; -1 (reported: "write error on ...") */
+void hw_tmp_close(FILE *f, int slot);   /* close and remove the temporary (no message) */
 void hw_tmp_abandon(void);          /* unlink live temporaries (async-signal-safe) */
+FILE *hw_direct_open(const char *path, int slot);   /* written in place, not truncated yet; NULL + errno */
+int  hw_direct_start(FILE *f, int slot);            /* truncate now; -1 + errno */
 int  hw_out_is_dir(const char *path);               /* path (symlinks followed) is a directory */
 int  hw_out_same(const char *a, const char *b);     /* one file ("-": stdout) */
-void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP (outfile.c) */
+int  hw_out_check(FILE *f, const char *name, int *reported);   /* flush; -1 on a lost write (reported once) */
+void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP/SIGPIPE (outfile.c) */
 extern volatile sig_atomic_t hw_interrupted;   /* the first such signal, 0 if none */
 void hw_stop_current_run(void);     /* async-signal-safe (support.c) */
 typedef struct hw_json hw_json;
@@ -143,7 +150,8 @@ hw_json *hw_json_open(const hw_opts *o, const hw_meta *m);   /* NULL without --j
 void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_rep_out *r);
 void hw_json_config_end(hw_json *j);
 int  hw_json_close(hw_json *j);
-void hw_json_abandon(hw_json *j);   /* interrupted: remove the temporary, free */
+void hw_json_abandon(hw_json *j);   /* interrupted or failed: remove the temporary, free */
+int  hw_json_check(hw_json *j, int *reported);   /* -1 once a write to it failed (reported) */
 void hw_hgrm_prepare(const hw_opts *o);
 int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
 int  hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n);

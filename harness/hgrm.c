@@ -40,15 +40,16 @@ int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, con
         fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", w->name);
         return -1;
     }
-    FILE *f = hw_tmp_open(path, 1);
+    FILE *f = hw_tmp_open(path, HW_SLOT_HGRM);
     if (!f) {
         fprintf(stderr, "cpbench: --hgrm: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    int rc = cp_hist_write_hgrm(h, f, 5, 1.0);
-    if (hw_tmp_commit(f, path, 1) || rc) {
-        fprintf(stderr, "cpbench: --hgrm: writing %s failed\n", path);
+    if (cp_hist_write_hgrm(h, f, 5, 1.0)) {
+        int err = errno;
+        hw_tmp_close(f, HW_SLOT_HGRM);
+        fprintf(stderr, "cpbench: write error on %s: %s\n", path, strerror(err ? err : EIO));
         return -1;
     }
-    return 0;
+    return hw_tmp_commit(f, HW_SLOT_HGRM);   /* a write error is reported there */
 }

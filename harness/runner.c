@@ -8,6 +8,7 @@
 #include "harness/harness.h"
 #include "harness/stats.h"
 
+#include <errno.h>
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -203,7 +204,6 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     }
     if (r->fair_max) fprintf(f, ",%llu,%llu\n", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
     else fputs(",,\n", f);
-    fflush(f);
 }
 
 static void table_header(const hw_meta *m, const hw_opts *o)
@@ -221,7 +221,6 @@ static void table_header(const hw_meta *m, const hw_opts *o)
                "the CSV's u_* columns measure from the actual start\n", o->rate);
     printf("\n%-11s %-9s %-40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
            o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "p50", "p90", "p99", "p99.9", "max", "status");
-    fflush(stdout);
 }
 
 /* The median ops/s of the repetitions; range: " [lo .. hi]", the 95% CI of
@@ -264,7 +263,6 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
            has ? hw_ns((double)cp_hist_percentile(h, 99.9), p[3], 16) : "-",
            has ? hw_ns((double)cp_hist_max(h), p[4], 16) : "-", failed ? "FAIL" : "ok",
            run_threads > m->cpus ? " (oversubscribed)" : "", place);
-    fflush(stdout);
 }
 
 /* One repetition for --json (json.c). */
@@ -448,6 +446,18 @@ static void check_outputs(const hw_opts *o, const config *cfgs, size_t ncfg, int
     }
 }
 
+/* Flushes an output after a write; -1 (reported once) if it lost data. */
+typedef struct out_state {
+    FILE *csv;
+    const char *csv_name;
+    int csv_rep, stdout_rep;
+    int *csv_repp;                  /* --csv=- shares stdout's "reported" */
+    int json_rep;
+} out_state;
+
+static int check_stdout(out_state *s) { return hw_out_check(stdout, "standard output", &s->stdout_rep); }
+static int check_csv(out_state *s) { return s->csv ? hw_out_check(s->csv, s->csv_name, s->csv_repp) : 0; }
+
 int hw_run_all(const hw_opts *o)
 {
     int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
@@ -457,19 +467,39 @@ int hw_run_all(const hw_opts *o)
     if (o->dup_note[0])
         fprintf(stderr, "cpbench: note: duplicates dropped, each configuration runs once: %s\n", o->dup_note);
 
+    /* stdout: a buffer that only our checks flush, so a failed flush keeps
+     * its errno for the message (a terminal stays line-buffered) */
+    if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     hw_meta m;
     hw_calibrate();
     hw_meta_collect(&m);
-    /* the JSON temporary and the .hgrm directory first (bad input there
-     * exits 2 and removes the temporary); the CSV is truncated last */
+    /* Open the outputs: the CSV without truncating it, then the JSON
+     * temporary and the .hgrm directory; bad input there exits 2 and
+     * removes what was created. Only then is the CSV truncated. */
+    out_state os = { .csv_name = NULL };
+    os.csv_repp = &os.csv_rep;
+    if (o->csv) {
+        if (!strcmp(o->csv, "-")) {
+            os.csv = stdout;
+            os.csv_name = "standard output";
+            os.csv_repp = &os.stdout_rep;
+        } else {
+            os.csv = hw_direct_open(o->csv, HW_SLOT_CSV);
+            if (!os.csv) hw_bad_input("--csv: cannot write '%s': %s", o->csv, strerror(errno));
+            os.csv_name = o->csv;
+            setvbuf(os.csv, NULL, _IOFBF, 1 << 16);
+        }
+    }
     hw_json *json = hw_json_open(o, &m);
     hw_hgrm_prepare(o);
-    FILE *csv = NULL;
-    if (o->csv) {
-        csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
-        if (!csv) hw_bad_input("--csv: cannot open '%s' for writing", o->csv);
-        fputs(csv_header, csv);
-        fflush(csv);
+    int out_failed = 0;
+    if (os.csv && os.csv != stdout && hw_direct_start(os.csv, HW_SLOT_CSV)) {
+        fprintf(stderr, "cpbench: write error on %s: %s\n", o->csv, strerror(errno));
+        os.csv_rep = out_failed = 1;
+    }
+    if (os.csv && !out_failed) {
+        fputs(csv_header, os.csv);
+        out_failed |= check_csv(&os) != 0;
     }
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
@@ -490,7 +520,10 @@ int hw_run_all(const hw_opts *o)
                 m.loadavg, m.cpus);
     if (m.governor[0] && strcmp(m.governor, "performance"))
         fprintf(stderr, "cpbench: warning: cpufreq governor is '%s', not 'performance'\n", m.governor);
-    if (!quiet) table_header(&m, o);
+    if (!quiet && !out_failed) {
+        table_header(&m, o);
+        out_failed |= check_stdout(&os) != 0;
+    }
     int any_failed = 0, written = 0;
     /* Per-configuration state. Without --interleave the configurations run
      * one after the other and share one histogram; with it, (configuration,
@@ -531,7 +564,7 @@ int hw_run_all(const hw_opts *o)
             }
         }
     }
-    for (size_t si = 0; si < nsched && !hw_interrupted; si++) {
+    for (size_t si = 0; si < nsched && !hw_interrupted && !out_failed; si++) {
         size_t ci = sched[si].ci;
         int rep = sched[si].rep;
         config *c = &cfgs[ci];
@@ -572,15 +605,28 @@ int hw_run_all(const hw_opts *o)
         S->nthr = run.nthr;
         written++;
         cp_hist_merge(S->hist, rep_hist);
-        if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
-        if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+        /* A lost write ends the sweep (exit 1): what it would go on to
+         * measure could not all be recorded. */
+        if (os.csv) {
+            write_row(os.csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res,
+                      res.failed ? "FAIL" : "OK", &ru0, &ru1);
+            if (check_csv(&os)) { out_failed = 1; break; }
+        }
+        if (json) {
+            json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+            if (hw_json_check(json, &os.json_rep)) { out_failed = 1; break; }
+        }
         if (S->nreps < (int)o->repeat) continue;
         /* the configuration is complete */
         hw_json_config_end(json);
-        any_failed |= hw_hgrm_write(o, c->w, &c->cfg, S->hist) != 0;
+        if (hw_hgrm_write(o, c->w, &c->cfg, S->hist)) { out_failed = 1; break; }
         if (progress) fputs("\r\033[K", stderr);
-        if (!quiet) table_row(&m, o, c, S->reps, (int)o->repeat, S->hist, S->nthr, S->failed);
+        if (!quiet) {
+            table_row(&m, o, c, S->reps, (int)o->repeat, S->hist, S->nthr, S->failed);
+            if (check_stdout(&os)) { out_failed = 1; break; }
+        }
     }
+    if (progress) fputs("\r\033[K", stderr);
     if (hw_interrupted && !quiet)   /* what the unfinished configurations got to */
         for (size_t ci = 0; ci < ncfg; ci++)
             if (cs[ci].nreps > 0 && cs[ci].nreps < (int)o->repeat)
@@ -596,16 +642,25 @@ int hw_run_all(const hw_opts *o)
     cp_hist_free(cfg_hist);
     cp_hist_free(rep_hist_u);
     if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
-    if (csv && csv != stdout) fclose(csv);
-    if (hw_interrupted) {
+    if (hw_interrupted || out_failed) {
         /* JSON and .hgrm describe whole runs: the unfinished ones are removed */
         hw_json_abandon(json);
         hw_tmp_abandon();
-        printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
-               csv ? " (CSV complete up to there)" : "");
-        fflush(stdout);
-        return 128 + hw_interrupted;
+        if (hw_interrupted)
+            printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
+                   os.csv ? " (CSV complete up to there)" : "");
+    } else if (hw_json_close(json)) {
+        out_failed = 1;
     }
-    any_failed |= hw_json_close(json) != 0;
-    return any_failed ? 1 : 0;
+    if (os.csv && os.csv != stdout) {
+        out_failed |= check_csv(&os) != 0;
+        if (fclose(os.csv) && !os.csv_rep) {
+            fprintf(stderr, "cpbench: write error on %s: %s\n", os.csv_name, strerror(errno));
+            out_failed = 1;
+        }
+    }
+    /* as coreutils' close_stdout: the table's last lines may only fail now */
+    out_failed |= check_stdout(&os) != 0;
+    if (hw_interrupted) return 128 + hw_interrupted;
+    return any_failed || out_failed ? 1 : 0;
 }

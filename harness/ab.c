@@ -70,7 +70,8 @@ static void usage(FILE *f)
           "  (configurations shuffled, A/B order within each pair a coin flip), then tests the paired\n"
           "  per-round log ratios B/A with the Wilcoxon signed-rank test, Holm-corrected over every\n"
           "  configuration x metric.\n"
-          "  --rounds      rounds (default 12; a verdict needs 2/2^rounds x tests < alpha)\n"
+          "  --rounds      rounds (default 24; a verdict needs 2/2^rounds x tests < alpha, and power\n"
+          "                to see a 10% regression through this VM's noise needs about 24)\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
@@ -275,7 +276,7 @@ static FILE *create_new(const char *path)
 int hw_ab_main(int argc, char **argv)
 {
     const char *bins[2] = { NULL, NULL }, *out = NULL, *metric_arg = "ops_per_sec,p99_ns";
-    long rounds = 12;
+    long rounds = 24;
     double alpha = 0.05, threshold = 5;
     int has_warmup = 0;
     static char *run_argv[512];

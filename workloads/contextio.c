@@ -359,7 +359,6 @@ static const char *contextio_check(const wl_cfg *c)
 {
     if (c->set[P_CHUNK] < 1 || c->set[P_CHUNK] > MAX_CHUNK) return "--set chunk: 1 to 1048576 bytes";
     if (c->set[P_CANCEL_PCT] > 100) return "--set cancel_pct: 0 to 100";
-    if (c->k.payload > ((int64_t)1 << 32) - 1) return "--payload: at most 4 GiB - 1 per Write";
     if ((uint64_t)c->k.capacity * (uint64_t)(c->set[P_CHUNK] + 16) > (256u << 20))
         return "--capacity x --set chunk: at most 256 MiB of channel buffer";
     return NULL;

@@ -73,8 +73,8 @@ static void usage(FILE *f)
           "  --rounds      rounds (default 12; a verdict needs 2/2^rounds x tests < alpha)\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
-          "  --metric      CSV columns to test (default ops_per_sec,p99_ns); ops_per_sec and ops:\n"
-          "                higher is better, others lower\n"
+          "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
+          "                ops_per_sec and ops: higher is better, others lower\n"
           "  --out         directory for a.csv and b.csv, every row of each side (default: a new\n"
           "                ./cpbench-ab.XXXXXX); existing files there are never replaced\n"
           "  --seed        the schedule's seed, also passed to every run (default 1)\n"
@@ -139,6 +139,7 @@ static void run_args(argv_buf *a, const char *bin, const hw_opts *o, const hw_co
     int j = 0;
     for (const wl_param *p = c->w->params; p->key; p++, j++)
         add_arg(a, "--set=%s=%lld", p->key, (long long)c->cfg.set[j]);
+    if (c->cfg.variant) add_arg(a, "--variant=%s", hw_variant_name(c->w, c->cfg.variant));
     if (c->cfg.duration > 0) add_arg(a, "--duration=%.9g", c->cfg.duration);
     if (c->cfg.rate > 0) add_arg(a, "--rate=%.0f", c->cfg.rate);
     add_arg(a, "--lat-sample=%lld", (long long)o->lat_sample);
@@ -198,9 +199,11 @@ typedef struct ab_side {
     char name;              /* 'A' or 'B' */
     FILE *csv;
     char *header;           /* the first run's CSV header line (all runs of a side must agree) */
-    int mcol[AB_MAX_METRICS];
+    int mcol[AB_MAX_METRICS];   /* -1: the metric is a name in the metrics column */
+    int xcol;                   /* the metrics column, -1 if none */
     char git_rev[64];
     int shown_notes;        /* its first run's stderr was shown */
+    int header_written;     /* with the first complete pair */
 } ab_side;
 
 static int higher_is_better(const char *metric)
@@ -224,16 +227,20 @@ static void read_run(ab_side *s, const char *path, int round, const char *const 
     if (!s->header) {
         s->header = strndup(r.buf, hl);
         if (!s->header) ab_bad("out of memory");
+        s->xcol = hw_csv_col(&hdr, "metrics");
         for (int m = 0; m < nmetric; m++)
-            if ((s->mcol[m] = hw_csv_col(&hdr, metric[m])) < 0)
+            if ((s->mcol[m] = hw_csv_col(&hdr, metric[m])) < 0 && s->xcol < 0)
                 ab_bad("%s (side %c) writes no column '%s'", s->bin, s->name, metric[m]);
         int gc = hw_csv_col(&hdr, "git_rev");
         if (gc >= 0) snprintf(s->git_rev, sizeof s->git_rev, "%s", rec.f[gc]);
-        fprintf(s->csv, "%s\n", s->header);
     } else if (strlen(s->header) != hl || strncmp(s->header, r.buf, hl)) {
         ab_bad("%s (side %c): its runs wrote different CSV headers", s->bin, s->name);
     }
     for (int m = 0; m < nmetric; m++) {
+        if (s->mcol[m] < 0) {
+            if (hw_csv_metric(rec.f[s->xcol], metric[m], &val[m])) val[m] = NAN;
+            continue;
+        }
         const char *t = rec.f[s->mcol[m]];
         if (!*t) val[m] = NAN;
         else if (hw_csv_number(t, &val[m])) ab_bad("%s (side %c): %s '%s' is not a number", s->bin, s->name, metric[m], t);
@@ -452,6 +459,7 @@ int hw_ab_main(int argc, char **argv)
             /* both rows of a pair are written together: the CSVs never hold half a pair */
             for (int sdx = 0; sdx < 2; sdx++)
                 if (row[sdx][0]) {
+                    if (!side[sdx].header_written++) fprintf(side[sdx].csv, "%s\n", side[sdx].header);
                     fputs(row[sdx], side[sdx].csv);
                     fflush(side[sdx].csv);
                     row[sdx][0] = 0;

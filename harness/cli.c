@@ -148,11 +148,36 @@ static void parse_pin(const char *val, hw_opts *o)
     }
 }
 
+/* A pattern by its name or its seed-000 key (`flows_pipeline` = `pipeline`). */
 static const hw_entry *find_pattern(const char *name)
 {
-    for (size_t i = 0; i < hw_catalogue_len; i++)
-        if (!strcmp(hw_catalogue[i].generic->name, name)) return &hw_catalogue[i];
+    for (size_t i = 0; i < hw_catalogue_len; i++) {
+        const wl_workload *w = hw_catalogue[i].generic;
+        if (!strcmp(w->name, name) || (w->seed_key && !strcmp(w->seed_key, name))) return &hw_catalogue[i];
+    }
     return NULL;
+}
+
+const char *hw_variant_name(const wl_workload *w, int v)
+{
+    return w->variants ? w->variants[v] : "default";
+}
+
+int hw_variant_index(const wl_workload *w, const char *name)
+{
+    if (!w->variants) return strcmp(name, "default") ? -1 : 0;
+    for (int i = 0; w->variants[i]; i++)
+        if (!strcmp(w->variants[i], name)) return i;
+    return -1;
+}
+
+void hw_metrics_str(const wl_workload *w, const double *metric, unsigned set, char *buf, size_t n)
+{
+    size_t m = 0;
+    buf[0] = 0;
+    for (int i = 0; w->metrics && w->metrics[i].name && i < WL_MAX_METRICS; i++)
+        if (set >> i & 1 && m < n)
+            m += (size_t)snprintf(buf + m, n - m, "%s%s=%.6f", m ? ";" : "", w->metrics[i].name, metric[i]);
 }
 
 static void parse_patterns(const char *arg, hw_opts *o)
@@ -234,6 +259,8 @@ void hw_usage(FILE *f)
           "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
           "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
           "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
+          "  --variant=NAME[,NAME]  a pattern's variant (default: the correct pattern; `seed`:\n"
+          "                         the seed's pitfall, where the pattern has one)\n"
           "run control:\n"
           "  --duration=SECONDS     time-based runs instead of --items\n"
           "  --rate=OPS             open loop: arrivals on a fixed schedule, latency from the\n"
@@ -272,6 +299,7 @@ void hw_list_catalogue(FILE *f)
             if (strcmp(w->group, groups[g])) continue;
             if (!any++) fprintf(f, "%s:\n", groups[g]);
             fprintf(f, "  %-19s %s\n", w->name, w->desc);
+            if (w->seed_key) fprintf(f, "  %-19s   (seed key: %s)\n", "", w->seed_key);
         }
     }
     fputs("backends:\n", f);
@@ -292,6 +320,17 @@ void hw_pattern_help(FILE *f, const hw_entry *e)
     for (const wl_param *p = w->params; p->key; p++, any++)
         fprintf(f, "    %-16s %-6lld %s\n", p->key, (long long)p->def, p->help);
     if (!any) fputs("    (none)\n", f);
+    if (w->seed_key) fprintf(f, "  seed key: %s (--pattern=%s works too)\n", w->seed_key, w->seed_key);
+    if (w->variants) {
+        fputs("  variants (--variant=NAME):", f);
+        for (int i = 0; w->variants[i]; i++) fprintf(f, " %s%s", w->variants[i], i ? "" : " (default)");
+        fputs("\n", f);
+    }
+    if (w->metrics) {
+        fputs("  metrics (CSV column metrics, compare --metric=NAME):\n", f);
+        for (const wl_metric_def *m = w->metrics; m->name; m++)
+            fprintf(f, "    %-16s %-6s %s\n", m->name, m->unit, m->help);
+    }
 }
 
 static int pattern_has_param(const wl_workload *w, const char *key)
@@ -311,7 +350,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     o->timeout = 60;
     o->placement_split = 150;
     snprintf(o->pin, sizeof o->pin, "none");
-    const char *pattern_arg = NULL, *impl_arg = "all";
+    const char *pattern_arg = NULL, *impl_arg = "all", *variant_arg = NULL;
     const char *sets[64];
     size_t nsets = 0;
 
@@ -350,6 +389,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
             o->suite_name = val;
         }
         else if (!strcmp(name, "impl")) impl_arg = val;
+        else if (!strcmp(name, "variant")) variant_arg = val;
         else if (!strcmp(name, "duration")) o->duration = parse_seconds(name, val);
         else if (!strcmp(name, "rate")) o->rate = (double)parse_one(name, val, 1, 1000000000);
         else if (!strcmp(name, "timeout")) o->timeout = parse_seconds(name, val);
@@ -385,6 +425,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
             if (o->knob[k].given) hw_bad_input("--suite: cannot be combined with --%s", hw_knob_flag[k]);
         if (nsets) hw_bad_input("--suite: cannot be combined with --set");
         if (o->duration > 0) hw_bad_input("--suite: cannot be combined with --duration");
+        if (variant_arg) hw_bad_input("--suite: cannot be combined with --variant");
         parse_impls(impl_arg, o);
         return 0;
     }
@@ -394,6 +435,22 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
     parse_patterns(pattern_arg, o);
     parse_impls(impl_arg, o);
+    if (variant_arg) {     /* names every selected pattern must have */
+        char vb[256];
+        if (!*variant_arg || strlen(variant_arg) >= sizeof vb)
+            hw_bad_input("--variant: expected a name or list of names (see --pattern=NAME --help)");
+        strcpy(vb, variant_arg);
+        for (char *save, *tok = strtok_r(vb, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            if (strlen(tok) >= sizeof o->variant[0] || o->nvariant >= sizeof o->variant / sizeof o->variant[0])
+                hw_bad_input("--variant: '%s' too long or too many", tok);
+            for (size_t p = 0; p < o->npatterns; p++)
+                if (hw_variant_index(o->patterns[p]->generic, tok) < 0)
+                    hw_bad_input("--variant: pattern %s has no variant '%s' (see cpbench --pattern=%s --help)",
+                                 o->patterns[p]->generic->name, tok, o->patterns[p]->generic->name);
+            strcpy(o->variant[o->nvariant++], tok);
+        }
+        if (!o->nvariant) hw_bad_input("--variant: no name in '%s'", variant_arg);
+    }
     if (o->interleave && o->json)
         hw_bad_input("--interleave: not with --json (its aggregates need each configuration's repetitions together)");
 

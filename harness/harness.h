@@ -57,6 +57,8 @@ typedef struct hw_opts {
     double placement_split;         /* ns; 0: no placement probe */
     char pin[128];                  /* --pin as given: none, compact, spread or a CPU list */
     int pin_cpus[256], npin;
+    char variant[8][32];            /* --variant=NAME[,NAME]: names swept; none given: each pattern's default */
+    size_t nvariant;
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
     const hw_suite_cfg *suite;
     size_t nsuite;
@@ -65,6 +67,10 @@ typedef struct hw_opts {
 /* cli.c */
 void hw_usage(FILE *f);
 int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help);
+const char *hw_variant_name(const wl_workload *w, int v);    /* "default" for a pattern without variants */
+int hw_variant_index(const wl_workload *w, const char *name);  /* -1: w has no such variant */
+/* "name=value;name=value" of the metrics reported (the CSV's metrics column) */
+void hw_metrics_str(const wl_workload *w, const double *metric, unsigned set, char *buf, size_t n);
 void hw_list_catalogue(FILE *f);
 void hw_pattern_help(FILE *f, const hw_entry *e);
 __attribute__((noreturn, format(printf, 1, 2))) void hw_bad_input(const char *fmt, ...);
@@ -132,6 +138,8 @@ typedef struct hw_rep_out {
     double seconds, cpu_s;          /* wall time; user + system CPU time */
     const char *error;              /* NULL when the repetition passed */
     const cp_hist *hist;            /* its latencies */
+    const double *metric;           /* the pattern's metrics (wl_run.metric), bit i of metric_set: reported */
+    unsigned metric_set;
 } hw_rep_out;
 /* "producers:1/consumers:1/capacity:1024" (sep ':' '/') or
  * "producers-1_consumers-1_capacity-1024" (sep '-' '_') */

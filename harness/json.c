@@ -224,6 +224,14 @@ void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_r
             fprintf(f, ",\n      \"%s\": ", counter_name[c]);
             json_num(f, v[c]);
         }
+    /* the pattern's metrics, as Google Benchmark user counters (per repetition) */
+    for (int i = 0; w->metrics && w->metrics[i].name && i < WL_MAX_METRICS; i++)
+        if (r->metric && r->metric_set >> i & 1) {
+            fprintf(f, ",\n      ");
+            json_str(f, w->metrics[i].name);
+            fputs(": ", f);
+            json_num(f, r->metric[i]);
+        }
     if (r->error) {
         fputs(",\n      \"error_occurred\": true,\n      \"error_message\": ", f);
         json_str(f, r->error);

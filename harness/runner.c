@@ -42,7 +42,7 @@ static const char csv_header[] =
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
     "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
-    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit\n";
+    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -65,6 +65,8 @@ typedef struct rep_result {
     int64_t allocs;                     /* allocations during the run (jemalloc), -1: unknown */
     uint64_t ops;
     int failed;
+    double metric[WL_MAX_METRICS];      /* the pattern's metrics (wl_run) */
+    unsigned metric_set;
 } rep_result;
 
 typedef hw_config config;
@@ -92,6 +94,8 @@ static void describe(config *c)
         if (c->cfg.set[j] != p->def && n < sizeof c->label)
             n += (size_t)snprintf(c->label + n, sizeof c->label - n, " %s=%lld", p->key, (long long)c->cfg.set[j]);
     }
+    if (c->cfg.variant && n < sizeof c->label)
+        snprintf(c->label + n, sizeof c->label - n, " variant=%s", hw_variant_name(c->w, c->cfg.variant));
 }
 
 /* set by hw_run_all: --interleave over more than one configuration, so that
@@ -165,8 +169,14 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     csv_str(f, m->cpu_model);
     /* the unit of replication (docs/csv.md): the invocation, or with
      * --interleave over several configurations each round of it */
-    if (round_units) fprintf(f, ",%s,%s/r%d\n", m->invocation, m->invocation, rep);
-    else fprintf(f, ",%s,%s\n", m->invocation, m->invocation);
+    if (round_units) fprintf(f, ",%s,%s/r%d,", m->invocation, m->invocation, rep);
+    else fprintf(f, ",%s,%s,", m->invocation, m->invocation);
+    csv_str(f, hw_variant_name(c->w, g->variant));
+    char mbuf[512];
+    hw_metrics_str(c->w, r->metric, r->metric_set, mbuf, sizeof mbuf);
+    fputc(',', f);
+    csv_str(f, mbuf);
+    fputc('\n', f);
     fflush(f);
 }
 
@@ -228,6 +238,29 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
            has ? hw_ns((double)cp_hist_percentile(h, 99.9), p[3], 16) : "-",
            has ? hw_ns((double)cp_hist_max(h), p[4], 16) : "-", failed ? "FAIL" : "ok",
            run_threads > m->cpus ? " (oversubscribed)" : "", place);
+    /* the pattern's own metrics: median [min .. max] over the repetitions */
+    char line[1024];
+    size_t ln = 0;
+    for (int i = 0; c->w->metrics && c->w->metrics[i].name && i < WL_MAX_METRICS; i++) {
+        double v[1000];
+        int k = 0;
+        for (int j = 0; j < n; j++)
+            if (reps[j].metric_set >> i & 1) v[k++] = reps[j].metric[i];
+        if (!k || ln >= sizeof line) continue;
+        st_summary s;
+        st_summarize(v, (size_t)k, &s);
+        const char *u = c->w->metrics[i].unit;
+        char fm[3][24];
+        for (int q = 0; q < 3; q++) {
+            double x = q == 0 ? s.median : q == 1 ? s.min : s.max;
+            if (!strcmp(u, "ns")) hw_ns(x, fm[q], sizeof fm[q]);
+            else snprintf(fm[q], sizeof fm[q], "%.4g%s%s", x, *u ? " " : "", u);
+        }
+        ln += (size_t)snprintf(line + ln, sizeof line - ln, "%s%s %s", ln ? ", " : "", c->w->metrics[i].name, fm[0]);
+        if (k > 1 && ln < sizeof line)
+            ln += (size_t)snprintf(line + ln, sizeof line - ln, " [%s .. %s]", fm[1], fm[2]);
+    }
+    if (ln) printf("%-11s %-9s   %s\n", "", "", line);
     fflush(stdout);
 }
 
@@ -239,7 +272,8 @@ static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, cons
                  (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec -
                           ru0->ru_stime.tv_usec) / 1e6;
     hw_rep_out out = { .rep = rep, .run_threads = r->nthr, .ops = res->ops, .seconds = res->seconds,
-                       .cpu_s = cpu, .error = res->failed ? r->fail : NULL, .hist = h };
+                       .cpu_s = cpu, .error = res->failed ? r->fail : NULL, .hist = h,
+                       .metric = r->metric, .metric_set = r->metric_set };
     hw_json_rep(j, c->w, &c->cfg, &out);
 }
 
@@ -320,7 +354,10 @@ config *hw_configs_build(const hw_opts *o, size_t *n)
             for (size_t s = 0; s < o->nset; s++)
                 if (!strcmp(o->set[s].key, p->key)) dims[ndims] = &o->set[s].vals;
         }
-        for (size_t ii = 0; ii < o->nimpls; ii++) {
+        int vars[8] = { 0 }, nvars = 1;
+        for (size_t v = 0; v < o->nvariant; v++) vars[v] = hw_variant_index(gw, o->variant[v]), nvars = (int)v + 1;
+        for (size_t ii = 0; ii < o->nimpls; ii++)
+          for (int vi = 0; vi < nvars; vi++) {
             size_t idx[K_NKNOBS + WL_MAX_SET] = { 0 };
             for (;;) {
                 if (ncfg == cap) {
@@ -340,6 +377,7 @@ config *hw_configs_build(const hw_opts *o, size_t *n)
                 c->cfg.seed = o->seed;
                 c->cfg.lat_sample = o->lat_sample;
                 c->cfg.rate = o->rate;
+                c->cfg.variant = vars[vi];
                 describe(c);
                 check_config(c);
                 int dd = ndims - 1;     /* the last dimension turns fastest */
@@ -461,6 +499,8 @@ int hw_run_all(const hw_opts *o)
         res.ops = run.ops;
         res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
         res.failed = run.nfail > 0;
+        memcpy(res.metric, run.metric, sizeof res.metric);
+        res.metric_set = run.metric_set;
         if (res.failed) {
             S->failed = any_failed = 1;
             fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,

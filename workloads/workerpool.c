@@ -231,6 +231,7 @@ static int workerpool_run(wl_run *r)
 
 WL_DEFINE(workerpool) = {
     .name = "workerpool",
+    .seed_key = "pools_workerpool",
     .group = "pools",
     .desc = "submitter -> bounded job queue -> N workers -> results -> collector",
     .op = "result collected",

@@ -70,7 +70,6 @@ struct sd_state {
     _Atomic int live_workers;
     /* the server's findings and phase times, read after the join */
     uint64_t t_intake, t_drain, t_hard;
-    int hard_cancelled;
     char fail[400];
     int nfail;
 };
@@ -214,7 +213,6 @@ static void *server(wl_thread *self, void *arg)
     } else if (st != CP_OK) {
         /* phase 3: hard cancel */
         wl_phase(self, "hard cancel");
-        s->hard_cancelled = 1;
         cp_ctx_cancel(s->hard);
         if (wait_within(s, s->workers, BOUND_NS) != CP_OK) {
             note(s, "hard cancel: workers still running %.3f s after the cancel (bound 1 s)",

@@ -14,7 +14,7 @@
  *     context ... The error will be returned by Wait." errOnce keeps the
  *     first error: a task that returns ctx.Err() after that cancel does not
  *     replace it. Go still runs every function passed to it after an error
- *     (the 2022 doc fix for golang/go#54045); the functions see the
+ *     (the doc fix for golang/go#54045); the functions see the
  *     cancelled ctx if they watch it.
  *   - Go with a limit: "It blocks until the new goroutine can be added
  *     without the number of active goroutines in the group exceeding the

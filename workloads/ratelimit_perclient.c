@@ -347,6 +347,20 @@ static void free_entries(struct entry *e)
     }
 }
 
+/* Time-based: until the duration ends, or until every worker has stopped
+ * (a cancel ended them: the rest of the duration would be idle). */
+static void wait_duration_or(wl_run *r, cp_event *done)
+{
+    if (r->cfg->duration <= 0) return;
+    uint64_t end = r->t_start + (uint64_t)(r->cfg->duration * 1e9), now = wl_now();
+    if (end > now) {
+        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, end - now);
+        if (t) cp_event_wait(done, t);
+        cp_ctx_free(t);
+    }
+    if (!cp_event_fired(done)) wl_wait_duration(r);
+}
+
 static int perclient_run(wl_run *r)
 {
     const wl_cfg *c = r->cfg;
@@ -406,7 +420,7 @@ static int perclient_run(wl_run *r)
             cp_ctx_cancel(s->ctx);
         }
     }
-    wl_wait_duration(r);
+    wait_duration_or(r, s->workers_done);
     cp_event_wait(s->workers_done, NULL);
     uint64_t size_end = atomic_load(&s->size_end), per_client = 0, clients_seen = 0;
     for (uint64_t id = 0; id < s->space; id++) {    /* the workers are done: stable */

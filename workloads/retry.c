@@ -193,6 +193,20 @@ static void *client(wl_thread *self, void *arg)
     return NULL;
 }
 
+/* Time-based: until the duration ends, or until every worker has stopped
+ * (a cancel ended them: the rest of the duration would be idle). */
+static void wait_duration_or(wl_run *r, cp_event *done)
+{
+    if (r->cfg->duration <= 0) return;
+    uint64_t end = r->t_start + (uint64_t)(r->cfg->duration * 1e9), now = wl_now();
+    if (end > now) {
+        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, end - now);
+        if (t) cp_event_wait(done, t);
+        cp_ctx_free(t);
+    }
+    if (!cp_event_fired(done)) wl_wait_duration(r);
+}
+
 static int retry_run(wl_run *r)
 {
     const wl_cfg *c = r->cfg;
@@ -235,8 +249,8 @@ static int retry_run(wl_run *r)
         }
     }
     if (c->duration > 0) {
-        wl_wait_duration(r);
-        if (!cancelled_at) {    /* the run is over: end the backoffs in progress */
+        wait_duration_or(r, s->workers_done);
+        if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* the run is over: end the backoffs in progress */
             cancelled_at = wl_now();
             cp_ctx_cancel(s->ctx);
         }

@@ -227,7 +227,7 @@ static void sweep(struct pc_state *s)
     for (size_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->sh[i];
         cp_mutex_lock(sh->mu);
-        uint64_t now = cp_now_ns(), since, gone = 0;
+        uint64_t now = cp_now_ns(), since = 0, gone = 0;
         for (size_t j = 0; sh->tab && j <= sh->mask; j++)
             for (struct entry **pp = &sh->tab[j], *e; (e = *pp);) {
                 if (evictable_for(s, e, now, &since)) {
@@ -325,7 +325,7 @@ static void *worker(wl_thread *self, void *arg)
 /* Entries evictable for at least `age` (every shard locked in turn). */
 static uint64_t count_stale(struct pc_state *s, uint64_t age)
 {
-    uint64_t n = 0, since;
+    uint64_t n = 0, since = 0;
     for (size_t i = 0; i < s->nshards; i++) {
         struct shard *sh = &s->sh[i];
         cp_mutex_lock(sh->mu);

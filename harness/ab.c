@@ -70,7 +70,8 @@ static void usage(FILE *f)
           "  (configurations shuffled, A/B order within each pair a coin flip), then tests the paired\n"
           "  per-round log ratios B/A with the Wilcoxon signed-rank test, Holm-corrected over every\n"
           "  configuration x metric.\n"
-          "  --rounds      rounds (default 12; a verdict needs 2/2^rounds x tests < alpha)\n"
+          "  --rounds      rounds (default 24; a verdict needs 2/2^rounds x tests < alpha, and power\n"
+          "                to see a 10% regression through this VM's noise needs about 24)\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
@@ -203,6 +204,7 @@ typedef struct ab_side {
     int xcol;                   /* the metrics column, -1 if none */
     char git_rev[64];
     int shown_notes;        /* its first run's stderr was shown */
+    int header_written;     /* with the first complete pair */
 } ab_side;
 
 static int higher_is_better(const char *metric)
@@ -232,7 +234,6 @@ static void read_run(ab_side *s, const char *path, int round, const char *const 
                 ab_bad("%s (side %c) writes no column '%s'", s->bin, s->name, metric[m]);
         int gc = hw_csv_col(&hdr, "git_rev");
         if (gc >= 0) snprintf(s->git_rev, sizeof s->git_rev, "%s", rec.f[gc]);
-        fprintf(s->csv, "%s\n", s->header);
     } else if (strlen(s->header) != hl || strncmp(s->header, r.buf, hl)) {
         ab_bad("%s (side %c): its runs wrote different CSV headers", s->bin, s->name);
     }
@@ -275,7 +276,7 @@ static FILE *create_new(const char *path)
 int hw_ab_main(int argc, char **argv)
 {
     const char *bins[2] = { NULL, NULL }, *out = NULL, *metric_arg = "ops_per_sec,p99_ns";
-    long rounds = 12;
+    long rounds = 24;
     double alpha = 0.05, threshold = 5;
     int has_warmup = 0;
     static char *run_argv[512];
@@ -459,6 +460,7 @@ int hw_ab_main(int argc, char **argv)
             /* both rows of a pair are written together: the CSVs never hold half a pair */
             for (int sdx = 0; sdx < 2; sdx++)
                 if (row[sdx][0]) {
+                    if (!side[sdx].header_written++) fprintf(side[sdx].csv, "%s\n", side[sdx].header);
                     fputs(row[sdx], side[sdx].csv);
                     fflush(side[sdx].csv);
                     row[sdx][0] = 0;

@@ -155,8 +155,9 @@ static void *producer(wl_thread *self, void *arg)
     int64_t until_sample = 0;
     uint64_t n = 0, sum = 0;
     for (uint64_t j = 0;; j++) {
-        if (timed ? wl_stopped(r) : n == p->share) break;
-        if (!timed && wl_stopped(r)) break;
+        /* time-based: stop between inner channels; count mode: after the
+         * channel that holds the last of its share */
+        if (wl_stopped(r) || (!timed && j * s->inner >= p->share)) break;
         wl_phase(self, "make inner");
         cp_chan *ch = inner_new(p, j);
         if (!ch) break;
@@ -359,7 +360,7 @@ static int bridge_run(wl_run *r)
     uint64_t left = 0, left_sum = 0, sent = 0, sent_sum = 0;
     struct item it;
     while (cp_chan_try_recv(s.out, &it) == CP_OK) left++, left_sum += item_hash(it.p, it.j, it.k);
-    int overflow = 0, oom = 0;
+    int overflow = 0, oom = 0, short_p = -1;
     for (int i = 0; i < s.producers; i++) {
         struct producer *p = &s.prod[i];
         for (int q = 0; q < p->nring; q++)
@@ -368,9 +369,7 @@ static int bridge_run(wl_run *r)
         sent_sum += p->sent_sum;
         overflow |= p->overflow;
         oom |= p->oom;
-        if (!s.cancelled_at && c->duration <= 0 && !r->stop && p->sent != p->share)
-            wl_fail(r, "count: producer %d sent %llu items, its share is %llu", i, (unsigned long long)p->sent,
-                    (unsigned long long)p->share);
+        if (p->sent != p->share && short_p < 0) short_p = i;
     }
     int cancelled = s.cancelled_at != 0;
     uint64_t exit_ns = cancelled ? wl_diff(r->t_end, s.cancelled_at) : 0;
@@ -398,6 +397,9 @@ static int bridge_run(wl_run *r)
     if (!cancelled && (s.dropped || left))
         wl_fail(r, "no cancellation, yet %llu dropped and %llu left in channels", (unsigned long long)s.dropped,
                 (unsigned long long)left);
+    if (!cancelled && c->duration <= 0 && !r->stop && short_p >= 0)
+        wl_fail(r, "count: producer %d sent %llu items, its share is %llu", short_p,
+                (unsigned long long)s.prod[short_p].sent, (unsigned long long)s.prod[short_p].share);
     if (!cancelled && c->duration <= 0 && !r->stop && s.got != items)
         wl_fail(r, "count: the consumer received %llu items, expected %llu", (unsigned long long)s.got,
                 (unsigned long long)items);

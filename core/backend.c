@@ -84,6 +84,10 @@ uint64_t cp_now_ns(void)
 
 void *cp__zalloc(size_t size)
 {
+    if (size > CP_OBJ_MAX) {    /* the round-up below would wrap */
+        errno = ENOMEM;
+        return NULL;
+    }
     size = (size + CP_CACHELINE - 1) & ~(size_t)(CP_CACHELINE - 1);
     void *p = aligned_alloc(CP_CACHELINE, size);
     if (p) memset(p, 0, size);
@@ -118,25 +122,36 @@ cp_status cp_chan_close(cp_chan *ch) { return CP_OBJ_B(ch)->chan_close(ch); }
 size_t cp_chan_len(cp_chan *ch) { return CP_OBJ_B(ch)->chan_len(ch); }
 size_t cp_chan_cap(cp_chan *ch) { return CP_OBJ_B(ch)->chan_cap(ch); }
 
-/* ---- select: the backend is that of the first case's object (or the ctx) */
-static const cp_backend *select_backend(cp_case *cases, size_t n, cp_ctx *ctx)
+/* ---- select: the backend is that of the first case's object (or the ctx).
+ * Every case is checked first: an unknown op (0, 42, ...) is CP_EINVAL
+ * wherever it sits and whatever its object, never "not ready" (the family's
+ * gc_sel_init says the same; here it must be said before a select with no
+ * object to take a backend from falls back to "nothing can proceed"). */
+static cp_status select_backend(cp_case *cases, size_t n, cp_ctx *ctx, const cp_backend **b)
 {
+    *b = NULL;
+    if (n && !cases) return CP_EINVAL;
     for (size_t i = 0; i < n; i++) {
-        if ((cases[i].op == CP_SEND || cases[i].op == CP_RECV) && cases[i].ch) return CP_OBJ_B(cases[i].ch);
-        if (cases[i].op == CP_WAIT && cases[i].ev) return cases[i].ev->b;
+        int op = cases[i].op;
+        if (op != CP_SEND && op != CP_RECV && op != CP_WAIT) return CP_EINVAL;
+        if (*b) continue;
+        if (op != CP_WAIT && cases[i].ch) *b = CP_OBJ_B(cases[i].ch);
+        else if (op == CP_WAIT && cases[i].ev) *b = cases[i].ev->b;
     }
-    return ctx ? ctx->b : NULL;
+    if (!*b && ctx) *b = ctx->b;
+    return CP_OK;
 }
 int cp_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
 {
-    const cp_backend *b = select_backend(cases, n, ctx);
-    if (!b) { *st = CP_EINVAL; return -1; }
+    const cp_backend *b;
+    if (select_backend(cases, n, ctx, &b) || !b) { *st = CP_EINVAL; return -1; }  /* !b: would block forever */
     return b->select(cases, n, ctx, st);
 }
 int cp_try_select(cp_case *cases, size_t n, cp_status *st)
 {
-    const cp_backend *b = select_backend(cases, n, NULL);
-    if (!b) { *st = CP_WOULDBLOCK; return -1; }   /* nothing can ever proceed */
+    const cp_backend *b;
+    if (select_backend(cases, n, NULL, &b)) { *st = CP_EINVAL; return -1; }
+    if (!b) { *st = CP_WOULDBLOCK; return -1; }   /* only nil cases: nothing can ever proceed */
     return b->try_select(cases, n, st);
 }
 

@@ -5,7 +5,11 @@
  *  - err goes 0 -> CP_CANCELED or CP_DEADLINE once (first reason wins), and
  *    done fires right after, so done fired => err != 0.
  *  - A live child is linked on its parent's done wake list through in_parent;
- *    the parent's fire cancels it with the parent's reason.
+ *    the parent's fire cancels it with the parent's reason. A child is
+ *    linked only while the parent's err is 0, checked under that list's
+ *    lock; otherwise it is ended with the parent's reason before it is
+ *    returned. So once anyone has seen a parent's err != 0, every child
+ *    created after that is returned with err set and done fired.
  *  - tree_lock orders unlinking against freeing: a parent is freed only after
  *    taking tree_lock once after its fire, and a child reads its link to the
  *    parent only under tree_lock, so freeing a child never touches a freed
@@ -24,17 +28,23 @@ void cp__event_init(cp_event *e, const cp_backend *b, cp_ctx *owner);
 
 static cp_spin tree_lock = CP_SPIN_INIT;
 
-static void ctx_end(cp_ctx *c, uint32_t reason)
+/* End c with exactly this reason (first reason wins), then fire done. */
+static void ctx_end_as(cp_ctx *c, uint32_t reason)
 {
-    /* An expired ctx stays CP_DEADLINE even if the cancel comes later. */
-    if (reason == CP_CANCELED && c->deadline && cp_now_ns() >= c->deadline)
-        reason = CP_DEADLINE;
     uint32_t zero = 0;
     if (atomic_compare_exchange_strong_explicit(&c->err, &zero, reason,
                                                 memory_order_acq_rel, memory_order_acquire)) {
         CP_CHAOS_POINT();   /* err is set, done not yet fired */
         cp_event_fire(&c->done);
     }
+}
+
+static void ctx_end(cp_ctx *c, uint32_t reason)
+{
+    /* An expired ctx stays CP_DEADLINE even if the cancel comes later. */
+    if (reason == CP_CANCELED && c->deadline && cp_now_ns() >= c->deadline)
+        reason = CP_DEADLINE;
+    ctx_end_as(c, reason);
 }
 
 static void cancel_child(cp_wnode *n)
@@ -57,8 +67,19 @@ static cp_ctx *ctx_new(const cp_backend *b, cp_ctx *parent, uint64_t deadline)
     cp__event_init(&c->done, b, c);
     c->in_parent.fn = cancel_child;
     c->in_parent.arg = c;
-    if (parent && !cp_wlist_add(&parent->done.wl, &c->in_parent))
-        ctx_end(c, atomic_load_explicit(&parent->err, memory_order_acquire));
+    /* Go's propagateCancel: the parent's err is read and the child linked
+     * under one lock (the parent's wake list's), so that the parent's
+     * ctx_end, which sets err before it fires done, cannot slip a child in
+     * between: either we link before the CAS (and the fire cancels us), or we
+     * see err and end the child here, before anyone else can reach it (it is
+     * on no list), so err is set and done fired when it is returned. A caller
+     * that has seen the parent's err != 0 sees it again under the lock (its
+     * own later read of the same word cannot go back), so its child is born
+     * ended with the parent's reason, as is. A parent whose done event was
+     * fired by hand, without an err, cancels (as cancel_child does). */
+    uint32_t perr = 0;
+    if (parent && !cp_wlist_add_unless(&parent->done.wl, &c->in_parent, &parent->err, &perr))
+        ctx_end_as(c, perr ? perr : CP_CANCELED);
     if (c->deadline && cp_now_ns() >= c->deadline) ctx_end(c, CP_DEADLINE);
     return c;
 }
@@ -76,7 +97,13 @@ cp_ctx *cp_ctx_with_deadline(const cp_backend *b, cp_ctx *parent, uint64_t deadl
 
 cp_ctx *cp_ctx_with_timeout(const cp_backend *b, cp_ctx *parent, uint64_t timeout_ns)
 {
-    return cp_ctx_with_deadline(b, parent, cp_now_ns() + timeout_ns);
+    /* now + timeout saturates (as Go's Time.Add does): a timeout too large
+     * to add is the end of time, some 584 years after boot, i.e. never,
+     * instead of a sum that wraps into the past and expires at once. Every
+     * wait turns UINT64_MAX into a valid absolute timespec (cp__ts). */
+    uint64_t now = cp_now_ns();
+    uint64_t dl = timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+    return cp_ctx_with_deadline(b, parent, dl);
 }
 
 void cp_ctx_cancel(cp_ctx *c)

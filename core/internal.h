@@ -134,6 +134,11 @@ typedef struct cp_wlist {
 
 void cp_wlist_init(cp_wlist *l);
 bool cp_wlist_add(cp_wlist *l, cp_wnode *n);   /* false: already fired, not added */
+/* As cp_wlist_add, but also refused (false) while *gate != 0, read under the
+ * list's lock; *seen gets the gate's value. A ctx's child registers this way
+ * with gate = the parent's err, so that "err set, done not yet fired" cannot
+ * let it in (Go's propagateCancel checks p.err under p.mu). */
+bool cp_wlist_add_unless(cp_wlist *l, cp_wnode *n, _Atomic uint32_t *gate, uint32_t *seen);
 void cp_wlist_del(cp_wnode *n);                /* no-op if not on a list */
 void cp_wlist_fire(cp_wlist *l);
 
@@ -314,7 +319,26 @@ static inline struct timespec cp__ts(uint64_t ns)
     return ts;
 }
 
-/* allocation helpers: cache-line aligned, zeroed */
+/* allocation helpers: cache-line aligned, zeroed. cp__zalloc refuses (NULL,
+ * errno ENOMEM) a size above CP_OBJ_MAX, so its round-up cannot wrap. */
 void *cp__zalloc(size_t size);
+
+/* ---- object sizes that cannot wrap ----
+ * No C object is larger than PTRDIFF_MAX (malloc refuses more); less a cache
+ * line, so that cp__zalloc's round-up stays below it. cp__obj_size computes
+ * hdr + n * each, or says false when that, or one `each` alone (an element
+ * that cannot exist, even where n is 0), is above CP_OBJ_MAX: the constructor
+ * then returns NULL with errno ENOMEM (API.md: sizes never wrap). */
+#include <stddef.h>
+#define CP_OBJ_MAX ((size_t)PTRDIFF_MAX - CP_CACHELINE)
+static inline bool cp__obj_size(size_t hdr, size_t n, size_t each, size_t *bytes)
+{
+    size_t m;
+    if (each > CP_OBJ_MAX || __builtin_mul_overflow(n, each, &m) ||
+        __builtin_add_overflow(m, hdr, &m) || m > CP_OBJ_MAX)
+        return false;
+    *bytes = m;
+    return true;
+}
 
 #endif /* CP_CORE_INTERNAL_H */

@@ -44,6 +44,28 @@ bool cp_wlist_add(cp_wlist *l, cp_wnode *n)
     return true;
 }
 
+bool cp_wlist_add_unless(cp_wlist *l, cp_wnode *n, _Atomic uint32_t *gate, uint32_t *seen)
+{
+    cp_spin_lock(&l->lock);
+    /* Acquire: pairs with the release half of the CAS that set *gate, so
+     * the refused caller sees what the setter did before (as a fire would
+     * have shown it). */
+    uint32_t g = atomic_load_explicit(gate, memory_order_acquire);
+    *seen = g;
+    if (l->fired || g) {
+        cp_spin_unlock(&l->lock);
+        node_set_list(n, NULL);
+        return false;
+    }
+    n->next = &l->head;
+    n->prev = l->head.prev;
+    l->head.prev->next = n;
+    l->head.prev = n;
+    node_set_list(n, l);
+    cp_spin_unlock(&l->lock);
+    return true;
+}
+
 void cp_wlist_del(cp_wnode *n)
 {
     cp_wlist *l = node_list(n);

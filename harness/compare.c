@@ -180,8 +180,10 @@ static void read_side(side *s, const char *path, const opts *o, int slot)
             cmp_bad("%s: header lacks column '%s' (not a cpbench CSV? see docs/csv.md)", path, key_cols[i]);
     int sc = hw_csv_col(&hdr, "status");
     if (sc < 0) cmp_bad("%s: header lacks column 'status' (not a cpbench CSV? see docs/csv.md)", path);
+    /* a metric is a column, or a name in the metrics column (a pattern's own figure) */
+    int xc = hw_csv_col(&hdr, "metrics"), vc = hw_csv_col(&hdr, "variant");
     for (int m = 0; m < o->nmetric; m++)
-        if ((mc[m] = hw_csv_col(&hdr, o->metric[m])) < 0)
+        if ((mc[m] = hw_csv_col(&hdr, o->metric[m])) < 0 && xc < 0)
             cmp_bad("%s: header lacks the metric column '%s'", path, o->metric[m]);
     int pc = hw_csv_col(&hdr, "placement_changed");
     int pl = hw_csv_col(&hdr, "placement");
@@ -207,10 +209,19 @@ static void read_side(side *s, const char *path, const opts *o, int slot)
         size_t kn = 0;
         for (int i = 0; i < NKEY; i++)
             kn += (size_t)snprintf(key + kn, kn < sizeof key ? sizeof key - kn : 0, "%s\x1f", rec.f[kc[i]]);
+        const char *variant = vc >= 0 && *rec.f[vc] ? rec.f[vc] : "default";
+        if (kn < sizeof key) kn += (size_t)snprintf(key + kn, sizeof key - kn, "%s\x1f", variant);
         if (kn >= sizeof key) cmp_bad("%s:%ld: malformed row: configuration columns too long", path, r.line);
         double val[MAX_METRICS];
         int has[MAX_METRICS];
         for (int m = 0; m < o->nmetric; m++) {
+            if (mc[m] < 0) {    /* from the metrics column */
+                int k = hw_csv_metric(rec.f[xc], o->metric[m], &val[m]);
+                if (k < 0) cmp_bad("%s:%ld: malformed row: metric %s in '%s' is not a number", path, r.line,
+                                   o->metric[m], rec.f[xc]);
+                has[m] = k == 0;
+                continue;
+            }
             const char *t = rec.f[mc[m]];
             has[m] = *t != 0;
             if (has[m] && hw_csv_number(t, &val[m]))
@@ -242,7 +253,9 @@ static void read_side(side *s, const char *path, const opts *o, int slot)
                                        *key_short[i] ? "=" : "", v);
             }
             if (strcmp(rec.f[kc[2]], "direct") && ln < sizeof label)
-                snprintf(label + ln, sizeof label - ln, "%sdispatch=%s", ln ? " " : "", rec.f[kc[2]]);
+                ln += (size_t)snprintf(label + ln, sizeof label - ln, "%sdispatch=%s", ln ? " " : "", rec.f[kc[2]]);
+            if (strcmp(variant, "default") && ln < sizeof label)
+                snprintf(label + ln, sizeof label - ln, "%svariant=%s", ln ? " " : "", variant);
             g->label = xstrdup(label);
         }
         if (strcmp(rec.f[sc], "OK")) {
@@ -301,8 +314,9 @@ static void usage(FILE *f)
           "  metric with a two-sided Mann-Whitney U test, Holm-corrected across all tests.\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of medians, in percent, worth a verdict (default 5)\n"
-          "  --metric      CSV columns to compare; ops_per_sec and ops: higher is better,\n"
-          "                any other (latencies, ns_per_op, seconds): lower is better\n"
+          "  --metric      CSV columns to compare, or a pattern's metrics by name (the CSV's metrics\n"
+          "                column); ops_per_sec and ops: higher is better, any other (latencies,\n"
+          "                ns_per_op, seconds, metrics): lower is better\n"
           "  --placement   strict: drop rows whose placement_changed column is 1 and rows that\n"
           "                ran in the minority placement (near/far) of their configuration (when the\n"
           "                CSV has that column); all (default): keep every row\n"

@@ -168,6 +168,24 @@ int hw_csv_number(const char *s, double *v)
     return 0;
 }
 
+int hw_csv_metric(const char *metrics, const char *name, double *v)
+{
+    size_t nl = strlen(name);
+    for (const char *p = metrics; *p;) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nl && p[nl] == '=' && !strncmp(p, name, nl)) {
+            char num[64];
+            if (len - nl - 1 >= sizeof num) return -1;
+            memcpy(num, p + nl + 1, len - nl - 1);
+            num[len - nl - 1] = 0;
+            return hw_csv_number(num, v) ? -1 : 0;
+        }
+        p += len + (end != NULL);
+    }
+    return 1;
+}
+
 void hw_csv_field(FILE *f, const char *s)
 {
     if (!strpbrk(s, ",\"\n")) {

@@ -33,6 +33,9 @@ int  hw_csv_col(const hw_csv_rec *hdr, const char *name);   /* -1 if absent */
 __attribute__((noreturn, format(printf, 2, 3))) void hw_csv_bad(const char *who, const char *fmt, ...);
 /* Numbers as cpbench writes them: -?DIGITS[.DIGITS]; 0 if s is one. */
 int  hw_csv_number(const char *s, double *v);
+/* The value of `name` in a metrics field ("a=1.5;b=2", docs/csv.md): 0 and
+ * *v if there, 1 if the field does not name it, -1 if its value is no number. */
+int  hw_csv_metric(const char *metrics, const char *name, double *v);
 /* One field, quoted when it holds a comma or a quote; a line break becomes
  * a space, so that every row stays one line. */
 void hw_csv_field(FILE *f, const char *s);

@@ -54,14 +54,20 @@ static inline uint64_t cp__next_pow2(uint64_t x)
     return p;
 }
 
-/* slots must hold cp_ring_bytes(cap, elem_size) bytes. */
+/* A slot: its stamp, then the item, rounded up to 8 bytes. Only for an
+ * elem_size that cp_ring_bytes accepted (a larger one would wrap). */
 static inline size_t cp_ring_stride(size_t elem_size)
 {
     return (sizeof(cp_ring_slot) + elem_size + 7) & ~(size_t)7;
 }
-static inline size_t cp_ring_bytes(size_t cap, size_t elem_size)
+/* *bytes = hdr + cap slots (what cp_ring_init's slots need after a header
+ * of hdr bytes), or false if that does not fit (cp__obj_size): an elem_size
+ * above CP_OBJ_MAX is refused before the stride is computed, so it cannot
+ * wrap (to 0 for SIZE_MAX - 7, which was a division by zero). */
+static inline bool cp_ring_bytes(size_t hdr, size_t cap, size_t elem_size, size_t *bytes)
 {
-    return cap * cp_ring_stride(elem_size);
+    if (elem_size > CP_OBJ_MAX) return false;
+    return cp__obj_size(hdr, cap, cp_ring_stride(elem_size), bytes);
 }
 
 static inline void cp_ring_init(cp_ring *r, size_t cap, size_t elem_size, unsigned char *slots)

@@ -237,8 +237,14 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
     return cp__ctx_reason(ctx);
 }
 
-/* Argument checks shared by acquire and try_acquire. */
-static inline bool sq_bad_n(const semq *s, int64_t n) { return n <= 0 || n > s->size; }
+/* Argument checks shared by acquire and try_acquire. n == 0 is valid: it
+ * succeeds at once (unless the ctx has ended) without touching the word or
+ * the queue, as Weighted.Acquire(ctx, 0) returns nil. Unlike Weighted, it
+ * does not queue behind waiters (nor does try_acquire(0) fail while some
+ * wait): zero permits take nothing from anyone, so FIFO has nothing to
+ * protect, and API.md asks for "at once". It orders nothing either (no
+ * acquire load): there is no holder it could come after. */
+static inline bool sq_bad_n(const semq *s, int64_t n) { return n < 0 || n > s->size; }
 
 
 /* A family's cp_<fam>_sem_* entry points around a semq: written once. FAST is
@@ -274,12 +280,14 @@ static inline bool sq_bad_n(const semq *s, int64_t n) { return n <= 0 || n > s->
             cp_status st = cp__ctx_err_fast(ctx);                                      \
             if (st) return st;                                                         \
         }                                                                              \
+        if (n == 0) return CP_OK;                   /* see sq_bad_n */                 \
         if (FAST && cp_likely(sq_try_fast(&s->q, n))) return CP_OK;                    \
         return sq_acquire_slow(&s->q, n, ctx);                                         \
     }                                                                                  \
     cp_status cp_##fam##_sem_try_acquire(cp_sem *s, int64_t n)                         \
     {                                                                                  \
         if (sq_bad_n(&s->q, n)) return CP_EINVAL;                                      \
+        if (n == 0) return CP_OK;                   /* see sq_bad_n */                 \
         if (FAST) return sq_try_fast(&s->q, n) ? CP_OK : CP_WOULDBLOCK;                \
         return sq_try_locked(&s->q, n);                                                \
     }                                                                                  \

@@ -118,6 +118,7 @@ static int atomic_run(wl_run *r)
 
 WL_DEFINE(atomic) = {
     .name = "atomic",
+    .seed_key = "primitives_atomic",
     .group = "primitives",
     .desc = "null reference, no cp primitive (same for every impl): shared atomic add vs per-thread counters",
     .op = "increment",

@@ -131,6 +131,7 @@ static int cond_broadcast_run(wl_run *r)
 
 WL_DEFINE(cond_broadcast) = {
     .name = "cond_broadcast",
+    .seed_key = "primitives_broadcast",
     .group = "primitives",
     .desc = "T waiters, rounds of cond broadcast (a cyclic barrier); every waiter sees every round",
     .op = "round (one broadcast, T wake-ups)",

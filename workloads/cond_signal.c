@@ -138,6 +138,7 @@ static int cond_signal_run(wl_run *r)
 
 WL_DEFINE(cond_signal) = {
     .name = "cond_signal",
+    .seed_key = "primitives_signal",
     .group = "primitives",
     .desc = "a signaller hands tickets one at a time to T waiters via cond signal",
     .op = "ticket consumed",

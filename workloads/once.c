@@ -123,6 +123,7 @@ static int once_run(wl_run *r)
 
 WL_DEFINE(once) = {
     .name = "once",
+    .seed_key = "primitives_once",
     .group = "primitives",
     .desc = "rounds of T threads racing on a fresh Once to initialise a value (sync.Once)",
     .op = "cp_once_do call",

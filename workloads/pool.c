@@ -154,6 +154,7 @@ static int pool_run(wl_run *r)
 
 WL_DEFINE(pool) = {
     .name = "pool",
+    .seed_key = "primitives_pool",
     .group = "primitives",
     .desc = "T threads get -> write payload -> put on one pool (sync.Pool); alloc=1: malloc/free",
     .op = "get+put pair",

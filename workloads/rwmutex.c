@@ -121,6 +121,7 @@ static int rwmutex_run(wl_run *r)
 
 WL_DEFINE(rwmutex) = {
     .name = "rwmutex",
+    .seed_key = "primitives_rwmutex",
     .group = "primitives",
     .desc = "readers and writers over a 64-slot map under an rwlock (Go's BenchmarkRWMutex)",
     .op = "read or write critical section",

@@ -98,6 +98,7 @@ static int semaphore_run(wl_run *r)
 
 WL_DEFINE(semaphore) = {
     .name = "semaphore",
+    .seed_key = "pools_semaphore",
     .group = "pools",
     .desc = "N tasks, at most K at once: 1 permit per task (counting semaphore)",
     .op = "task run",

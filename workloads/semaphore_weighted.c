@@ -119,6 +119,7 @@ static int semaphore_weighted_run(wl_run *r)
 
 WL_DEFINE(semaphore_weighted) = {
     .name = "semaphore_weighted",
+    .seed_key = "pools_semaphore_sync",
     .group = "pools",
     .desc = "tasks of weight 1..K share capacity K (x/sync/semaphore.Weighted, FIFO)",
     .op = "task run",

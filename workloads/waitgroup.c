@@ -107,6 +107,7 @@ static int waitgroup_run(wl_run *r)
 
 WL_DEFINE(waitgroup) = {
     .name = "waitgroup",
+    .seed_key = "primitives_waitgroup",
     .group = "primitives",
     .desc = "rounds of fork N / join: Add(N), N workers Done, Wait (sync.WaitGroup)",
     .op = "round",

@@ -50,10 +50,11 @@ struct cp_chan {
 cp_chan *cp_futex_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
 {
     if (b != &cp_backend_futex) { errno = EINVAL; return NULL; }
-    size_t stride = cp_ring_stride(elem_size);
-    if (cap > (SIZE_MAX / 2) / stride) { errno = ENOMEM; return NULL; }
-    size_t hdr = (sizeof(cp_chan) + CP_CACHELINE - 1) & ~(size_t)(CP_CACHELINE - 1);
-    cp_chan *ch = cp__zalloc(hdr + cp_ring_bytes(cap, elem_size));
+    size_t hdr = (sizeof(cp_chan) + CP_CACHELINE - 1) & ~(size_t)(CP_CACHELINE - 1), bytes;
+    /* Sizes that do not fit are ENOMEM, for capacity 0 too (an element that
+     * large cannot exist); see cp__obj_size. */
+    if (!cp_ring_bytes(hdr, cap, elem_size, &bytes)) { errno = ENOMEM; return NULL; }
+    cp_chan *ch = cp__zalloc(bytes);
     if (!ch) return NULL;
     ch->b = b;
     ch->cap = cap;

@@ -35,9 +35,11 @@ struct cp_chan {
 cp_chan *cp_mutex_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
 {
     if (b != &cp_backend_mutex) { errno = EINVAL; return NULL; }
-    if (cap && elem_size > (SIZE_MAX - sizeof(cp_chan)) / cap) { errno = ENOMEM; return NULL; }
-    size_t hdr = (sizeof(cp_chan) + 15) & ~(size_t)15;
-    cp_chan *ch = cp__zalloc(hdr + cap * elem_size);
+    size_t hdr = (sizeof(cp_chan) + 15) & ~(size_t)15, bytes;
+    /* hdr + cap * elem_size, or ENOMEM if it (or one element, even for
+     * capacity 0) does not fit: see cp__obj_size. */
+    if (!cp__obj_size(hdr, cap, elem_size, &bytes)) { errno = ENOMEM; return NULL; }
+    cp_chan *ch = cp__zalloc(bytes);
     if (!ch) return NULL;
     ch->b = b;
     gc_init(&ch->gc, elem_size, cap, cap ? (unsigned char *)ch + hdr : NULL);

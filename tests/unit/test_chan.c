@@ -1,6 +1,9 @@
 /* Channel semantics, the same body on every backend (Go's chan semantics). */
 #include "../test.h"
 
+#include <errno.h>
+#include <stdint.h>
+
 #define MS 1000000ull
 
 static void t_buffered(const cp_backend *b)
@@ -229,6 +232,73 @@ static void t_mismatch(const cp_backend *b)
     cp_chan_free(ch);
 }
 
+/* ---- sizes that do not fit: NULL with errno ENOMEM, never a wrapped size ----
+ * Each pair's bytes (elem_size x capacity, plus each family's per-slot stamp
+ * and header) overflow size_t or exceed PTRDIFF_MAX, the largest object C
+ * and malloc allow. An element larger than that cannot exist, so a
+ * rendezvous channel of it is refused too, although it buffers nothing.
+ * (Only sizes that overflow: a size that fits but is merely too large for
+ * this machine reaches malloc, and ASan would abort on it.) */
+static void t_size_overflow(const cp_backend *b)
+{
+    static const struct { size_t elem, cap; } bad[] = {
+        { 0xffffffffffffff37u, 1 },     /* mutex: hdr + cap * elem wrapped */
+        { SIZE_MAX - 7, 1 },            /* ring: the stride wrapped to 0 (SIGFPE) */
+        { SIZE_MAX, 4 },                /* a channel came back; try_send copied -1 bytes */
+        { SIZE_MAX, 1 },
+        { SIZE_MAX - 64, 1 },
+        { SIZE_MAX / 2 + 1, 2 },        /* the product wraps to 0 */
+        { (size_t)1 << 62, 2 },         /* 2^63: fits size_t, not ptrdiff_t */
+        { (size_t)PTRDIFF_MAX, 1 },
+        { 8, SIZE_MAX },
+        { 8, SIZE_MAX / 8 + 1 },        /* the product wraps to 8 */
+        { 1, SIZE_MAX },
+        { 1, (size_t)PTRDIFF_MAX },     /* plus the header: over PTRDIFF_MAX */
+        { 24, SIZE_MAX / 3 },
+        { SIZE_MAX, 0 },                /* capacity 0 with an element that cannot exist */
+        { SIZE_MAX - 7, 0 },
+        { (size_t)PTRDIFF_MAX + 1, 0 },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        errno = 0;
+        cp_chan *ch = cp_chan_new(b, bad[i].elem, bad[i].cap);
+        if (ch) {
+            fprintf(stderr, "[%s] cp_chan_new(%zu, %zu): a channel came back\n", t_where, bad[i].elem,
+                    bad[i].cap);
+            cp_chan_free(ch);
+        }
+        CHECK(ch == NULL);
+        CHECK_EQ(errno, ENOMEM);
+    }
+    /* what fits still works: a large element, rendezvous and buffered */
+    size_t big = (size_t)1 << 20;
+    unsigned char *in = malloc(big), *out = malloc(big);
+    memset(in, 0xa5, big);
+    cp_chan *ch = cp_chan_new(b, big, 0);
+    CHECK(ch != NULL);
+    if (ch) CHECK_EQ(cp_chan_cap(ch), 0);
+    cp_chan_free(ch);
+    ch = cp_chan_new(b, big, 2);
+    CHECK(ch != NULL);
+    if (ch) {
+        CHECK_ST(cp_chan_try_send(ch, in), CP_OK);
+        memset(out, 0, big);
+        CHECK_ST(cp_chan_try_recv(ch, out), CP_OK);
+        CHECK(!memcmp(in, out, big));
+    }
+    cp_chan_free(ch);
+    free(in);
+    free(out);
+    ch = cp_chan_new(b, 0, 4);  /* chan struct{} */
+    CHECK(ch != NULL);
+    if (ch) {
+        char none = 0;
+        CHECK_ST(cp_chan_try_send(ch, &none), CP_OK);
+        CHECK_EQ(cp_chan_len(ch), 1);
+    }
+    cp_chan_free(ch);
+}
+
 int main(void)
 {
     FOR_EACH_BACKEND(b)
@@ -242,6 +312,7 @@ int main(void)
             t_cancel_deadline(b, caps[i]);
         }
         t_mismatch(b);
+        t_size_overflow(b);
     }
     return t_finish("test_chan");
 }

@@ -1,7 +1,16 @@
 /* ctx tree and event semantics, on every backend (Go's context package). */
 #include "../test.h"
 
+#include "core/chaos.h"     /* cp_chaos_enable: widen race windows in chaos builds */
+
 #define MS 1000000ull
+
+static double scale(void)
+{
+    const char *s = getenv("CP_TEST_SCALE");
+    double f = s ? atof(s) : 1.0;
+    return f > 0 ? f : 1.0;
+}
 
 static void t_tree(const cp_backend *b)
 {
@@ -188,6 +197,142 @@ static void t_tree_concurrent(const cp_backend *b)
     for (int i = 0; i < 3; i++) t_join(ts[i], 30000, "ctx churn");
 }
 
+/* ---- a child of an ended parent is born ended (Go's propagateCancel) ----
+ * Several threads create and free children of a parent (and of a child made
+ * before the cancel) while the main thread cancels the parent. A thread
+ * that has seen cp_ctx_err(base) != CP_OK and then creates a child must get
+ * one that reports base's reason from its first cp_ctx_err, whose done event
+ * has fired, and on which blocking calls return that reason at once. The
+ * window (err set, done not yet fired) is a chaos point in ctx_end, so the
+ * chaos builds (tsan, asan) hit it in most rounds; release builds rarely.
+ * Failures are counted in atomics (CHECK's counters are not thread-safe). */
+struct born_arg {
+    const cp_backend *b;
+    cp_ctx *base;
+    cp_chan *ch;            /* empty, never closed: a recv can only end by its ctx */
+    cp_event *ev;           /* never fired */
+    _Atomic int *started;
+    _Atomic int *bad_err, *bad_done, *bad_recv, *bad_wait, *hits;
+};
+
+static void *born_churn(void *p)
+{
+    struct born_arg *a = p;
+    atomic_fetch_add(a->started, 1);
+    for (long i = 0; i < 10000000; i++) {
+        cp_status seen = cp_ctx_err(a->base);
+        cp_ctx *c = cp_ctx_with_cancel(a->b, a->base);
+        if (!c) { atomic_fetch_add(a->bad_err, 1); break; }
+        if (seen == CP_OK) {    /* nothing promised yet: churn the parent's list */
+            cp_ctx_free(c);
+            continue;
+        }
+        atomic_fetch_add(a->hits, 1);
+        if (cp_ctx_err(c) != seen) atomic_fetch_add(a->bad_err, 1);
+        if (!cp_event_fired(cp_ctx_done(c))) atomic_fetch_add(a->bad_done, 1);
+        long x;
+        if (cp_chan_recv(a->ch, &x, c) != seen) atomic_fetch_add(a->bad_recv, 1);
+        if (cp_event_wait(a->ev, c) != seen) atomic_fetch_add(a->bad_wait, 1);
+        cp_ctx_free(c);
+        break;
+    }
+    return NULL;
+}
+
+static void t_child_of_ended(const cp_backend *b)
+{
+    enum { T = 4 };
+    int rounds = (int)(300 * scale());
+    _Atomic int bad_err = 0, bad_done = 0, bad_recv = 0, bad_wait = 0, hits = 0;
+    cp_chan *ch = cp_chan_new(b, sizeof(long), 1);
+    cp_event *ev = cp_event_new(b);
+    cp_chaos_enable(true);
+    for (int r = 0; r < rounds; r++) {
+        /* Odd rounds end by deadline (whoever reads the clock first ends
+         * the parent), even rounds by cancel. */
+        cp_ctx *parent = (r & 1) ? cp_ctx_with_timeout(b, NULL, 200000) : cp_ctx_with_cancel(b, NULL);
+        cp_ctx *mid = cp_ctx_with_cancel(b, parent);
+        _Atomic int started = 0;
+        struct born_arg args[T];
+        pthread_t ts[T];
+        for (int i = 0; i < T; i++) {
+            args[i] = (struct born_arg){ b, (i & 1) ? mid : parent, ch, ev, &started,
+                                         &bad_err, &bad_done, &bad_recv, &bad_wait, &hits };
+            ts[i] = t_spawn(born_churn, &args[i]);
+        }
+        while (atomic_load(&started) < T) sched_yield();
+        for (volatile int k = (r * 7919) % 5000; k > 0; k--) {}
+        if (!(r & 1)) cp_ctx_cancel(parent);
+        for (int i = 0; i < T; i++) t_join(ts[i], 30000, "child of an ended parent");
+        cp_ctx_free(mid);
+        cp_ctx_free(parent);
+    }
+    cp_chaos_enable(false);
+    CHECK(atomic_load(&hits) > 0);
+    CHECK_EQ(atomic_load(&bad_err), 0);     /* first cp_ctx_err was not the parent's reason */
+    CHECK_EQ(atomic_load(&bad_done), 0);    /* done not fired when the child came back */
+    CHECK_EQ(atomic_load(&bad_recv), 0);
+    CHECK_EQ(atomic_load(&bad_wait), 0);
+    cp_event_free(ev);
+    cp_chan_free(ch);
+}
+
+/* ---- a huge timeout means "never": now + timeout saturates ----
+ * With the sum wrapping, the deadline lands in the past and the ctx is
+ * expired at once; every blocking call on it then returns CP_DEADLINE
+ * instead of waiting. Here each one must wait for its partner. */
+struct late_arg { cp_chan *ch; cp_event *ev; };
+static void *late_partner(void *p)
+{
+    struct late_arg *a = p;
+    long v = 7;
+    for (int i = 0; i < 2; i++) {
+        t_sleep_ms(10);
+        cp_chan_send(a->ch, &v, NULL);
+    }
+    t_sleep_ms(10);
+    cp_event_fire(a->ev);
+    return NULL;
+}
+
+static void t_huge_timeout(const cp_backend *b)
+{
+    uint64_t now = cp_now_ns();
+    uint64_t huge[] = { UINT64_MAX, UINT64_MAX - 1, UINT64_MAX - now + 1, UINT64_MAX / 2 + 1 };
+    for (size_t k = 0; k < sizeof huge / sizeof *huge; k++) {
+        cp_ctx *c = cp_ctx_with_timeout(b, NULL, huge[k]);
+        CHECK_ST(cp_ctx_err(c), CP_OK);
+        CHECK(!cp_event_fired(cp_ctx_done(c)));
+        CHECK(cp_ctx_deadline(c) > now);
+        if (k < 3) CHECK(cp_ctx_deadline(c) == UINT64_MAX);   /* saturated */
+        cp_ctx *kid = cp_ctx_with_timeout(b, c, UINT64_MAX);  /* a child inherits it, unexpired */
+        CHECK_ST(cp_ctx_err(kid), CP_OK);
+        cp_ctx_free(kid);
+        cp_ctx_free(c);
+    }
+    /* a deadline at the very end of time is honoured as a (very) timed wait */
+    for (size_t cap = 0; cap < 2; cap++) {
+        cp_ctx *c = cp_ctx_with_timeout(b, NULL, UINT64_MAX);
+        struct late_arg a = { cp_chan_new(b, sizeof(long), cap), cp_event_new(b) };
+        pthread_t t = t_spawn(late_partner, &a);
+        long got = 0;
+        CHECK_ST(cp_chan_recv(a.ch, &got, c), CP_OK);
+        CHECK_EQ(got, 7);
+        cp_case rc = { .op = CP_RECV, .ch = a.ch, .elem = &got };
+        cp_status st = CP_EINVAL;
+        CHECK_EQ(cp_select(&rc, 1, c, &st), 0);
+        CHECK_ST(st, CP_OK);
+        CHECK_ST(cp_event_wait(a.ev, c), CP_OK);
+        t_join(t, 5000, "partner of a huge-timeout ctx");
+        CHECK_ST(cp_ctx_err(c), CP_OK);
+        cp_ctx_cancel(c);
+        CHECK_ST(cp_ctx_err(c), CP_CANCELED);
+        cp_event_free(a.ev);
+        cp_chan_free(a.ch);
+        cp_ctx_free(c);
+    }
+}
+
 int main(void)
 {
     FOR_EACH_BACKEND(b)
@@ -196,6 +341,8 @@ int main(void)
         t_deadlines(b);
         t_event(b);
         t_tree_concurrent(b);
+        t_child_of_ended(b);
+        t_huge_timeout(b);
     }
     return t_finish("test_ctx");
 }

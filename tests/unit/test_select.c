@@ -483,6 +483,70 @@ static void t_nonblock_race(const cp_backend *b)
     cp_chan_free(r.c2);
 }
 
+/* ---- a case with an unknown op is an invalid argument, never "not ready" ----
+ * On cp_select and cp_try_select, through the table (cp_select) and the
+ * family's own symbol (cp_<family>_select), whatever the case's object and
+ * wherever the case sits: index -1, *st = CP_EINVAL, nothing taken. */
+typedef int (*sel_fn)(cp_case *, size_t, cp_ctx *, cp_status *);
+typedef int (*try_fn)(cp_case *, size_t, cp_status *);
+static void family_select(const cp_backend *b, sel_fn *sel, try_fn *try_sel)
+{
+    const char *n = cp_backend_name(b);
+    *sel = NULL, *try_sel = NULL;
+    if (!strcmp(n, "mutex")) *sel = cp_mutex_select, *try_sel = cp_mutex_try_select;
+    if (!strcmp(n, "lockfree")) *sel = cp_lockfree_select, *try_sel = cp_lockfree_try_select;
+    if (!strcmp(n, "futex")) *sel = cp_futex_select, *try_sel = cp_futex_try_select;
+}
+
+static void t_unknown_op(const cp_backend *b)
+{
+    sel_fn fsel;
+    try_fn ftry;
+    family_select(b, &fsel, &ftry);
+    CHECK(fsel != NULL && ftry != NULL);
+    cp_chan *ch = cp_chan_new(b, sizeof(int), 1);
+    cp_event *ev = cp_event_new(b);
+    cp_event_fire(ev);
+    cp_ctx *ctx = cp_ctx_with_timeout(b, NULL, 5000 * MS);  /* a wrong wait ends, never hangs */
+    int v = 3;
+    CHECK_ST(cp_chan_send(ch, &v, NULL), CP_OK);            /* ch is ready for a receive */
+    const int ops[] = { 0, 42, -1, 4 };
+    for (size_t k = 0; k < sizeof ops / sizeof *ops; k++) {
+        cp_case bad_ch = { .op = ops[k], .ch = ch, .elem = &v };
+        cp_case bad_ev = { .op = ops[k], .ev = ev };
+        cp_case bad_nil = { .op = ops[k] };
+        cp_case sets[][2] = {
+            { bad_ch }, { bad_ev }, { bad_nil },
+            { RECV(ch, &v), bad_ch }, { bad_nil, RECV(ch, &v) }, { WAIT(ev), bad_ev },
+        };
+        const size_t lens[] = { 1, 1, 1, 2, 2, 2 };
+        for (size_t j = 0; j < sizeof lens / sizeof *lens; j++) {
+            cp_status st;
+            for (int via = 0; via < 5; via++) {
+                int i = 99;
+                st = CP_OK;
+                switch (via) {
+                case 0: i = cp_select(sets[j], lens[j], NULL, &st); break;
+                case 1: i = cp_select(sets[j], lens[j], ctx, &st); break;
+                case 2: i = cp_try_select(sets[j], lens[j], &st); break;
+                case 3: if (fsel) i = fsel(sets[j], lens[j], ctx, &st); else st = CP_EINVAL, i = -1; break;
+                case 4: if (ftry) i = ftry(sets[j], lens[j], &st); else st = CP_EINVAL, i = -1; break;
+                }
+                if (i != -1 || st != CP_EINVAL)
+                    fprintf(stderr, "[%s] op %d, set %zu, via %d: index %d, %s\n", t_where, ops[k], j, via,
+                            i, cp_status_str(st));
+                CHECK_EQ(i, -1);
+                CHECK_ST(st, CP_EINVAL);
+            }
+        }
+    }
+    CHECK_EQ(cp_chan_len(ch), 1);   /* nothing was taken */
+    CHECK_ST(cp_ctx_err(ctx), CP_OK);
+    cp_ctx_free(ctx);
+    cp_event_free(ev);
+    cp_chan_free(ch);
+}
+
 int main(void)
 {
     FOR_EACH_BACKEND(b)
@@ -504,6 +568,7 @@ int main(void)
         }
         t_select_pair(b);
         t_mismatch(b);
+        t_unknown_op(b);
         t_nonblock_race(b);
     }
     return t_finish("test_select");

@@ -58,10 +58,9 @@ static void t_sem_basics(const cp_backend *b)
 
     cp_sem *s = cp_sem_new(b, 3);
     CHECK_ST(cp_sem_acquire(s, 4, NULL), CP_EINVAL);    /* more than capacity: at once */
-    CHECK_ST(cp_sem_acquire(s, 0, NULL), CP_EINVAL);
     CHECK_ST(cp_sem_acquire(s, -1, NULL), CP_EINVAL);
     CHECK_ST(cp_sem_try_acquire(s, 4), CP_EINVAL);
-    CHECK_ST(cp_sem_try_acquire(s, 0), CP_EINVAL);
+    CHECK_ST(cp_sem_try_acquire(s, -1), CP_EINVAL);
     CHECK_ST(cp_sem_try_acquire(s, 2), CP_OK);
     CHECK_ST(cp_sem_try_acquire(s, 2), CP_WOULDBLOCK);
     CHECK_ST(cp_sem_try_acquire(s, 1), CP_OK);
@@ -82,6 +81,57 @@ static void t_sem_basics(const cp_backend *b)
     cp_ctx_free(c);
     CHECK_ST(cp_sem_try_acquire(s, 3), CP_OK);          /* nothing leaked */
     cp_sem_release(s, 3);
+    cp_sem_free(s);
+}
+
+/* ---- acquiring 0 permits: CP_OK at once unless the ctx has ended ----
+ * (Weighted.Acquire(ctx, 0) returns nil; here also while every permit is
+ * held and while a waiter is queued: zero permits take nothing from anyone,
+ * so there is nothing for FIFO order to protect.) A blocked acquire of 0
+ * would end with the 5 s ctx's CP_DEADLINE instead of hanging the test. */
+static void t_sem_zero(const cp_backend *b)
+{
+    cp_sem *z = cp_sem_new(b, 0);
+    CHECK_ST(cp_sem_acquire(z, 0, NULL), CP_OK);
+    CHECK_ST(cp_sem_try_acquire(z, 0), CP_OK);
+    cp_sem_release(z, 0);
+    cp_sem_free(z);
+
+    cp_sem *s = cp_sem_new(b, 3);
+    cp_ctx *live = cp_ctx_with_timeout(b, NULL, 5000 * MS);
+    CHECK_ST(cp_sem_acquire(s, 0, NULL), CP_OK);
+    CHECK_ST(cp_sem_acquire(s, 0, live), CP_OK);
+    CHECK_ST(cp_sem_try_acquire(s, 0), CP_OK);
+    CHECK_ST(cp_sem_try_acquire(s, 3), CP_OK);          /* zero took nothing */
+    CHECK_ST(cp_sem_acquire(s, 0, live), CP_OK);        /* every permit held */
+    CHECK_ST(cp_sem_try_acquire(s, 0), CP_OK);
+    struct holder h = { .s = s, .n = 2 };
+    pthread_t t = start_holder(&h);                     /* queued: 2 > 0 free */
+    CHECK(!atomic_load(&h.acquired));
+    CHECK_ST(cp_sem_acquire(s, 0, live), CP_OK);        /* not behind the waiter */
+    CHECK_ST(cp_sem_try_acquire(s, 0), CP_OK);
+    /* an ended ctx wins, as for any n */
+    cp_ctx *c = cp_ctx_with_cancel(b, NULL);
+    cp_ctx_cancel(c);
+    CHECK_ST(cp_sem_acquire(s, 0, c), CP_CANCELED);
+    cp_ctx_free(c);
+    c = cp_ctx_with_deadline(b, NULL, cp_now_ns() - 1);
+    CHECK_ST(cp_sem_acquire(s, 0, c), CP_DEADLINE);
+    cp_ctx_free(c);
+    /* a ctx of another backend is still an invalid argument */
+    const cp_backend *other = cp_backend_at((size_t)(bi_of(b) + 1) % cp_backend_count());
+    c = cp_ctx_with_cancel(other, NULL);
+    CHECK_ST(cp_sem_acquire(s, 0, c), CP_EINVAL);
+    cp_ctx_free(c);
+    CHECK_ST(cp_ctx_err(live), CP_OK);
+
+    cp_sem_release(s, 3);                               /* the waiter gets its 2 */
+    CHECK(wait_flag(&h.acquired));
+    atomic_store(&h.go_release, 1);
+    t_join(t, 1000, "waiter behind a full semaphore");
+    CHECK_ST(cp_sem_try_acquire(s, 3), CP_OK);          /* no permits leaked */
+    cp_sem_release(s, 3);
+    cp_ctx_free(live);
     cp_sem_free(s);
 }
 
@@ -285,6 +335,7 @@ int main(void)
 {
     FOR_EACH_BACKEND(b) {
         t_sem_basics(b);
+        t_sem_zero(b);
         t_sem_fifo(b);
         t_sem_cancel(b, false);
         t_sem_cancel(b, true);

@@ -36,7 +36,9 @@ int main(void)
 {
     t_where = "broken-publish ring";
     size_t cap = 64;
-    unsigned char *slots = calloc(1, cp_ring_bytes(cap, sizeof(struct item)));
+    size_t bytes = 0;
+    if (!cp_ring_bytes(0, cap, sizeof(struct item), &bytes)) return 1;
+    unsigned char *slots = calloc(1, bytes);
     cp_ring_init(&ring, cap, sizeof(struct item), slots);
     pthread_t t = t_spawn(producer, NULL);
     uint64_t bad = 0, first_bad = 0, got = 0;

@@ -8,6 +8,7 @@
 # Nothing here depends on timing: the catches are deterministic by
 # construction (see each workload's header) and the bounds are 1 s or more.
 set -u
+shopt -s extglob
 bin="$1"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -33,7 +34,7 @@ check_pattern() {
     # count-based, every backend
     run 0 --pattern="$p" --impl=all $sizes
     # time-based, every backend
-    run 0 --pattern="$p" --impl=all $sizes --duration=0.05
+    run 0 --pattern="$p" --impl=all ${sizes//--items=+([0-9])/} --duration=0.05
     # a cancellation mid-run stops it cleanly, within the pattern's 1 s bound
     run 0 --pattern="$p" --impl=all $sizes --set cancel_after_ms=2
     # the pattern's metrics reach the CSV, every repetition

@@ -303,7 +303,7 @@ static void *forwarder(wl_thread *self, void *arg)
     limiter *l = arg;
     uint64_t t, in = 0, full = 0, first = 0, last = 0;
     wl_phase(self, "range ticker.C");
-    while (cp_chan_recv(cp_timer_chan(l->ticker), &t, l->reap) == CP_OK) {
+    while (l->ticker && l->bucket && l->reap && cp_chan_recv(cp_timer_chan(l->ticker), &t, l->reap) == CP_OK) {
         if (!first) first = t;
         last = t;
         if (cp_chan_try_send(l->bucket, &t) == CP_OK) in++;
@@ -591,10 +591,17 @@ static int ratelimit_run(wl_run *r)
         wa[i].s = s;
         if (!(wa[i].wait = cp_hist_new(2, hmax)) || !(wa[i].late = cp_hist_new(2, hmax))) goto out;
     }
-    lim_ok = 1;     /* limiter_init leaves what it made for limiter_destroy */
-    if (limiter_init(&s->lim, c->b, strategy, limit, burst)) goto out;
     if (strategy == S_TICKER) wl_spawn(r, "ticker forwarder", forwarder, &s->lim);
     for (int i = 0; i < threads; i++) wl_spawn(r, "worker", worker, &wa[i]);
+    /* made last, just before the gate opens (which publishes it to the
+     * threads): refill while nobody can call yet would be lost to the cap */
+    lim_ok = 1;     /* limiter_init leaves what it made for limiter_destroy */
+    if (limiter_init(&s->lim, c->b, strategy, limit, burst)) {
+        cp_ctx_cancel(s->ctx);      /* every thread leaves at once: the run could not start */
+        wl_start(r);
+        wl_join(r);
+        goto out;
+    }
 
     uint64_t cancelled_at = 0;
     wl_start(r);

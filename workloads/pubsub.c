@@ -79,6 +79,7 @@ struct sub {
     int policy, topic, steady;
     _Atomic uint64_t offered, offered_sum, drop_new, drop_new_sum, drop_old, drop_old_sum;
     _Atomic uint64_t cut, cut_sum, closed_sends, closed_sum, closes;
+    _Atomic int close_done;             /* the closer has returned from cp_chan_close */
     uint64_t delivered, delivered_sum;
     uint64_t *next;                     /* per publisher: the lowest seq it may still deliver */
 };
@@ -194,6 +195,8 @@ static void close_sub(struct ps_state *s, struct sub *u)
 {
     atomic_fetch_add(&u->closes, 1);    /* before the close, which the subscriber observes */
     if (cp_chan_close(u->ch) != CP_OK) note_error(s, "a subscription's channel closed twice (topic, 0)", (uint64_t)u->topic, 0);
+    /* the subscriber may free u once it has seen the close: only after this */
+    atomic_store_explicit(&u->close_done, 1, memory_order_release);
 }
 
 static void unsubscribe(struct ps_state *s, struct sub *u)
@@ -505,6 +508,7 @@ static void *subscriber(wl_thread *self, void *arg)
             cp_mutex_unlock(s->acc);
         } else {
             sub_settle(s, u);
+            while (!atomic_load_explicit(&u->close_done, memory_order_acquire)) wl_sleep_ns(2000);
             sub_free(u);
         }
         u = next;

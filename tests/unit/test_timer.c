@@ -122,13 +122,13 @@ static void t_timer(const cp_backend *b)
     }
     uint64_t spread = cp_now_ns() + 16000000 - due[0];
     for (int i = 0; i < 16; i++) CHECK_ST(cp_chan_recv(cp_timer_chan(many[i]), &fired[i], guard), CP_OK);
-    int early = 0, order = 1;
+    int soon = 0, order = 1;
     for (int i = 0; i < 16; i++) {
-        early += fired[i] < due[i];
+        soon += fired[i] < due[i];
         for (int j = 0; j < 16; j++)
             if (due[j] > due[i] + spread && fired[j] < fired[i]) order = 0;
     }
-    CHECK_EQ(early, 0);
+    CHECK_EQ(soon, 0);
     CHECK(order);
     for (int i = 0; i < 16; i++) cp_timer_free(many[i]);
 

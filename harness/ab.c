@@ -64,13 +64,15 @@ __attribute__((noreturn, format(printf, 1, 2))) static void ab_bad(const char *f
 static void usage(FILE *f)
 {
     fputs("usage: cpbench ab BIN_A BIN_B [--rounds=N] [--alpha=A] [--threshold=PCT] [--metric=M,...]\n"
+          "       cpbench ab --analyze=DIR [--alpha=A] [--threshold=PCT] [--metric=M,...]\n"
           "                 [--out=DIR] [run options: --suite=quick | --pattern=... knobs, --set, --impl, ...]\n"
           "  runs two cpbench binaries (or one twice: an A/A) alternately: each round runs every\n"
           "  configuration once per side, back to back as fresh processes, in a seeded random order\n"
           "  (configurations shuffled, A/B order within each pair a coin flip), then tests the paired\n"
           "  per-round log ratios B/A with the Wilcoxon signed-rank test, Holm-corrected over every\n"
           "  configuration x metric.\n"
-          "  --rounds      rounds (default 12; a verdict needs 2/2^rounds x tests < alpha)\n"
+          "  --rounds      rounds (default 24; a verdict needs 2/2^rounds x tests < alpha, and power\n"
+          "                to see a 10% regression through this VM's noise needs about 24)\n"
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
@@ -78,6 +80,8 @@ static void usage(FILE *f)
           "  --out         directory for a.csv and b.csv, every row of each side (default: a new\n"
           "                ./cpbench-ab.XXXXXX); existing files there are never replaced\n"
           "  --seed        the schedule's seed, also passed to every run (default 1)\n"
+          "  --analyze=DIR the tests again over DIR/a.csv and DIR/b.csv of an earlier run (rows paired\n"
+          "                by configuration and round), e.g. with another --metric or --threshold\n"
           "  --warmup      warm-up runs inside each process (default 0: the pairing cancels what\n"
           "                a cold start costs both sides)\n"
           "  not accepted: --repeat (use --rounds), --interleave, --csv, --json, --hgrm\n"
@@ -203,6 +207,7 @@ typedef struct ab_side {
     int xcol;                   /* the metrics column, -1 if none */
     char git_rev[64];
     int shown_notes;        /* its first run's stderr was shown */
+    int header_written;     /* with the first complete pair */
 } ab_side;
 
 static int higher_is_better(const char *metric)
@@ -232,7 +237,6 @@ static void read_run(ab_side *s, const char *path, int round, const char *const 
                 ab_bad("%s (side %c) writes no column '%s'", s->bin, s->name, metric[m]);
         int gc = hw_csv_col(&hdr, "git_rev");
         if (gc >= 0) snprintf(s->git_rev, sizeof s->git_rev, "%s", rec.f[gc]);
-        fprintf(s->csv, "%s\n", s->header);
     } else if (strlen(s->header) != hl || strncmp(s->header, r.buf, hl)) {
         ab_bad("%s (side %c): its runs wrote different CSV headers", s->bin, s->name);
     }
@@ -272,10 +276,254 @@ static FILE *create_new(const char *path)
     return f;
 }
 
+/* What the rounds measured: values[((round * ncfg + ci) * 2 + side) * nmetric
+ * + m] (NAN: no value), done[round * ncfg + ci]: the pair is complete. */
+typedef struct ab_data {
+    size_t ncfg;
+    long rounds;
+    int nmetric;
+    const char *const *metric;
+    const char **pattern, **impl, **label;     /* per configuration */
+    double *values;
+    int *done;
+} ab_data;
+
+typedef struct abt {
+    size_t ci;              /* the configuration; ncfg: the suite test */
+    int m, verdict;
+    size_t n;
+    double med_a, med_b, ratio, lo, hi, p, p_adj;
+    int has_ci;
+} abt;
+
+/* The tests and the table. Per (configuration, metric): the exact Wilcoxon
+ * signed-rank test of the per-round log ratios. Per metric, over the whole
+ * suite: the stratified signed-rank test (van Elteren): the sum over the
+ * configurations of W+ minus its null mean, over the root of the summed
+ * null variances, is normal under the null (every pair's sign an
+ * independent fair coin, as the random A/B order makes it), and it sees a
+ * regression that moves every configuration a little, which no single
+ * configuration shows through this VM's noise; its ratio is the geometric
+ * mean of the configurations' median ratios. All p-values are Holm-corrected
+ * together. Prints the table and footer; *slower: verdicts "slower";
+ * *nodata: (configuration, metric) without values. */
+static void analyze(const ab_data *D, double alpha, double threshold, int any_round, size_t *slower, size_t *nodata)
+{
+    size_t ncfg = D->ncfg, nmetric = (size_t)D->nmetric, R = (size_t)D->rounds;
+    abt *t = calloc(ncfg * nmetric + nmetric + 1, sizeof *t);
+    double *d = malloc((R + 1) * sizeof *d), *va = malloc((R + 1) * sizeof *va), *vb = malloc((R + 1) * sizeof *vb);
+    if (!t || !d || !va || !vb) ab_bad("out of memory");
+    size_t nt = 0;
+    *nodata = 0;
+    for (size_t m = 0; m < nmetric; m++) {
+        double S = 0, V = 0, logsum = 0;
+        size_t npairs = 0, ncfgs = 0;
+        for (size_t ci = 0; ci < ncfg; ci++) {
+            size_t n = 0;
+            for (size_t r = 0; r < R; r++) {
+                if (!D->done[r * ncfg + ci]) continue;
+                double a = D->values[((r * ncfg + ci) * 2) * nmetric + m];
+                double b = D->values[((r * ncfg + ci) * 2 + 1) * nmetric + m];
+                if (!(a > 0) || !(b > 0)) continue;     /* empty (NAN) or zero: no ratio */
+                va[n] = a, vb[n] = b, d[n++] = log(b / a);
+            }
+            if (!n) {
+                *nodata += any_round;
+                continue;
+            }
+            abt *x = &t[nt++];
+            x->ci = ci, x->m = (int)m, x->n = n;
+            x->med_a = st_median(va, n), x->med_b = st_median(vb, n);
+            x->ratio = exp(st_median(d, n));
+            st_sort(d, n);
+            size_t lo, hi;
+            if ((x->has_ci = st_median_ci_ranks(n, 0.95, &lo, &hi, NULL)))
+                x->lo = exp(d[lo - 1]), x->hi = exp(d[hi - 1]);
+            st_wsr w;
+            st_wilcoxon_signed_rank(d, n, &w);
+            x->p = w.p;
+            S += w.w_plus - (double)w.n * (double)(w.n + 1) / 4;
+            V += w.var;
+            npairs += n, ncfgs++, logsum += log(x->ratio);
+        }
+        if (ncfgs > 1) {    /* the suite test of this metric */
+            abt *x = &t[nt++];
+            x->ci = ncfg, x->m = (int)m, x->n = npairs;
+            x->ratio = exp(logsum / (double)ncfgs);
+            double z = V > 0 ? (fabs(S) - 0.5 > 0 ? fabs(S) - 0.5 : 0) / sqrt(V) : 0;
+            x->p = V > 0 ? erfc(z / M_SQRT2) : 1;
+        }
+    }
+    double *ps = malloc((nt + 1) * sizeof *ps), *adj = malloc((nt + 1) * sizeof *adj);
+    if (!ps || !adj) ab_bad("out of memory");
+    for (size_t i = 0; i < nt; i++) ps[i] = t[i].p;
+    st_holm(ps, nt, adj);
+    size_t cnt[4] = { 0 };
+    for (size_t i = 0; i < nt; i++) {
+        abt *x = &t[i];
+        x->p_adj = adj[i];
+        double ch = (x->ratio - 1) * 100;
+        int hb = higher_is_better(D->metric[x->m]);
+        if (x->ci < ncfg ? st_wsr_min_p(x->n) * (double)nt >= alpha : x->n < 6) x->verdict = ST_INCONCLUSIVE;
+        else if (x->p_adj < alpha && fabs(ch) >= threshold && ch != 0)
+            x->verdict = (ch > 0) == hb ? ST_FASTER : ST_SLOWER;
+        else x->verdict = ST_SAME;
+        cnt[x->verdict]++;
+    }
+    printf("%-11s %-9s %-44s %-12s %9s %9s %4s %8s %-17s %8s %8s  %s\n", "pattern", "impl", "config", "metric", "A",
+           "B", "n", "B/A", " [95% CI]", "p", "p(holm)", "verdict");
+    for (size_t i = 0; i < nt; i++) {
+        abt *x = &t[i];
+        const char *mt = D->metric[x->m];
+        char a[16] = "-", b[16] = "-", ci[40] = " -";
+        size_t l = strlen(mt);
+        int is_ns = l > 3 && !strcmp(mt + l - 3, "_ns");
+        if (x->ci < ncfg) {
+            if (is_ns) hw_ns(x->med_a, a, sizeof a), hw_ns(x->med_b, b, sizeof b);
+            else hw_si(x->med_a, a, sizeof a), hw_si(x->med_b, b, sizeof b);
+        }
+        if (x->has_ci) snprintf(ci, sizeof ci, " [%.3f .. %.3f]", x->lo, x->hi);
+        char all[64];
+        snprintf(all, sizeof all, "all %zu configurations (stratified)", ncfg);
+        printf("%-11s %-9s %-44.44s %-12s %9s %9s %4zu %8.3f %-17s %8.3g %8.3g  %s\n",
+               x->ci < ncfg ? D->pattern[x->ci] : "(suite)", x->ci < ncfg ? D->impl[x->ci] : "-",
+               x->ci < ncfg ? D->label[x->ci] : all, mt, a, b, x->n, x->ratio, ci, x->p, x->p_adj,
+               st_verdict_str(x->verdict));
+    }
+    size_t need = 2;
+    while (need < 64 && st_wsr_min_p(need) * (double)(nt ? nt : 1) >= alpha) need++;
+    printf("\nverdict: faster/slower only when the Holm-adjusted p < %g (over %zu tests) and the ratio B/A is\n"
+           "  at least %g%% away from 1; ~ otherwise; inconclusive when n rounds cannot reach it (n pairs\n"
+           "  reach at best p = 2/2^n: with %zu tests a configuration's verdict needs >= %zu rounds).\n"
+           "  B/A: median over the rounds of B's value / A's value, with the 95%% CI of that median (order\n"
+           "  statistics); p: two-sided Wilcoxon signed-rank test of the per-round log ratios, exact.\n"
+           "  (suite): every configuration's signed ranks summed (stratified, normal approximation; B/A the\n"
+           "  geometric mean of the configurations' median ratios): a change spread over the suite.\n",
+           alpha, nt, threshold, nt, need);
+    printf("\nab: %zu tests: %zu slower, %zu faster, %zu ~, %zu inconclusive\n", nt, cnt[ST_SLOWER], cnt[ST_FASTER],
+           cnt[ST_SAME], cnt[ST_INCONCLUSIVE]);
+    if (*nodata) printf("ab: %zu (configuration, metric) without values (empty column on a side)\n", *nodata);
+    *slower = cnt[ST_SLOWER];
+    free(t), free(d), free(va), free(vb), free(ps), free(adj);
+}
+
+/* --analyze=DIR: the tests again over DIR/a.csv and DIR/b.csv of an earlier
+ * run (another --metric, --alpha or --threshold, or a run that was cut
+ * short), pairing the rows of the two files by configuration and round. */
+static const char *const key_cols[] = { "pattern", "impl", "dispatch", "threads", "producers", "consumers", "capacity",
+                                        "payload", "work_ns", "items", "duration_s", "params", "lat_sample", "variant" };
+enum { NKEY = sizeof key_cols / sizeof key_cols[0] };
+
+static int analyze_dir(const char *dir, const char *const *metric, int nmetric, double alpha, double threshold)
+{
+    static char path[2][4200];
+    ab_data D = { .nmetric = nmetric, .metric = metric };
+    char **keys = NULL;
+    size_t cap = 0, nrows[2] = { 0, 0 };
+    long rounds = 0;
+    /* two passes: the configurations and rounds, then the values */
+    for (int pass = 0; pass < 2; pass++)
+        for (int sd = 0; sd < 2; sd++) {
+            snprintf(path[sd], sizeof path[sd], "%s/%c.csv", dir, sd ? 'b' : 'a');
+            hw_csv r;
+            hw_csv_rec hdr = { 0 }, rec = { 0 };
+            hw_csv_load(&r, path[sd], 2 + sd, "cpbench ab");
+            if (!hw_csv_next(&r, &hdr)) ab_bad("%s: empty (expected the CSV of an ab run)", path[sd]);
+            int kc[NKEY], mc[AB_MAX_METRICS], rc = hw_csv_col(&hdr, "rep"), sc = hw_csv_col(&hdr, "status");
+            int xc = hw_csv_col(&hdr, "metrics");
+            for (int i = 0; i < NKEY; i++)
+                if ((kc[i] = hw_csv_col(&hdr, key_cols[i])) < 0 && i < NKEY - 1)
+                    ab_bad("%s: no column '%s' (not a cpbench CSV?)", path[sd], key_cols[i]);
+            if (rc < 0 || sc < 0) ab_bad("%s: no rep or status column", path[sd]);
+            for (int m = 0; m < nmetric; m++)
+                if ((mc[m] = hw_csv_col(&hdr, metric[m])) < 0 && xc < 0)
+                    ab_bad("%s: no column '%s'", path[sd], metric[m]);
+            while (hw_csv_next(&r, &rec)) {
+                if (rec.n != hdr.n) ab_bad("%s:%ld: malformed row", path[sd], r.line);
+                char key[2048];
+                size_t kn = 0;
+                for (int i = 0; i < NKEY; i++)
+                    kn += (size_t)snprintf(key + kn, kn < sizeof key ? sizeof key - kn : 0, "%s\x1f",
+                                           kc[i] >= 0 ? rec.f[kc[i]] : "default");
+                if (kn >= sizeof key) ab_bad("%s:%ld: configuration columns too long", path[sd], r.line);
+                double rv;
+                if (hw_csv_number(rec.f[rc], &rv) || rv < 0 || rv > 100000)
+                    ab_bad("%s:%ld: rep '%s' is not a round", path[sd], r.line, rec.f[rc]);
+                long round = (long)rv;
+                size_t ci = 0;
+                while (ci < D.ncfg && strcmp(keys[ci], key)) ci++;
+                if (pass == 0) {
+                    if (strcmp(rec.f[sc], "OK")) {
+                        printf("ab: %s:%ld: a run with status %s: %s\n", path[sd], r.line, rec.f[sc], key);
+                        return 1;
+                    }
+                    nrows[sd]++;
+                    if (round + 1 > rounds) rounds = round + 1;
+                    if (ci < D.ncfg || sd) continue;    /* B's configurations must be A's */
+                    if (D.ncfg == cap) {
+                        cap = cap ? 2 * cap : 32;
+                        keys = realloc(keys, cap * sizeof *keys);
+                        D.pattern = realloc(D.pattern, cap * sizeof *D.pattern);
+                        D.impl = realloc(D.impl, cap * sizeof *D.impl);
+                        D.label = realloc(D.label, cap * sizeof *D.label);
+                        if (!keys || !D.pattern || !D.impl || !D.label) ab_bad("out of memory");
+                    }
+                    char lbl[600];
+                    size_t ln = 0;
+                    static const char *const shortn[NKEY] = { 0, 0, 0, "T", "P", "C", "cap", "payload", "work",
+                                                              "items", "dur", "", "lat_sample", "variant" };
+                    for (int i = 3; i < NKEY && ln < sizeof lbl; i++)
+                        if (kc[i] >= 0 && *rec.f[kc[i]] && !(i == 8 && !strcmp(rec.f[kc[i]], "0")) &&
+                            !(i == 13 && !strcmp(rec.f[kc[i]], "default")))
+                            ln += (size_t)snprintf(lbl + ln, sizeof lbl - ln, "%s%s%s%s", ln ? " " : "", shortn[i],
+                                                   *shortn[i] ? "=" : "", rec.f[kc[i]]);
+                    keys[D.ncfg] = strdup(key);
+                    D.pattern[D.ncfg] = strdup(rec.f[kc[0]]);
+                    D.impl[D.ncfg] = strdup(rec.f[kc[1]]);
+                    D.label[D.ncfg] = strdup(ln ? lbl : "");
+                    D.ncfg++;
+                    continue;
+                }
+                if (ci == D.ncfg) continue;     /* only in B: no pair */
+                for (int m = 0; m < nmetric; m++) {
+                    double v = NAN;
+                    if (mc[m] >= 0 ? *rec.f[mc[m]] && hw_csv_number(rec.f[mc[m]], &v) : hw_csv_metric(rec.f[xc], metric[m], &v) < 0)
+                        ab_bad("%s:%ld: %s is not a number", path[sd], r.line, metric[m]);
+                    D.values[(((size_t)round * D.ncfg + ci) * 2 + (size_t)sd) * (size_t)nmetric + (size_t)m] = v;
+                }
+                D.done[(size_t)round * D.ncfg + ci] |= 1 << sd;
+            }
+            hw_csv_rec_free(&hdr);
+            hw_csv_rec_free(&rec);
+            if (pass == 0 && sd == 1) {
+                if (!D.ncfg) ab_bad("%s: no rows", path[0]);
+                D.rounds = rounds;
+                size_t nv = (size_t)rounds * D.ncfg * 2 * (size_t)nmetric;
+                D.values = malloc(nv * sizeof *D.values);
+                D.done = calloc((size_t)rounds * D.ncfg, sizeof *D.done);
+                if (!D.values || !D.done) ab_bad("out of memory");
+                for (size_t i = 0; i < nv; i++) D.values[i] = NAN;
+            }
+        }
+    size_t complete = 0;
+    for (size_t i = 0; i < (size_t)rounds * D.ncfg; i++) {
+        D.done[i] = D.done[i] == 3;     /* both sides */
+        complete += (size_t)D.done[i];
+    }
+    printf("cpbench ab --analyze=%s: %zu + %zu rows, %zu configurations, %ld rounds, %zu complete pairs\n\n", dir,
+           nrows[0], nrows[1], D.ncfg, rounds, complete);
+    size_t slower = 0, nodata = 0;
+    analyze(&D, alpha, threshold, 1, &slower, &nodata);
+    for (size_t ci = 0; ci < D.ncfg; ci++)
+        free(keys[ci]), free((char *)D.pattern[ci]), free((char *)D.impl[ci]), free((char *)D.label[ci]);
+    free(keys), free(D.pattern), free(D.impl), free(D.label), free(D.values), free(D.done);
+    return slower || nodata ? 1 : 0;
+}
+
 int hw_ab_main(int argc, char **argv)
 {
-    const char *bins[2] = { NULL, NULL }, *out = NULL, *metric_arg = "ops_per_sec,p99_ns";
-    long rounds = 12;
+    const char *bins[2] = { NULL, NULL }, *out = NULL, *metric_arg = "ops_per_sec,p99_ns", *analyze_arg = NULL;
+    long rounds = 24;
     double alpha = 0.05, threshold = 5;
     int has_warmup = 0;
     static char *run_argv[512];
@@ -298,7 +546,7 @@ int hw_ab_main(int argc, char **argv)
         if (len >= sizeof name) len = sizeof name - 1;
         memcpy(name, a + 2, len);
         name[len] = 0;
-        static const char *const own[] = { "rounds", "alpha", "threshold", "metric", "out" };
+        static const char *const own[] = { "rounds", "alpha", "threshold", "metric", "out", "analyze" };
         static const char *const refused[] = { "repeat", "interleave", "csv", "json", "hgrm", "list" };
         for (size_t k = 0; k < sizeof refused / sizeof refused[0]; k++)
             if (!strcmp(name, refused[k]))
@@ -322,16 +570,14 @@ int hw_ab_main(int argc, char **argv)
         else if (!strcmp(name, "alpha")) alpha = parse_num(name, val, 0, 1, 1);
         else if (!strcmp(name, "threshold")) threshold = parse_num(name, val, 0, 1e6, 0);
         else if (!strcmp(name, "metric")) metric_arg = val;
-        else if (!strcmp(name, "out")) {
+        else if (!strcmp(name, "analyze")) {
+            if (!*val) ab_bad("--analyze: empty directory name");
+            analyze_arg = val;
+        } else if (!strcmp(name, "out")) {
             if (!*val) ab_bad("--out: empty directory name");
             out = val;
         }
     }
-    if (!bins[1]) ab_bad("expected two cpbench binaries: BIN_A BIN_B (see --help)");
-    for (int s = 0; s < 2; s++)
-        if (access(bins[s], X_OK)) ab_bad("%s: not an executable (%s)", bins[s], strerror(errno));
-    if (!has_warmup) run_argv[run_argc++] = "--warmup=0";
-
     /* the metrics */
     static char mbuf[512];
     const char *metric[AB_MAX_METRICS];
@@ -345,6 +591,15 @@ int hw_ab_main(int argc, char **argv)
         metric[nmetric++] = t;
     }
     if (!nmetric) ab_bad("--metric: expected CSV columns like ops_per_sec,p99_ns");
+
+    if (analyze_arg) {
+        if (bins[0] || run_argc > 1) ab_bad("--analyze: takes no binaries and no run options, only --metric, --alpha, --threshold");
+        return analyze_dir(analyze_arg, metric, nmetric, alpha, threshold);
+    }
+    if (!bins[1]) ab_bad("expected two cpbench binaries: BIN_A BIN_B (see --help)");
+    for (int s = 0; s < 2; s++)
+        if (access(bins[s], X_OK)) ab_bad("%s: not an executable (%s)", bins[s], strerror(errno));
+    if (!has_warmup) run_argv[run_argc++] = "--warmup=0";
 
     /* the configurations, exactly as a normal run enumerates them */
     static hw_opts o;
@@ -459,6 +714,7 @@ int hw_ab_main(int argc, char **argv)
             /* both rows of a pair are written together: the CSVs never hold half a pair */
             for (int sdx = 0; sdx < 2; sdx++)
                 if (row[sdx][0]) {
+                    if (!side[sdx].header_written++) fprintf(side[sdx].csv, "%s\n", side[sdx].header);
                     fputs(row[sdx], side[sdx].csv);
                     fflush(side[sdx].csv);
                     row[sdx][0] = 0;
@@ -481,96 +737,31 @@ int hw_ab_main(int argc, char **argv)
         return 1;
     }
 
-    /* ---- the analysis: one test per (configuration, metric) ---- */
-    typedef struct abt {
-        size_t ci;
-        int m, verdict;
-        size_t n;
-        double med_a, med_b, ratio, lo, hi, p, p_adj;
-        int has_ci;
-    } abt;
-    abt *t = calloc(ncfg * (size_t)nmetric + 1, sizeof *t);
-    double *d = malloc(((size_t)rounds + 1) * sizeof *d), *va = malloc(((size_t)rounds + 1) * sizeof *va),
-           *vb = malloc(((size_t)rounds + 1) * sizeof *vb);
-    if (!t || !d || !va || !vb) ab_bad("out of memory");
-    size_t nt = 0, ntested = 0, nodata = 0;
-    for (size_t ci = 0; ci < ncfg; ci++)
-        for (int m = 0; m < nmetric; m++) {
-            size_t n = 0;
-            for (long r = 0; r < rounds; r++) {
-                if (!done[(size_t)r * ncfg + ci]) continue;
-                double a = values[(((size_t)r * ncfg + ci) * 2) * (size_t)nmetric + (size_t)m];
-                double b = values[(((size_t)r * ncfg + ci) * 2 + 1) * (size_t)nmetric + (size_t)m];
-                if (!(a > 0) || !(b > 0)) continue;     /* empty (NAN) or zero: no ratio */
-                va[n] = a, vb[n] = b, d[n++] = log(b / a);
-            }
-            if (!n) {
-                nodata += rounds_done > 0;
-                continue;
-            }
-            abt *x = &t[nt++];
-            x->ci = ci, x->m = m, x->n = n;
-            x->med_a = st_median(va, n), x->med_b = st_median(vb, n);
-            x->ratio = exp(st_median(d, n));
-            st_sort(d, n);
-            size_t lo, hi;
-            if ((x->has_ci = st_median_ci_ranks(n, 0.95, &lo, &hi, NULL)))
-                x->lo = exp(d[lo - 1]), x->hi = exp(d[hi - 1]);
-            st_wsr w;
-            st_wilcoxon_signed_rank(d, n, &w);
-            x->p = w.p;
-            ntested++;
-        }
-    double *ps = malloc((nt + 1) * sizeof *ps), *adj = malloc((nt + 1) * sizeof *adj);
-    if (!ps || !adj) ab_bad("out of memory");
-    for (size_t i = 0; i < nt; i++) ps[i] = t[i].p;
-    st_holm(ps, nt, adj);
-    size_t cnt[4] = { 0 };
-    for (size_t i = 0; i < nt; i++) {
-        abt *x = &t[i];
-        x->p_adj = adj[i];
-        double ch = (x->ratio - 1) * 100;
-        int hb = higher_is_better(metric[x->m]);
-        if (st_wsr_min_p(x->n) * (double)nt >= alpha) x->verdict = ST_INCONCLUSIVE;
-        else if (x->p_adj < alpha && fabs(ch) >= threshold && ch != 0)
-            x->verdict = (ch > 0) == hb ? ST_FASTER : ST_SLOWER;
-        else x->verdict = ST_SAME;
-        cnt[x->verdict]++;
+    ab_data D = { .ncfg = ncfg, .rounds = rounds, .nmetric = nmetric, .metric = metric, .values = values,
+                  .done = done };
+    D.pattern = malloc(ncfg * sizeof *D.pattern);
+    D.impl = malloc(ncfg * sizeof *D.impl);
+    D.label = malloc(ncfg * sizeof *D.label);
+    if (!D.pattern || !D.impl || !D.label) ab_bad("out of memory");
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        D.pattern[ci] = cfgs[ci].w->name;
+        D.impl[ci] = cp_backend_name(cfgs[ci].cfg.b);
+        char *l = malloc(600);
+        if (!l) ab_bad("out of memory");
+        snprintf(l, 600, "%s%s%s", cfgs[ci].label, cfgs[ci].params[0] ? " " : "", cfgs[ci].params);
+        D.label[ci] = l;
     }
-
     printf("cpbench ab: A = %s (%s)   B = %s (%s)\n", bins[0], side[0].git_rev[0] ? side[0].git_rev : "?", bins[1],
            side[1].git_rev[0] ? side[1].git_rev : "?");
     printf("%d of %ld rounds x %zu configurations, each a fresh process per side, A/B order random per pair;"
            " %.0f s\n\n", rounds_done, rounds, ncfg, (double)(cp_now_ns() - t0) / 1e9);
-    printf("%-11s %-9s %-44s %-12s %9s %9s %4s %8s %-17s %8s %8s  %s\n", "pattern", "impl", "config", "metric", "A",
-           "B", "n", "B/A", " [95% CI]", "p", "p(holm)", "verdict");
-    for (size_t i = 0; i < nt; i++) {
-        abt *x = &t[i];
-        const hw_config *c = &cfgs[x->ci];
-        char a[16], b[16], ci[40] = " -", lbl[600];
-        size_t l = strlen(metric[x->m]);
-        int is_ns = l > 3 && !strcmp(metric[x->m] + l - 3, "_ns");
-        if (is_ns) hw_ns(x->med_a, a, sizeof a), hw_ns(x->med_b, b, sizeof b);
-        else hw_si(x->med_a, a, sizeof a), hw_si(x->med_b, b, sizeof b);
-        if (x->has_ci) snprintf(ci, sizeof ci, " [%.3f .. %.3f]", x->lo, x->hi);
-        snprintf(lbl, sizeof lbl, "%s%s%s", c->label, c->params[0] ? " " : "", c->params);
-        printf("%-11s %-9s %-44.44s %-12s %9s %9s %4zu %8.3f %-17s %8.3g %8.3g  %s\n", c->w->name,
-               cp_backend_name(c->cfg.b), lbl, metric[x->m], a, b, x->n, x->ratio, ci, x->p, x->p_adj,
-               st_verdict_str(x->verdict));
-    }
-    size_t need = 2;
-    while (need < 64 && st_wsr_min_p(need) * (double)(nt ? nt : 1) >= alpha) need++;
-    printf("\nverdict: faster/slower only when the Holm-adjusted p < %g (over %zu tests) and the median ratio\n"
-           "  B/A is at least %g%% away from 1; ~ otherwise; inconclusive when n rounds cannot reach it\n"
-           "  (n pairs reach at best p = 2/2^n: with %zu tests a verdict needs >= %zu rounds).\n"
-           "  B/A: median over the rounds of B's value / A's value, with the 95%% CI of that median (order\n"
-           "  statistics); p: two-sided Wilcoxon signed-rank test of the per-round log ratios, exact.\n",
-           alpha, nt, threshold, nt, need);
-    printf("\nab: %zu tests: %zu slower, %zu faster, %zu ~, %zu inconclusive; CSVs: %s and %s\n", nt, cnt[ST_SLOWER],
-           cnt[ST_FASTER], cnt[ST_SAME], cnt[ST_INCONCLUSIVE], path_a, path_b);
-    if (nodata) printf("ab: %zu (configuration, metric) without values (empty column on a side)\n", nodata);
+    size_t slower = 0, nodata = 0;
+    analyze(&D, alpha, threshold, rounds_done > 0, &slower, &nodata);
+    printf("ab: CSVs: %s and %s\n", path_a, path_b);
     fflush(stdout);
-    free(values), free(done), free(order), free(t), free(d), free(va), free(vb), free(ps), free(adj), free(cfgs);
+    for (size_t ci = 0; ci < ncfg; ci++) free((char *)D.label[ci]);
+    free(D.pattern), free(D.impl), free(D.label);
+    free(values), free(done), free(order), free(cfgs);
     free(side[0].header), free(side[1].header);
     if (ab_signal) {
         printf("ab: interrupted by signal %d after %d complete rounds (the CSVs hold every complete pair)\n",
@@ -578,5 +769,5 @@ int hw_ab_main(int argc, char **argv)
         return 128 + ab_signal;
     }
     if (rc_fail) return 1;
-    return cnt[ST_SLOWER] || nodata ? 1 : 0;
+    return slower || nodata ? 1 : 0;
 }

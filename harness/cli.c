@@ -99,6 +99,35 @@ static void parse_list(const char *flag, const char *arg, int64_t lo, int64_t hi
     }
 }
 
+/* Duplicates in a list would run one configuration twice (two rep=0 rows
+ * for it): the first occurrence stays, later ones are dropped and named in
+ * one note, printed by the runner once the sweep has passed its checks. */
+static void note_dup(hw_opts *o, const char *flag, const char *val)
+{
+    size_t m = strlen(o->dup_note);
+    if (m + 4 >= sizeof o->dup_note) return;
+    if ((size_t)snprintf(o->dup_note + m, sizeof o->dup_note - m, "%s--%s=%s", m ? ", " : "", flag, val) >=
+        sizeof o->dup_note - m)
+        snprintf(o->dup_note + sizeof o->dup_note - 4, 4, "...");
+}
+
+static void dedup_list(hw_opts *o, const char *flag, hw_list *l)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        size_t j = 0;
+        while (j < n && l->v[j] != l->v[i]) j++;
+        if (j == n) {
+            l->v[n++] = l->v[i];
+        } else {
+            char v[24];
+            snprintf(v, sizeof v, "%lld", (long long)l->v[i]);
+            note_dup(o, flag, v);
+        }
+    }
+    l->n = n;
+}
+
 static double parse_seconds(const char *flag, const char *s)
 {
     char *end;
@@ -187,14 +216,16 @@ static void parse_patterns(const char *arg, hw_opts *o)
     snprintf(buf, sizeof buf, "%s", arg);
     o->npatterns = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(tok, "all")) {
-            for (size_t i = 0; i < hw_catalogue_len && o->npatterns < 64; i++)
-                o->patterns[o->npatterns++] = &hw_catalogue[i];
-            continue;
+        int all = !strcmp(tok, "all");
+        const hw_entry *e = all ? NULL : find_pattern(tok);
+        if (!all && !e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
+        for (size_t i = 0; i < (all ? hw_catalogue_len : 1); i++) {
+            const hw_entry *x = all ? &hw_catalogue[i] : e;
+            size_t j = 0;
+            while (j < o->npatterns && o->patterns[j] != x) j++;
+            if (j < o->npatterns) note_dup(o, "pattern", x->generic->name);
+            else if (o->npatterns < 64) o->patterns[o->npatterns++] = x;
         }
-        const hw_entry *e = find_pattern(tok);
-        if (!e) hw_bad_input("--pattern: unknown pattern '%s' (see cpbench --list)", tok);
-        if (o->npatterns < 64) o->patterns[o->npatterns++] = e;
     }
     /* "," or ",,": no name at all (found by the fuzz target) */
     if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
@@ -207,15 +238,17 @@ static void parse_impls(const char *arg, hw_opts *o)
     snprintf(buf, sizeof buf, "%s", arg);
     o->nimpls = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        if (!strcmp(tok, "all")) {
-            o->nimpls = 0;
-            for (size_t i = 0; i < cp_backend_count(); i++) o->impls[o->nimpls++] = cp_backend_at(i);
-            continue;
+        int all = !strcmp(tok, "all");
+        const cp_backend *b = all ? NULL : cp_backend_find(tok);
+        if (!all && !b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
+        if (!all && !b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
+        for (size_t i = 0; i < (all ? cp_backend_count() : 1); i++) {
+            const cp_backend *x = all ? cp_backend_at(i) : b;
+            size_t j = 0;
+            while (j < o->nimpls && o->impls[j] != x) j++;
+            if (j < o->nimpls) note_dup(o, "impl", cp_backend_name(x));
+            else if (o->nimpls < 8) o->impls[o->nimpls++] = x;
         }
-        const cp_backend *b = cp_backend_find(tok);
-        if (!b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
-        if (!b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
-        if (o->nimpls < 8) o->impls[o->nimpls++] = b;
     }
     if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex or all)", arg);
 }
@@ -243,6 +276,9 @@ const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
     return NULL;
 }
 
+#define HW_STR(x) #x
+#define HW_XSTR(x) HW_STR(x)
+
 void hw_usage(FILE *f)
 {
     fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|all] [options]\n"
@@ -255,20 +291,23 @@ void hw_usage(FILE *f)
           "                               the regression gate (ab --help)\n"
           "\n"
           "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
-          "sweeps the cross product; a pattern ignores knobs it has no use for):\n"
+          "sweeps the cross product, at most " HW_XSTR(HW_MAX_CONFIGS) " configurations; a pattern ignores\n"
+          "knobs it has no use for; a value given twice runs once, with a note on stderr):\n"
           "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
           "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
           "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
           "  --variant=NAME[,NAME]  a pattern's variant (default: the correct pattern; `seed`:\n"
           "                         the seed's pitfall, where the pattern has one)\n"
           "run control:\n"
-          "  --duration=SECONDS     time-based runs instead of --items\n"
+          "  --duration=SECONDS     time-based runs instead of --items (not with --items)\n"
           "  --rate=OPS             open loop: arrivals on a fixed schedule, latency from the\n"
           "                         intended start (corrected) and the actual one (u_* columns)\n"
           "  --repeat=N (default 5) --warmup=N (default 1) --seed=S\n"
           "  --interleave           run the (configuration, repetition) pairs round by round in a\n"
           "                         seeded random order, so machine drift spreads evenly\n"
-          "  --timeout=SECONDS      watchdog per run (default 60): report and exit 1\n"
+          "  --timeout=SECONDS      watchdog (default 60): a run going this long past its\n"
+          "                         start (past D with --duration=D) is reported with every\n"
+          "                         thread's phase, and cpbench exits 1\n"
           "  --lat-sample=N         timestamp 1 op in N (default 64; 0: no latency)\n"
           "  --dispatch=direct|table  direct family calls (default) or the backend table\n"
           "  --pin=none|compact|spread|CPU,CPU,...  pin thread i of a run (default none)\n"
@@ -282,10 +321,13 @@ void hw_usage(FILE *f)
           "  --hgrm=DIR             per configuration, its latencies over all measured\n"
           "                         repetitions as DIR/<pattern>_<impl>_<config>.hgrm\n"
           "                         (HdrHistogram percentile format, values in ns)\n"
-          "  (JSON and .hgrm files appear only when complete; scripts/plot.py draws the\n"
-          "  CSV and .hgrm files)\n"
+          "  (JSON and .hgrm files appear only when complete, renamed over their target: a\n"
+          "  symlink is followed, a file keeps its mode, a device or FIFO is written\n"
+          "  directly; no two outputs may name one file; scripts/plot.py draws the CSV and\n"
+          "  .hgrm files)\n"
           "  --quiet                no table on stdout\n"
-          "exit status: 0 ok, 1 a run failed its invariants or timed out, 2 bad input\n",
+          "exit status: 0 ok, 1 a run failed its invariants or timed out, or an output\n"
+          "could not be written, 2 bad input (found before any output is touched)\n",
           f);
 }
 
@@ -378,6 +420,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
             if (!strcmp(name, hw_knob_flag[k])) break;
         if (k < K_NKNOBS) {
             parse_list(name, val, knob_min[k], knob_max[k], &o->knob[k]);
+            dedup_list(o, name, &o->knob[k]);
         } else if (!strcmp(name, "list")) *want_list = 1;
         else if (!strcmp(name, "help")) *want_help = 1;
         else if (!strcmp(name, "quiet")) o->quiet = 1;
@@ -435,6 +478,10 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
     }
     parse_patterns(pattern_arg, o);
     parse_impls(impl_arg, o);
+    /* a --duration run counts no items: --items would only multiply
+     * configurations that differ in nothing that is run or written */
+    if (o->duration > 0 && o->knob[K_ITEMS].given)
+        hw_bad_input("--items and --duration: give one of them (a --duration run has no item count)");
     if (variant_arg) {     /* names every selected pattern must have */
         char vb[256];
         if (!*variant_arg || strlen(variant_arg) >= sizeof vb)
@@ -447,7 +494,10 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
                 if (hw_variant_index(o->patterns[p]->generic, tok) < 0)
                     hw_bad_input("--variant: pattern %s has no variant '%s' (see cpbench --pattern=%s --help)",
                                  o->patterns[p]->generic->name, tok, o->patterns[p]->generic->name);
-            strcpy(o->variant[o->nvariant++], tok);
+            int dup = 0;
+            for (size_t v = 0; v < o->nvariant; v++) dup |= !strcmp(o->variant[v], tok);
+            if (dup) note_dup(o, "variant", tok);
+            else strcpy(o->variant[o->nvariant++], tok);
         }
         if (!o->nvariant) hw_bad_input("--variant: no name in '%s'", variant_arg);
     }
@@ -467,12 +517,26 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         if (!known)
             hw_bad_input("--set: no selected pattern has a parameter '%s' (see cpbench --pattern=%s --help)",
                          key, o->patterns[0]->generic->name);
-        if (o->nset >= sizeof o->set / sizeof o->set[0]) hw_bad_input("--set: too many");
-        snprintf(o->set[o->nset].key, sizeof o->set[0].key, "%s", key);
         char flag[80];
         snprintf(flag, sizeof flag, "set %s", key);
-        parse_list(flag, eq + 1, 0, INT64_MAX / 2, &o->set[o->nset].vals);
-        o->nset++;
+        /* --set k=1 --set k=2 is --set k=1,2 (not: the last one wins) */
+        size_t si = 0;
+        while (si < o->nset && strcmp(o->set[si].key, key)) si++;
+        if (si == o->nset) {
+            if (o->nset >= sizeof o->set / sizeof o->set[0]) hw_bad_input("--set: too many");
+            snprintf(o->set[si].key, sizeof o->set[0].key, "%s", key);
+            o->set[si].vals.n = 0;
+            o->nset++;
+        }
+        hw_list more;
+        parse_list(flag, eq + 1, 0, INT64_MAX / 2, &more);
+        hw_list *l = &o->set[si].vals;
+        for (size_t i = 0; i < more.n; i++) {
+            if (l->n >= HW_MAX_VALUES) hw_bad_input("--%s: more than %d values", flag, HW_MAX_VALUES);
+            l->v[l->n++] = more.v[i];
+        }
+        l->given = 1;
+        dedup_list(o, flag, l);
     }
     return 0;
 }

@@ -62,7 +62,13 @@ typedef struct hw_opts {
     const char *suite_name;         /* --suite: run these configurations instead of a sweep */
     const hw_suite_cfg *suite;
     size_t nsuite;
+    char dup_note[512];             /* duplicates dropped from the lists, "" if none (printed by the runner) */
 } hw_opts;
+
+/* A sweep may have at most this many configurations (patterns x impls x the
+ * values of every knob and parameter a pattern uses): a larger one is bad
+ * input, refused from the count before anything is enumerated. */
+#define HW_MAX_CONFIGS 100000
 
 /* cli.c */
 void hw_usage(FILE *f);
@@ -136,6 +142,7 @@ typedef struct hw_rep_out {
     int rep, run_threads;
     uint64_t ops;
     double seconds, cpu_s;          /* wall time; user + system CPU time */
+    double rate_seconds;            /* what ops/s divides by (hw_rate_seconds) */
     const char *error;              /* NULL when the repetition passed */
     const cp_hist *hist;            /* its latencies */
     const double *metric;           /* the pattern's metrics (wl_run.metric), bit i of metric_set: reported */
@@ -145,10 +152,19 @@ typedef struct hw_rep_out {
  * "producers-1_consumers-1_capacity-1024" (sep '-' '_') */
 void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char kv, char sep, char *buf,
                  size_t n);
-FILE *hw_tmp_open(const char *final, int slot);      /* slot 0 json, 1 hgrm; NULL + errno */
-int  hw_tmp_commit(FILE *f, const char *final, int slot);   /* close + rename; -1 on error */
+/* outfile.c: output files (slots: one file of each kind open at a time) */
+enum { HW_SLOT_JSON, HW_SLOT_HGRM, HW_SLOT_CSV, HW_NSLOTS };
+FILE *hw_tmp_open(const char *final, int slot);   /* a temporary beside final's target; NULL + errno
+                                                   * (EISDIR: a directory) */
+int  hw_tmp_commit(FILE *f, int slot);  /* close + rename; -1 (reported: "write error on ...") */
+void hw_tmp_close(FILE *f, int slot);   /* close and remove the temporary (no message) */
 void hw_tmp_abandon(void);          /* unlink live temporaries (async-signal-safe) */
-void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP (outfile.c) */
+FILE *hw_direct_open(const char *path, int slot);   /* written in place, not truncated yet; NULL + errno */
+int  hw_direct_start(FILE *f, int slot);            /* truncate now; -1 + errno */
+int  hw_out_is_dir(const char *path);               /* path (symlinks followed) is a directory */
+int  hw_out_same(const char *a, const char *b);     /* one file ("-": stdout) */
+int  hw_out_check(FILE *f, const char *name, int *reported);   /* flush; -1 on a lost write (reported once) */
+void hw_signals_install(void);      /* graceful SIGINT/SIGTERM/SIGHUP/SIGPIPE (outfile.c) */
 extern volatile sig_atomic_t hw_interrupted;   /* the first such signal, 0 if none */
 void hw_stop_current_run(void);     /* async-signal-safe (support.c) */
 typedef struct hw_json hw_json;
@@ -156,12 +172,18 @@ hw_json *hw_json_open(const hw_opts *o, const hw_meta *m);   /* NULL without --j
 void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_rep_out *r);
 void hw_json_config_end(hw_json *j);
 int  hw_json_close(hw_json *j);
-void hw_json_abandon(hw_json *j);   /* interrupted: remove the temporary, free */
+void hw_json_abandon(hw_json *j);   /* interrupted or failed: remove the temporary, free */
+int  hw_json_check(hw_json *j, int *reported);   /* -1 once a write to it failed (reported) */
 void hw_hgrm_prepare(const hw_opts *o);
 int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
+int  hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n);
 
 /* format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
 const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */
+const char *hw_secs(double s, char *buf, size_t n);   /* 1.5 s, 300 ms, 1 ms: no significant digit lost */
+/* what a run's ops/s divides by: its wall time, and in open loop one arrival
+ * interval more (n arrivals on a fixed schedule span n intervals) */
+double hw_rate_seconds(const wl_cfg *cfg, double seconds);
 
 #endif

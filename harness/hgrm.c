@@ -23,25 +23,33 @@ void hw_hgrm_prepare(const hw_opts *o)
         hw_bad_input("--hgrm: '%s' is not a writable directory", o->hgrm_dir);
 }
 
+/* DIR/<pattern>_<impl>_<slug>.hgrm; -1 if it does not fit */
+int hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n)
+{
+    char slug[512];
+    hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
+    return (size_t)snprintf(path, n, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b), slug) >= n
+               ? -1 : 0;
+}
+
 int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h)
 {
     if (!o->hgrm_dir || cp_hist_count(h) == 0) return 0;
-    char slug[512], path[PATH_MAX];
-    hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
-    if ((size_t)snprintf(path, sizeof path, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b),
-                         slug) >= sizeof path) {
-        fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", slug);
+    char path[PATH_MAX];
+    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* the runner checked this before any run */
+        fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", w->name);
         return -1;
     }
-    FILE *f = hw_tmp_open(path, 1);
+    FILE *f = hw_tmp_open(path, HW_SLOT_HGRM);
     if (!f) {
         fprintf(stderr, "cpbench: --hgrm: cannot write %s: %s\n", path, strerror(errno));
         return -1;
     }
-    int rc = cp_hist_write_hgrm(h, f, 5, 1.0);
-    if (hw_tmp_commit(f, path, 1) || rc) {
-        fprintf(stderr, "cpbench: --hgrm: writing %s failed\n", path);
+    if (cp_hist_write_hgrm(h, f, 5, 1.0)) {
+        int err = errno;
+        hw_tmp_close(f, HW_SLOT_HGRM);
+        fprintf(stderr, "cpbench: write error on %s: %s\n", path, strerror(err ? err : EIO));
         return -1;
     }
-    return 0;
+    return hw_tmp_commit(f, HW_SLOT_HGRM);   /* a write error is reported there */
 }

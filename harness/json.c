@@ -143,8 +143,8 @@ static void write_context(FILE *f, const hw_opts *o, const hw_meta *m)
 hw_json *hw_json_open(const hw_opts *o, const hw_meta *m)
 {
     if (!o->json) return NULL;
-    FILE *f = hw_tmp_open(o->json, 0);   /* first: nothing to free on bad input */
-    if (!f) hw_bad_input("--json: cannot open '%s' for writing: %s", o->json, strerror(errno));
+    FILE *f = hw_tmp_open(o->json, HW_SLOT_JSON);   /* first: nothing to free on bad input */
+    if (!f) hw_bad_input("--json: cannot write '%s': %s", o->json, strerror(errno));
     hw_json *j = calloc(1, sizeof *j);
     for (int c = 0; j && c < C_N; c++)
         if (!(j->v[c] = calloc((size_t)o->repeat, sizeof(double)))) j = NULL;
@@ -155,6 +155,7 @@ hw_json *hw_json_open(const hw_opts *o, const hw_meta *m)
     j->o = o;
     j->family = -1;
     j->f = f;
+    setvbuf(f, NULL, _IOFBF, 1 << 16);   /* no flush but ours (hw_json_check): a failed one keeps its errno */
     write_context(j->f, o, m);
     return j;
 }
@@ -195,9 +196,11 @@ void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_r
     }
     j->threads = r->run_threads;
     double v[C_N] = { 0 };
-    v[C_REAL] = r->ops ? r->seconds * 1e9 / (double)r->ops : 0;
+    /* per op and per second over the run's rate window (open loop: one
+     * arrival interval longer than the run, docs/csv.md) */
+    v[C_REAL] = r->ops ? r->rate_seconds * 1e9 / (double)r->ops : 0;
     v[C_CPU] = r->ops ? r->cpu_s * 1e9 / (double)r->ops : 0;
-    v[C_IPS] = r->seconds > 0 ? (double)r->ops / r->seconds : 0;
+    v[C_IPS] = r->rate_seconds > 0 ? (double)r->ops / r->rate_seconds : 0;
     v[C_ITER] = (double)r->ops;
     int lat = cp_hist_count(r->hist) > 0;
     if (lat) {
@@ -302,14 +305,20 @@ void hw_json_config_end(hw_json *j)
     }
 }
 
-/* An interrupted sweep: no JSON under the final name, nothing left over. */
+/* An interrupted or failed sweep: no JSON under the final name, nothing left over. */
 void hw_json_abandon(hw_json *j)
 {
     if (!j) return;
-    fclose(j->f);
-    hw_tmp_abandon();
+    hw_tmp_close(j->f, HW_SLOT_JSON);
     for (int c = 0; c < C_N; c++) free(j->v[c]);
     free(j);
+}
+
+/* After each repetition: flushed, so that a lost write is seen (with its
+ * errno) when it happens, not at the end of a long sweep. */
+int hw_json_check(hw_json *j, int *reported)
+{
+    return j ? hw_out_check(j->f, j->o->json, reported) : 0;
 }
 
 int hw_json_close(hw_json *j)
@@ -317,8 +326,7 @@ int hw_json_close(hw_json *j)
     if (!j) return 0;
     hw_json_config_end(j);
     fputs(j->nentries ? "\n  ]\n}\n" : "]\n}\n", j->f);
-    int rc = hw_tmp_commit(j->f, j->o->json, 0);
-    if (rc) fprintf(stderr, "cpbench: --json: writing '%s' failed\n", j->o->json);
+    int rc = hw_tmp_commit(j->f, HW_SLOT_JSON);   /* a write error is reported there */
     for (int c = 0; c < C_N; c++) free(j->v[c]);
     free(j);
     return rc;

@@ -9,6 +9,8 @@
 #include "harness/csvio.h"
 #include "harness/stats.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,32 @@ const char *hw_ns(double ns, char *buf, size_t n)
     else if (ns < 1e9) snprintf(buf, n, "%.1fms", ns / 1e6);
     else snprintf(buf, n, "%.2fs", ns / 1e9);
     return buf;
+}
+
+/* Seconds with every significant digit the user gave (--timeout=0.001 is
+ * "1 ms", not "0.0 s"): up to 3 decimals of the largest unit that is >= 1. */
+const char *hw_secs(double s, char *buf, size_t n)
+{
+    const char *unit = "s";
+    if (s < 1e-3) s *= 1e6, unit = "us";
+    else if (s < 1) s *= 1e3, unit = "ms";
+    int len = snprintf(buf, n, "%.3f", s);
+    while (len > 0 && (size_t)len < n && buf[len - 1] == '0') buf[--len] = 0;
+    if (len > 0 && (size_t)len < n && buf[len - 1] == '.') buf[--len] = 0;
+    snprintf(buf + len, n - (size_t)len, " %s", unit);
+    return buf;
+}
+
+/* Open loop: arrival k of n is scheduled at k / rate from the start gate, so
+ * the first is at 0 and n arrivals take n - 1 intervals; a run that keeps up
+ * with --rate=1 --items=3 ends just after 2 s, and ops / seconds would say
+ * 1.5 ops/s. Each arrival owns one interval of the schedule, so the achieved
+ * rate is ops / (seconds + 1 / rate): the rate asked for when the run keeps
+ * up (never more: the last arrival is not before its time), less when it
+ * falls behind. Closed loop: the wall time. */
+double hw_rate_seconds(const wl_cfg *cfg, double seconds)
+{
+    return cfg->rate > 0 ? seconds + 1.0 / cfg->rate : seconds;
 }
 
 static const char csv_header[] =
@@ -114,7 +142,7 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     fputc(',', f);
     csv_str(f, c->params);
     fprintf(f, ",%lld,%.6f,%llu,%.1f,%.3f,", (long long)g->lat_sample, res->seconds,
-            (unsigned long long)res->ops, res->ops_per_sec, res->ops ? res->seconds * 1e9 / (double)res->ops : 0.0);
+            (unsigned long long)res->ops, res->ops_per_sec, res->ops_per_sec > 0 ? 1e9 / res->ops_per_sec : 0.0);
     if (cp_hist_count(h))
         fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.1f,", (unsigned long long)cp_hist_percentile(h, 50),
                 (unsigned long long)cp_hist_percentile(h, 90), (unsigned long long)cp_hist_percentile(h, 99),
@@ -177,7 +205,6 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     fputc(',', f);
     csv_str(f, mbuf);
     fputc('\n', f);
-    fflush(f);
 }
 
 static void table_header(const hw_meta *m, const hw_opts *o)
@@ -195,7 +222,6 @@ static void table_header(const hw_meta *m, const hw_opts *o)
                "the CSV's u_* columns measure from the actual start\n", o->rate);
     printf("\n%-11s %-9s %-40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
            o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "p50", "p90", "p99", "p99.9", "max", "status");
-    fflush(stdout);
 }
 
 /* The median ops/s of the repetitions; range: " [lo .. hi]", the 95% CI of
@@ -261,7 +287,6 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
             ln += (size_t)snprintf(line + ln, sizeof line - ln, " [%s .. %s]", fm[1], fm[2]);
     }
     if (ln) printf("%-11s %-9s   %s\n", "", "", line);
-    fflush(stdout);
 }
 
 /* One repetition for --json (json.c). */
@@ -272,7 +297,8 @@ static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, cons
                  (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec -
                           ru0->ru_stime.tv_usec) / 1e6;
     hw_rep_out out = { .rep = rep, .run_threads = r->nthr, .ops = res->ops, .seconds = res->seconds,
-                       .cpu_s = cpu, .error = res->failed ? r->fail : NULL, .hist = h,
+                       .cpu_s = cpu, .rate_seconds = hw_rate_seconds(&c->cfg, res->seconds),
+                       .error = res->failed ? r->fail : NULL, .hist = h,
                        .metric = r->metric, .metric_set = r->metric_set };
     hw_json_rep(j, c->w, &c->cfg, &out);
 }
@@ -292,9 +318,62 @@ static void check_config(const config *c)
         hw_bad_input("--items=%lld is fewer than --producers=%lld", (long long)k->items, (long long)k->producers);
 }
 
+/* The sweep's dimensions for one pattern: per knob and parameter, the swept
+ * list, or a one-value list of the pattern's default (a knob the pattern
+ * does not use, one not given, a parameter not --set). */
+typedef struct dims {
+    const hw_list *d[K_NKNOBS + WL_MAX_SET];
+    hw_list defaults[K_NKNOBS + WL_MAX_SET];
+    int n, nparams;
+} dims;
+
+static void pattern_dims(const hw_opts *o, const hw_entry *e, dims *D)
+{
+    const wl_workload *gw = e->generic;
+    const int64_t *d = &gw->defaults.threads;
+    D->n = D->nparams = 0;
+    for (int k = 0; k < K_NKNOBS; k++, D->n++) {
+        D->defaults[D->n] = (hw_list){ .n = 1, .v = { d[k] } };
+        D->d[D->n] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &D->defaults[D->n];
+    }
+    for (const wl_param *p = gw->params; p->key; p++, D->nparams++, D->n++) {
+        D->defaults[D->n] = (hw_list){ .n = 1, .v = { p->def } };
+        D->d[D->n] = &D->defaults[D->n];
+        for (size_t s = 0; s < o->nset; s++)
+            if (!strcmp(o->set[s].key, p->key)) D->d[D->n] = &o->set[s].vals;
+    }
+}
+
+/* How many configurations the sweep has, from the list lengths alone
+ * (saturating: a product of fifteen lists of 256 values overflows). */
+static size_t count_configs(const hw_opts *o)
+{
+    if (o->nsuite) return o->nsuite * o->nimpls;
+    static dims D;
+    size_t total = 0;
+    for (size_t pi = 0; pi < o->npatterns; pi++) {
+        pattern_dims(o, o->patterns[pi], &D);
+        size_t n = o->nimpls * (o->nvariant ? o->nvariant : 1);
+        for (int i = 0; i < D.n; i++)
+            if (__builtin_mul_overflow(n, D.d[i]->n, &n)) return SIZE_MAX;
+        if (__builtin_add_overflow(total, n, &total)) return SIZE_MAX;
+    }
+    return total;
+}
+
+static void init_config(config *c, const hw_opts *o, const hw_entry *e, const cp_backend *b)
+{
+    memset(c, 0, sizeof *c);
+    c->e = e;
+    c->w = hw_pick(e, b, o->table_dispatch);
+    c->cfg.b = b;
+    c->cfg.seed = o->seed;
+    c->cfg.lat_sample = o->lat_sample;
+}
+
 /* --suite: one configuration per (suite entry, impl); knobs the entry leaves
  * at HW_DEF and all pattern parameters take the pattern's defaults. */
-static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_t *cap)
+static void suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg)
 {
     for (size_t si = 0; si < o->nsuite; si++) {
         const hw_suite_cfg *s = &o->suite[si];
@@ -304,121 +383,164 @@ static config *suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg, size_
         if (!e) hw_bad_input("--suite=%s: unknown pattern '%s'", o->suite_name, s->pattern);
         const int64_t *d = &e->generic->defaults.threads, *sk = &s->k.threads;
         for (size_t ii = 0; ii < o->nimpls; ii++) {
-            if (*ncfg == *cap) {
-                *cap = *cap ? *cap * 2 : 64;
-                cfgs = realloc(cfgs, *cap * sizeof *cfgs);
-                if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); exit(1); }
-            }
             config *c = &cfgs[(*ncfg)++];
-            memset(c, 0, sizeof *c);
-            c->e = e;
-            c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
-            c->cfg.b = o->impls[ii];
+            init_config(c, o, e, o->impls[ii]);
             int64_t *kv = &c->cfg.k.threads;
             for (int k = 0; k < K_NKNOBS; k++) kv[k] = (sk[k] == HW_DEF || d[k] == WL_UNUSED) ? d[k] : sk[k];
             int j = 0;
             for (const wl_param *p = e->generic->params; p->key; p++) c->cfg.set[j++] = p->def;
-            c->cfg.seed = o->seed;
-            c->cfg.lat_sample = o->lat_sample;
             describe(c);
             check_config(c);
         }
     }
-    return cfgs;
 }
 
-/* Every configuration of the run, validated (bad input exits 2): the sweep's
- * cross product, or the suite's entries, for each impl. Used by the runner
+/* Every configuration of the sweep, each validated (bad input exits 2),
+ * before any output is opened: a mistake found late must not have
+ * truncated an existing CSV. Per pattern, the odometer over the knobs it
+ * uses and its parameters, for each impl and --variant. Used by the runner
  * and by `cpbench ab`, which runs each configuration as its own process. */
-config *hw_configs_build(const hw_opts *o, size_t *n)
+config *hw_configs_build(const hw_opts *o, size_t *ncfg)
 {
-    /* Enumerate configurations per pattern: the odometer over the knobs the
-     * pattern uses and its parameters. Validate them all first. */
-    config *cfgs = NULL;
-    size_t ncfg = 0, cap = 0;
+    size_t n = count_configs(o);
+    if (n > HW_MAX_CONFIGS)
+        hw_bad_input("the sweep has %s%zu configurations (patterns x impls x the values of each knob and parameter "
+                     "a pattern uses); at most %d are allowed: narrow a list or range",
+                     n == SIZE_MAX ? "more than " : "", n, HW_MAX_CONFIGS);
+    config *cfgs = calloc(n ? n : 1, sizeof *cfgs);
+    if (!cfgs) {
+        fprintf(stderr, "cpbench: out of memory\n");
+        exit(1);
+    }
+    *ncfg = 0;
+    if (o->nsuite) {
+        suite_configs(o, cfgs, ncfg);
+        return cfgs;
+    }
+    static dims D;
     for (size_t pi = 0; pi < o->npatterns; pi++) {
         const hw_entry *e = o->patterns[pi];
-        const wl_workload *gw = e->generic;
-        const hw_list *dims[K_NKNOBS + WL_MAX_SET];
-        hw_list defaults[K_NKNOBS + WL_MAX_SET];
-        int ndims = 0;
-        const int64_t *d = &gw->defaults.threads;
-        for (int k = 0; k < K_NKNOBS; k++, ndims++) {
-            defaults[ndims] = (hw_list){ .n = 1, .v = { d[k] } };
-            dims[ndims] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &defaults[ndims];
-        }
-        int nparams = 0;
-        for (const wl_param *p = gw->params; p->key; p++, nparams++, ndims++) {
-            defaults[ndims] = (hw_list){ .n = 1, .v = { p->def } };
-            dims[ndims] = &defaults[ndims];
-            for (size_t s = 0; s < o->nset; s++)
-                if (!strcmp(o->set[s].key, p->key)) dims[ndims] = &o->set[s].vals;
-        }
-        int vars[8] = { 0 }, nvars = 1;
-        for (size_t v = 0; v < o->nvariant; v++) vars[v] = hw_variant_index(gw, o->variant[v]), nvars = (int)v + 1;
+        pattern_dims(o, e, &D);
+        int vars[8] = { 0 }, nvars = o->nvariant ? (int)o->nvariant : 1;
+        for (int v = 0; v < (int)o->nvariant; v++) vars[v] = hw_variant_index(e->generic, o->variant[v]);
         for (size_t ii = 0; ii < o->nimpls; ii++)
           for (int vi = 0; vi < nvars; vi++) {
             size_t idx[K_NKNOBS + WL_MAX_SET] = { 0 };
             for (;;) {
-                if (ncfg == cap) {
-                    cap = cap ? cap * 2 : 64;
-                    cfgs = realloc(cfgs, cap * sizeof *cfgs);
-                    if (!cfgs) { fprintf(stderr, "cpbench: out of memory\n"); exit(1); }
-                }
-                config *c = &cfgs[ncfg++];
-                memset(c, 0, sizeof *c);
-                c->e = e;
-                c->w = hw_pick(e, o->impls[ii], o->table_dispatch);
-                c->cfg.b = o->impls[ii];
+                config *c = &cfgs[(*ncfg)++];
+                init_config(c, o, e, o->impls[ii]);
                 int64_t *kv = &c->cfg.k.threads;
-                for (int k = 0; k < K_NKNOBS; k++) kv[k] = dims[k]->v[idx[k]];
-                for (int p = 0; p < nparams; p++) c->cfg.set[p] = dims[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
+                for (int k = 0; k < K_NKNOBS; k++) kv[k] = D.d[k]->v[idx[k]];
+                for (int p = 0; p < D.nparams; p++) c->cfg.set[p] = D.d[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
                 c->cfg.duration = o->duration;
-                c->cfg.seed = o->seed;
-                c->cfg.lat_sample = o->lat_sample;
                 c->cfg.rate = o->rate;
                 c->cfg.variant = vars[vi];
                 describe(c);
                 check_config(c);
-                int dd = ndims - 1;     /* the last dimension turns fastest */
-                while (dd >= 0 && ++idx[dd] == dims[dd]->n) idx[dd--] = 0;
+                int dd = D.n - 1;     /* the last dimension turns fastest */
+                while (dd >= 0 && ++idx[dd] == D.d[dd]->n) idx[dd--] = 0;
                 if (dd < 0) break;
             }
         }
     }
-
-    if (o->nsuite) cfgs = suite_configs(o, cfgs, &ncfg, &cap);
-    *n = ncfg;
     return cfgs;
 }
 
+/* The outputs, checked before any is opened: no two on one file (the later
+ * would silently replace the earlier), none a directory, every .hgrm name
+ * fits. `table`: the table goes to stdout. */
+static void check_outputs(const hw_opts *o, const config *cfgs, size_t ncfg, int table)
+{
+    const char *path[3] = { o->csv, o->json, table ? "-" : NULL };
+    const char *flag[3] = { "--csv", "--json", "the table" };
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (path[i] && path[j] && hw_out_same(path[i], path[j]))
+                hw_bad_input(j == 2 ? "%s: '%s' is standard output, where %s goes (add --quiet or name another file)"
+                                    : "%s=%s and %s name one file: give each output its own",
+                             flag[i], path[i], flag[j]);
+    if (o->csv && strcmp(o->csv, "-") && hw_out_is_dir(o->csv)) hw_bad_input("--csv: '%s' is a directory", o->csv);
+    if (o->json && hw_out_is_dir(o->json)) hw_bad_input("--json: '%s' is a directory", o->json);
+    if (!o->hgrm_dir) return;
+    for (size_t ci = 0; ci < ncfg; ci++) {
+        char p[PATH_MAX];
+        if (hw_hgrm_path(o, cfgs[ci].w, &cfgs[ci].cfg, p, sizeof p))
+            hw_bad_input("--hgrm: '%s' is too long a directory name for the file names of this sweep", o->hgrm_dir);
+        if (hw_out_is_dir(p)) hw_bad_input("--hgrm: '%s' is a directory", p);
+        const char *base = strrchr(p, '/') + 1;
+        for (int i = 0; i < 2; i++) {   /* cheap first: the same file name */
+            const char *b = path[i] ? strrchr(path[i], '/') : NULL;
+            if (path[i] && !strcmp(b ? b + 1 : path[i], base) && hw_out_same(path[i], p))
+                hw_bad_input("%s=%s and --hgrm name one file: give each output its own", flag[i], path[i]);
+        }
+    }
+}
+
+/* Flushes an output after a write; -1 (reported once) if it lost data. */
+typedef struct out_state {
+    FILE *csv;
+    const char *csv_name;
+    int csv_rep, stdout_rep;
+    int *csv_repp;                  /* --csv=- shares stdout's "reported" */
+    int json_rep;
+} out_state;
+
+static int check_stdout(out_state *s) { return hw_out_check(stdout, "standard output", &s->stdout_rep); }
+static int check_csv(out_state *s) { return s->csv ? hw_out_check(s->csv, s->csv_name, s->csv_repp) : 0; }
+
 int hw_run_all(const hw_opts *o)
 {
+    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
+    size_t ncfg = 0;
+    config *cfgs = hw_configs_build(o, &ncfg);
+    round_units = o->interleave && ncfg > 1;
+    check_outputs(o, cfgs, ncfg, !quiet);
+    if (o->dup_note[0])
+        fprintf(stderr, "cpbench: note: duplicates dropped, each configuration runs once: %s\n", o->dup_note);
+
+    /* stdout: a buffer that only our checks flush, so a failed flush keeps
+     * its errno for the message (a terminal stays line-buffered) */
+    if (!isatty(1)) setvbuf(stdout, NULL, _IOFBF, 1 << 16);
     hw_meta m;
     hw_calibrate();
     hw_meta_collect(&m);
-    FILE *csv = NULL;
+    /* Open the outputs: the CSV without truncating it, then the JSON
+     * temporary and the .hgrm directory; bad input there exits 2 and
+     * removes what was created. Only then is the CSV truncated. */
+    out_state os = { .csv_name = NULL };
+    os.csv_repp = &os.csv_rep;
     if (o->csv) {
-        csv = strcmp(o->csv, "-") ? fopen(o->csv, "w") : stdout;
-        if (!csv) hw_bad_input("--csv: cannot open '%s' for writing", o->csv);
-        fputs(csv_header, csv);
-        fflush(csv);
+        if (!strcmp(o->csv, "-")) {
+            os.csv = stdout;
+            os.csv_name = "standard output";
+            os.csv_repp = &os.stdout_rep;
+        } else {
+            os.csv = hw_direct_open(o->csv, HW_SLOT_CSV);
+            if (!os.csv) hw_bad_input("--csv: cannot write '%s': %s", o->csv, strerror(errno));
+            os.csv_name = o->csv;
+            setvbuf(os.csv, NULL, _IOFBF, 1 << 16);
+        }
     }
-    hw_hgrm_prepare(o);
     hw_json *json = hw_json_open(o, &m);
-    int quiet = o->quiet || (o->csv && !strcmp(o->csv, "-"));
+    hw_hgrm_prepare(o);
+    int out_failed = 0;
+    if (os.csv && os.csv != stdout && hw_direct_start(os.csv, HW_SLOT_CSV)) {
+        fprintf(stderr, "cpbench: write error on %s: %s\n", o->csv, strerror(errno));
+        os.csv_rep = out_failed = 1;
+    }
+    if (os.csv && !out_failed) {
+        fputs(csv_header, os.csv);
+        out_failed |= check_csv(&os) != 0;
+    }
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *cfg_hist = cp_hist_new(3, 3600ull * 1000000000ull);
     cp_hist *rep_hist_u = cp_hist_new(3, 3600ull * 1000000000ull);
     static wl_run run;
-    if (!rep_hist || !cfg_hist) {
+    if (!rep_hist || !cfg_hist || !rep_hist_u) {
         fprintf(stderr, "cpbench: out of memory\n");
         return 1;
     }
 
-    size_t ncfg;
-    config *cfgs = hw_configs_build(o, &ncfg);
-    round_units = o->interleave && ncfg > 1;
     hw_signals_install();
     hw_pin_set(o->pin_cpus, o->npin);
     int progress = !quiet && isatty(2);
@@ -429,7 +551,10 @@ int hw_run_all(const hw_opts *o)
                 m.loadavg, m.cpus);
     if (m.governor[0] && strcmp(m.governor, "performance"))
         fprintf(stderr, "cpbench: warning: cpufreq governor is '%s', not 'performance'\n", m.governor);
-    if (!quiet) table_header(&m, o);
+    if (!quiet && !out_failed) {
+        table_header(&m, o);
+        out_failed |= check_stdout(&os) != 0;
+    }
     int any_failed = 0, written = 0;
     /* Per-configuration state. Without --interleave the configurations run
      * one after the other and share one histogram; with it, (configuration,
@@ -470,7 +595,7 @@ int hw_run_all(const hw_opts *o)
             }
         }
     }
-    for (size_t si = 0; si < nsched && !hw_interrupted; si++) {
+    for (size_t si = 0; si < nsched && !hw_interrupted && !out_failed; si++) {
         size_t ci = sched[si].ci;
         int rep = sched[si].rep;
         config *c = &cfgs[ci];
@@ -497,7 +622,8 @@ int hw_run_all(const hw_opts *o)
         res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
         res.seconds = (double)(run.t_end - run.t_start) / 1e9;
         res.ops = run.ops;
-        res.ops_per_sec = res.seconds > 0 ? (double)run.ops / res.seconds : 0;
+        double rs = hw_rate_seconds(&c->cfg, res.seconds);
+        res.ops_per_sec = rs > 0 ? (double)run.ops / rs : 0;
         res.failed = run.nfail > 0;
         memcpy(res.metric, run.metric, sizeof res.metric);
         res.metric_set = run.metric_set;
@@ -512,15 +638,28 @@ int hw_run_all(const hw_opts *o)
         S->nthr = run.nthr;
         written++;
         cp_hist_merge(S->hist, rep_hist);
-        if (csv) write_row(csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res, res.failed ? "FAIL" : "OK", &ru0, &ru1);
-        if (json) json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+        /* A lost write ends the sweep (exit 1): what it would go on to
+         * measure could not all be recorded. */
+        if (os.csv) {
+            write_row(os.csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res,
+                      res.failed ? "FAIL" : "OK", &ru0, &ru1);
+            if (check_csv(&os)) { out_failed = 1; break; }
+        }
+        if (json) {
+            json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+            if (hw_json_check(json, &os.json_rep)) { out_failed = 1; break; }
+        }
         if (S->nreps < (int)o->repeat) continue;
         /* the configuration is complete */
         hw_json_config_end(json);
-        any_failed |= hw_hgrm_write(o, c->w, &c->cfg, S->hist) != 0;
+        if (hw_hgrm_write(o, c->w, &c->cfg, S->hist)) { out_failed = 1; break; }
         if (progress) fputs("\r\033[K", stderr);
-        if (!quiet) table_row(&m, o, c, S->reps, (int)o->repeat, S->hist, S->nthr, S->failed);
+        if (!quiet) {
+            table_row(&m, o, c, S->reps, (int)o->repeat, S->hist, S->nthr, S->failed);
+            if (check_stdout(&os)) { out_failed = 1; break; }
+        }
     }
+    if (progress) fputs("\r\033[K", stderr);
     if (hw_interrupted && !quiet)   /* what the unfinished configurations got to */
         for (size_t ci = 0; ci < ncfg; ci++)
             if (cs[ci].nreps > 0 && cs[ci].nreps < (int)o->repeat)
@@ -531,25 +670,30 @@ int hw_run_all(const hw_opts *o)
     }
     free(cs);
     free(sched);
-    if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
-    if (csv && csv != stdout) fclose(csv);
-    if (hw_interrupted) {
-        /* JSON and .hgrm describe whole runs: the unfinished ones are removed */
-        hw_json_abandon(json);
-        hw_tmp_abandon();
-        printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
-               csv ? " (CSV complete up to there)" : "");
-        fflush(stdout);
-        free(cfgs);
-        cp_hist_free(rep_hist);
-        cp_hist_free(cfg_hist);
-        cp_hist_free(rep_hist_u);
-        return 128 + hw_interrupted;
-    }
-    any_failed |= hw_json_close(json) != 0;
     free(cfgs);
     cp_hist_free(rep_hist);
     cp_hist_free(cfg_hist);
     cp_hist_free(rep_hist_u);
-    return any_failed ? 1 : 0;
+    if (!quiet && any_failed) printf("\nat least one run FAILED its invariants (see stderr)\n");
+    if (hw_interrupted || out_failed) {
+        /* JSON and .hgrm describe whole runs: the unfinished ones are removed */
+        hw_json_abandon(json);
+        hw_tmp_abandon();
+        if (hw_interrupted)
+            printf("\ninterrupted by signal %d: %d completed repetitions kept%s\n", (int)hw_interrupted, written,
+                   os.csv ? " (CSV complete up to there)" : "");
+    } else if (hw_json_close(json)) {
+        out_failed = 1;
+    }
+    if (os.csv && os.csv != stdout) {
+        out_failed |= check_csv(&os) != 0;
+        if (fclose(os.csv) && !os.csv_rep) {
+            fprintf(stderr, "cpbench: write error on %s: %s\n", os.csv_name, strerror(errno));
+            out_failed = 1;
+        }
+    }
+    /* as coreutils' close_stdout: the table's last lines may only fail now */
+    out_failed |= check_stdout(&os) != 0;
+    if (hw_interrupted) return 128 + hw_interrupted;
+    return any_failed || out_failed ? 1 : 0;
 }

@@ -235,6 +235,7 @@ void st_wilcoxon_signed_rank(const double *d, size_t n, st_wsr *r)
         for (size_t k = i; k <= j; k++) {
             r2[k] = rr;
             total2 += rr;
+            r->var += (double)rr * (double)rr / 16;     /* (rr / 2)^2 / 4 */
             if (v[k] > 0) w2 += rr;
         }
         i = j + 1;

@@ -61,6 +61,9 @@ typedef struct st_wsr {
     size_t n;           /* non-zero differences used */
     double w_plus;      /* sum of the ranks of the positive differences */
     double p;           /* two-sided p-value (1 when n == 0) */
+    double var;         /* variance of W+ under the null, ties included (sum of rank^2 / 4):
+                         * with n(n+1)/4 as its mean, the pieces of a stratified test that
+                         * sums W+ over independent strata (van Elteren) */
     int exact;
 } st_wsr;
 #define ST_WSR_EXACT_MAX 200

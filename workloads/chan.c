@@ -74,6 +74,7 @@ static void *producer(wl_thread *self, void *arg)
         uint64_t tag = (uint64_t)a->id << TAG_SHIFT | seq;
         memcpy(item, &tag, 8);
         uint64_t intended = interval ? wl_pace(r, seq, interval, phase) : 0;
+        if (interval && !intended) break;   /* stopped while waiting for its time */
         if (payload >= 16) {
             uint64_t ts = 0, actual = 0;
             if (sample && --until_sample <= 0) {

@@ -168,13 +168,21 @@ static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
  * schedule from the run's start (interval = sources / rate; phase spreads the
  * sources evenly); waits until then and returns it. Latency measured from
  * this time, not from when the op really started, does not hide the stalls
- * that delay the sender (coordinated omission, as wrk2 corrects it). */
+ * that delay the sender (coordinated omission, as wrk2 corrects it).
+ * Returns 0 if the run is stopped while waiting (the end of --duration, an
+ * interruption): the source ends there instead of sleeping out an interval
+ * that may be longer than the watchdog's --timeout. */
 static inline uint64_t wl_pace(wl_run *r, uint64_t k, uint64_t interval_ns, uint64_t phase_ns)
 {
     uint64_t t = r->t_start + phase_ns + k * interval_ns, now;
     while ((now = wl_now()) < t) {
-        if (t - now > 100000) wl_sleep_ns(t - now - 50000);
-        else __asm__ __volatile__("" ::: "memory");
+        if (wl_stopped(r)) return 0;
+        if (t - now > 100000) {
+            uint64_t nap = t - now - 50000;
+            wl_sleep_ns(nap < 10000000 ? nap : 10000000);   /* 10 ms at most: see stop soon */
+        } else {
+            __asm__ __volatile__("" ::: "memory");
+        }
     }
     return t;
 }

@@ -23,8 +23,9 @@ check "A/A exits 0 or 1 (rc=$rc)" test $rc -eq 0 -o $rc -eq 1
 check "A/A header names both sides" grep -q "^cpbench ab: A = $bin (.*)   B = $bin" "$tmp/out"
 check "A/A table header" grep -Eq '^pattern +impl +config +metric +A +B +n +B/A +\[95% CI\] +p +p\(holm\) +verdict$' "$tmp/out"
 check "A/A: 4 rows of 8 rounds" test "$(grep -Ec '^atomic +(mutex|futex) .* 8 +[0-9.]+ +\[' "$tmp/out")" -eq 4
-check "A/A summary" grep -Eq '^ab: 4 tests: [0-9]+ slower' "$tmp/out"
-check "A/A footer: rounds needed" grep -q "with 4 tests a verdict needs >= 8 rounds" "$tmp/out"
+check "A/A summary" grep -Eq "^ab: 6 tests: [0-9]+ slower" "$tmp/out"
+check "A/A: a suite row per metric" test "$(grep -Ec "^\(suite\) +- +all 2 configurations" "$tmp/out")" -eq 2
+check "A/A footer: rounds needed" grep -q "with 6 tests a configuration.s verdict needs >= 8 rounds" "$tmp/out"
 check "a.csv: header + 16 rows" test "$(wc -l <"$tmp/aa/a.csv")" -eq 17
 check "b.csv: header + 16 rows" test "$(wc -l <"$tmp/aa/b.csv")" -eq 17
 rep=$(head -1 "$tmp/aa/a.csv" | tr , '\n' | grep -n '^rep$' | cut -d: -f1)
@@ -55,7 +56,17 @@ fake broken 1000000.0 1
 rc=$?
 check "half the throughput exits 1 (rc=$rc)" test $rc -eq 1
 check "half: slower, ratio 0.5" grep -Eq '^atomic +mutex .*ops_per_sec .* 8 +0\.500 .* slower$' "$tmp/out"
-check "half: p = 2/2^8" grep -Eq 'ops_per_sec .* 0\.00781 ' "$tmp/out"
+check "half: p = 2/2^8" grep -Eq "ops_per_sec .* 0\.00781 " "$tmp/out"
+check "half: the suite row is slower too" grep -Eq "^\(suite\) .*ops_per_sec .* 0\.500 .* slower$" "$tmp/out"
+# --analyze: the same tests again from the two CSVs
+"$bin" ab --analyze="$tmp/h" --metric=ops_per_sec >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "--analyze of the half run exits 1 (rc=$rc)" test $rc -eq 1
+check "--analyze pairs every row" grep -q "16 + 16 rows, 2 configurations, 8 rounds, 16 complete pairs" "$tmp/out"
+check "--analyze: slower, ratio 0.5" grep -Eq '^atomic +mutex .*ops_per_sec .* 8 +0\.500 .* slower$' "$tmp/out"
+"$bin" ab --analyze="$tmp/h" --metric=ops_per_sec --threshold=60 >"$tmp/out" 2>"$tmp/err"
+rc=$?
+check "--analyze --threshold=60: no verdict (rc=$rc)" test $rc -eq 0
 "$bin" ab "$tmp/half" "$tmp/full" "${tiny[@]}" --rounds=8 --metric=ops_per_sec --out="$tmp/f" >"$tmp/out" 2>"$tmp/err"
 rc=$?
 check "twice the throughput exits 0 (rc=$rc)" test $rc -eq 0
@@ -101,6 +112,8 @@ bad "--repeat" "$bin" "$bin" "${tiny[@]}" --repeat=3
 bad "--json" "$bin" "$bin" "${tiny[@]}" --json=x.json
 bad "--rounds" "$bin" "$bin" "${tiny[@]}" --rounds=1
 bad "unknown pattern" "$bin" "$bin" --pattern=nosuch
+bad "--analyze: takes no binaries" "$bin" --analyze="$tmp/h"
+bad "cannot read" --analyze="$tmp/nosuch"
 bad "exists" "$bin" "$bin" "${tiny[@]}" --out="$tmp/keep"
 check "the existing CSV is untouched" test "$(cat "$tmp/keep/a.csv")" = precious
 

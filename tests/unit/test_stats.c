@@ -215,6 +215,10 @@ static void test_wilcoxon(void)
     double a[] = { -1, 2, 3, 4, 5 };     /* W+ = 14 of 15: P(W+ >= 14) = 2/32 */
     st_wilcoxon_signed_rank(a, 5, &r);
     CHECK(r.exact && r.n == 5 && NEAR(r.w_plus, 14, 1e-12) && NEAR(r.p, 4.0 / 32, 1e-12));
+    CHECK(NEAR(r.var, 5.0 * 6 * 11 / 24, 1e-12));     /* n(n+1)(2n+1)/24 without ties */
+    double tied[] = { 1, -1, 2 };                       /* mid-ranks 1.5, 1.5, 3: (2.25 + 2.25 + 9) / 4 */
+    st_wilcoxon_signed_rank(tied, 3, &r);
+    CHECK(NEAR(r.var, 13.5 / 4, 1e-12));
     double pos[10];
     for (int i = 0; i < 10; i++) pos[i] = 0.01 * (i + 1);
     st_wilcoxon_signed_rank(pos, 10, &r);

@@ -2,7 +2,7 @@
 # Negative controls through the stress gate (chaos builds only): each
 # deliberately broken backend must be caught within a bounded number of
 # iterations — broken-publish by the invariant checks (or, under TSan, by a
-# data-race report), broken-lostwake by the watchdog (a hang) — and the run
+# data-race report), broken-lostwake by the watchdog (a run past its --timeout) — and the run
 # must print a replay line. The real backends pass the same seeds (test_stress).
 bin="$1"
 fails=0 passes=0
@@ -23,6 +23,6 @@ expect_caught() {   # NAME EXPECT_REGEX ARGS...
     fi
 }
 expect_caught broken-publish "stress: FAIL|ThreadSanitizer" --impl=broken-publish --timeout=20
-expect_caught broken-lostwake "run stuck" --impl=broken-lostwake --timeout=3
+expect_caught broken-lostwake "watchdog: .* exceeded --timeout" --impl=broken-lostwake --timeout=3
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

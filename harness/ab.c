@@ -134,7 +134,7 @@ static void run_args(argv_buf *a, const char *bin, const hw_opts *o, const hw_co
     a->n = a->used = 0;
     add_arg(a, "%s", bin);
     add_arg(a, "--pattern=%s", c->w->name);
-    add_arg(a, "--impl=%s", cp_backend_name(c->cfg.b));
+    add_arg(a, "--impl=%s", hw_impl_name(c->cfg.b));
     const int64_t *k = &c->cfg.k.threads;
     for (int i = 0; i < K_NKNOBS; i++) {
         if (k[i] == WL_UNUSED || (i == K_ITEMS && c->cfg.duration > 0)) continue;
@@ -679,7 +679,7 @@ int hw_ab_main(int argc, char **argv)
                     double el = (double)(cp_now_ns() - t0) / 1e9;
                     size_t steps = (size_t)r * ncfg + oi, total = (size_t)rounds * ncfg;
                     fprintf(stderr, "\r[round %ld/%ld, %zu/%zu] %c: %s %s %.40s  elapsed %.0f s, about %.0f s left\033[K",
-                            r + 1, rounds, oi + 1, ncfg, s->name, c->w->name, cp_backend_name(c->cfg.b), c->label,
+                            r + 1, rounds, oi + 1, ncfg, s->name, c->w->name, hw_impl_name(c->cfg.b), c->label,
                             el, steps ? el / (double)steps * (double)(total - steps) : 0.0);
                 }
                 unlink(tmp_csv);
@@ -700,7 +700,7 @@ int hw_ab_main(int argc, char **argv)
                 if (rc) {
                     show_file(tmp_err, "  ");
                     fprintf(stderr, "cpbench ab: %s (side %c) failed on %s %s %s in round %ld (exit %d)\n", s->bin,
-                            s->name, c->w->name, cp_backend_name(c->cfg.b), c->label, r, rc);
+                            s->name, c->w->name, hw_impl_name(c->cfg.b), c->label, r, rc);
                     rc_fail = 1;
                     if (access(tmp_csv, R_OK)) break;
                 }
@@ -745,7 +745,7 @@ int hw_ab_main(int argc, char **argv)
     if (!D.pattern || !D.impl || !D.label) ab_bad("out of memory");
     for (size_t ci = 0; ci < ncfg; ci++) {
         D.pattern[ci] = cfgs[ci].w->name;
-        D.impl[ci] = cp_backend_name(cfgs[ci].cfg.b);
+        D.impl[ci] = hw_impl_name(cfgs[ci].cfg.b);
         char *l = malloc(600);
         if (!l) ab_bad("out of memory");
         snprintf(l, 600, "%s%s%s", cfgs[ci].label, cfgs[ci].params[0] ? " " : "", cfgs[ci].params);

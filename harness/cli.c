@@ -231,26 +231,40 @@ static void parse_patterns(const char *arg, hw_opts *o)
     if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
 }
 
+/* --impl: backends by name, go (the Go reference), or all: every backend,
+ * and go when it is built (else a one-line note). */
 static void parse_impls(const char *arg, hw_opts *o)
 {
     char buf[256];
-    if (!*arg) hw_bad_input("--impl: empty value (expected mutex, lockfree, futex or all)");
+    if (!*arg) hw_bad_input("--impl: empty value (expected mutex, lockfree, futex, go or all)");
     snprintf(buf, sizeof buf, "%s", arg);
     o->nimpls = 0;
+    o->go_from_all = 0;
+    int go_named = 0;
     for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        int all = !strcmp(tok, "all");
-        const cp_backend *b = all ? NULL : cp_backend_find(tok);
-        if (!all && !b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
-        if (!all && !b) hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex or all)", tok);
-        for (size_t i = 0; i < (all ? cp_backend_count() : 1); i++) {
-            const cp_backend *x = all ? cp_backend_at(i) : b;
+        int all = !strcmp(tok, "all"), go = !strcmp(tok, "go");
+        const cp_backend *b = all || go ? NULL : cp_backend_find(tok);
+        if (!all && !go && !b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
+        if (!all && !go && !b)
+            hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex, go or all)", tok);
+        if (go && !hw_go_available()) hw_bad_input("--impl=go: %s", hw_go_missing_hint());
+        go_named |= go;
+        size_t n = all ? cp_backend_count() + 1 : 1;
+        for (size_t i = 0; i < n; i++) {
+            const cp_backend *x = all ? (i < cp_backend_count() ? cp_backend_at(i) : NULL) : b;
+            if (all && !x && !hw_go_available()) {
+                fprintf(stderr, "cpbench: note: --impl=all runs the C backends only: %s\n", hw_go_missing_hint());
+                continue;
+            }
             size_t j = 0;
             while (j < o->nimpls && o->impls[j] != x) j++;
-            if (j < o->nimpls) note_dup(o, "impl", cp_backend_name(x));
+            if (j < o->nimpls) note_dup(o, "impl", hw_impl_name(x));
             else if (o->nimpls < 8) o->impls[o->nimpls++] = x;
+            if (all && !x) o->go_from_all = 1;
         }
     }
-    if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex or all)", arg);
+    if (go_named) o->go_from_all = 0;
+    if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex, go or all)", arg);
 }
 
 /* --suite=quick: small configurations, each sized to take about a second per
@@ -281,7 +295,7 @@ const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
 
 void hw_usage(FILE *f)
 {
-    fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|all] [options]\n"
+    fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|go|all] [options]\n"
           "       cpbench --list                  the catalogue, by group\n"
           "       cpbench --pattern=NAME --help   the pattern's parameters and defaults\n"
           "       cpbench --suite=quick [--impl=...] [run control] [output]\n"
@@ -347,6 +361,8 @@ void hw_list_catalogue(FILE *f)
     fputs("backends:\n", f);
     for (size_t i = 0; i < cp_backend_count(); i++)
         fprintf(f, "  %-19s %s\n", cp_backend_name(cp_backend_at(i)), cp_backend_describe(cp_backend_at(i)));
+    fprintf(f, "  %-19s %s\n", "go", hw_go_available() ? "the Go reference: each pattern's Go twin (go/), run by the Go runtime"
+                                                         : "the Go reference: not built (install a Go toolchain: scripts/deps.sh)");
 }
 
 void hw_pattern_help(FILE *f, const hw_entry *e)

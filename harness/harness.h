@@ -6,6 +6,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <sys/resource.h>
 
 #define HW_MAX_VALUES 256
 
@@ -39,8 +40,9 @@ typedef struct hw_suite_cfg {
 typedef struct hw_opts {
     const hw_entry *patterns[64];
     size_t npatterns;
-    const cp_backend *impls[8];
+    const cp_backend *impls[8];     /* NULL: go (hw_impl_name) */
     size_t nimpls;
+    int go_from_all;                /* go came from --impl=all: a pattern it cannot run is skipped, not refused */
     hw_list knob[K_NKNOBS];
     struct { char key[64]; hw_list vals; } set[WL_MAX_SET * 4];
     size_t nset;
@@ -101,6 +103,23 @@ int  hw_alloc_count(uint64_t *count);   /* allocations so far (jemalloc); -1 wit
 int  hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *out_run,
                 cp_hist *merged, cp_hist *merged_u /* open loop only, may be NULL */);
 void hw_run_release(wl_run *r);
+
+/* goref.c: --impl=go, the Go reference (docs/go.md). In the harness an
+ * impl is a cp_backend, or NULL for go. */
+const char *hw_impl_name(const cp_backend *b);      /* "go" for NULL */
+void hw_go_use_race(int race);      /* before anything else: stress uses the -race build */
+int  hw_go_available(void);         /* the Go program is built */
+const char *hw_go_missing_hint(void);   /* what to install when it is not */
+/* NULL if the Go twin can run cfg, else why not (starts the Go program) */
+const char *hw_go_check(const wl_workload *w, const wl_cfg *cfg, const int *pin, int npin);
+int  hw_go_run(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *r, cp_hist *merged,
+               cp_hist *merged_u);  /* one repetition in the Go program (hw_run_one calls it) */
+/* the last go repetition's own resource use (the child's, for the columns) */
+void hw_go_usage(struct rusage *ru, int64_t *allocs, uint64_t *alloc_bytes);
+const char *hw_go_version(void);    /* "go1.19.8"; "" before the Go program started */
+int  hw_go_maxprocs(void);
+void hw_go_dump(void);              /* watchdog: the goroutines' stacks to stderr */
+void hw_go_stop(void);              /* interrupted: stop the current run (async-signal-safe) */
 
 /* meta.c */
 typedef struct hw_meta {

@@ -28,7 +28,7 @@ int hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char
 {
     char slug[512];
     hw_cfg_slug(o, w, cfg, '-', '_', slug, sizeof slug);
-    return (size_t)snprintf(path, n, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, cp_backend_name(cfg->b), slug) >= n
+    return (size_t)snprintf(path, n, "%s/%s_%s_%s.hgrm", o->hgrm_dir, w->name, hw_impl_name(cfg->b), slug) >= n
                ? -1 : 0;
 }
 

@@ -136,6 +136,11 @@ static void write_context(FILE *f, const hw_opts *o, const hw_meta *m)
     json_str(f, m->clock);
     fprintf(f, ",\n    \"clock_ns\": %.1f,\n    \"dispatch\": \"%s\",\n    \"lat_sample\": %lld,\n", m->clock_ns,
             o->table_dispatch ? "table" : "direct", (long long)o->lat_sample);
+    if (hw_go_version()[0]) {     /* the Go reference ran (or was checked) in this sweep */
+        fputs("    \"go_version\": ", f);
+        json_str(f, hw_go_version());
+        fprintf(f, ",\n    \"gomaxprocs\": %d,\n", hw_go_maxprocs());
+    }
     fprintf(f, "    \"warmup\": %lld,\n    \"seed\": %llu\n  },\n  \"benchmarks\": [", (long long)o->warmup,
             (unsigned long long)o->seed);
 }
@@ -190,7 +195,7 @@ void hw_json_rep(hw_json *j, const wl_workload *w, const wl_cfg *cfg, const hw_r
         }
         char slug[512];
         hw_cfg_slug(j->o, w, cfg, ':', '/', slug, sizeof slug);
-        snprintf(j->name, sizeof j->name, "%s/impl:%s/%s", w->name, cp_backend_name(cfg->b), slug);
+        snprintf(j->name, sizeof j->name, "%s/impl:%s/%s", w->name, hw_impl_name(cfg->b), slug);
         j->n = j->nlat = 0;
         j->have_cfg = 1;
     }

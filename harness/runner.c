@@ -70,7 +70,7 @@ static const char csv_header[] =
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
     "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
-    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics\n";
+    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics,go_version,gomaxprocs\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -90,7 +90,8 @@ static void csv_knob(FILE *f, int64_t v)
 typedef struct rep_result {
     double seconds, ops_per_sec;
     double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
-    int64_t allocs;                     /* allocations during the run (jemalloc), -1: unknown */
+    int64_t allocs;                     /* allocations during the run (jemalloc; go: the Go heap's), -1: unknown */
+    uint64_t alloc_bytes;
     uint64_t ops;
     int failed;
     double metric[WL_MAX_METRICS];      /* the pattern's metrics (wl_run) */
@@ -135,7 +136,7 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
                       const struct rusage *ru0, const struct rusage *ru1)
 {
     const wl_cfg *g = &c->cfg;
-    fprintf(f, "%s,%s,%s,%d,", c->w->name, cp_backend_name(g->b), o->table_dispatch ? "table" : "direct", rep);
+    fprintf(f, "%s,%s,%s,%d,", c->w->name, hw_impl_name(g->b), o->table_dispatch ? "table" : "direct", rep);
     const int64_t *k = &g->k.threads;
     for (int i = 0; i < K_NKNOBS; i++) csv_knob(f, i == K_ITEMS && g->duration > 0 ? WL_UNUSED : k[i]);
     if (g->duration > 0) fprintf(f, "%.3f", g->duration);
@@ -185,9 +186,7 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     else
         fputs(",,,,,", f);
     if (res->allocs >= 0) {
-        uint64_t bytes = 0;
-        for (int i = 0; i < r->nthr; i++) bytes += r->thr[i].alloc_bytes;
-        fprintf(f, ",%lld,%llu,%.4f", (long long)res->allocs, (unsigned long long)bytes,
+        fprintf(f, ",%lld,%llu,%.4f", (long long)res->allocs, (unsigned long long)res->alloc_bytes,
                 res->ops ? (double)res->allocs / (double)res->ops : 0.0);
     } else {
         fputs(",,,", f);
@@ -204,7 +203,8 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     hw_metrics_str(c->w, r->metric, r->metric_set, mbuf, sizeof mbuf);
     fputc(',', f);
     csv_str(f, mbuf);
-    fputc('\n', f);
+    if (!g->b) fprintf(f, ",%s,%d\n", hw_go_version(), hw_go_maxprocs());
+    else fputs(",,\n", f);
 }
 
 static void table_header(const hw_meta *m, const hw_opts *o)
@@ -217,6 +217,9 @@ static void table_header(const hw_meta *m, const hw_opts *o)
     printf("ops/s: median of the repetitions, %s; CV: stddev/mean, '!' above 5%%\n",
            o->repeat >= 6 ? "[95% CI of the median] (order statistics)"
                           : "[min .. max] (fewer than 6 repetitions: no 95% CI of the median exists)");
+    if (hw_go_version()[0])
+        printf("go: %s, GOMAXPROCS=%d: each pattern's Go twin (go/) in one cpbench-go child process\n",
+               hw_go_version(), hw_go_maxprocs());
     if (o->rate > 0)
         printf("open loop at %.0f ops/s: latency from each op's intended start (coordinated-omission corrected);\n"
                "the CSV's u_* columns measure from the actual start\n", o->rate);
@@ -256,7 +259,7 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
         snprintf(place, sizeof place, " (placement: %d far, %d near, %d moved)", nfar, probed - moved - nfar, moved);
     double med = ops_summary(reps, n, range, sizeof range, cv, sizeof cv);
     int has = cp_hist_count(h) > 0;
-    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s%s\n", c->w->name, cp_backend_name(c->cfg.b),
+    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s%s\n", c->w->name, hw_impl_name(c->cfg.b),
            c->label, hw_si(med, a, sizeof a), range, cv,
            has ? hw_ns((double)cp_hist_percentile(h, 50), p[0], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 90), p[1], 16) : "-",
@@ -303,8 +306,10 @@ static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, cons
     hw_json_rep(j, c->w, &c->cfg, &out);
 }
 
-/* Validate a configuration before anything runs: bad combinations exit 2. */
-static void check_config(const config *c)
+/* Validate a configuration before anything runs: bad combinations exit 2.
+ * Returns 0 for a go configuration the Go twin cannot run when go came from
+ * --impl=all (skipped, with a note), 1 otherwise. */
+static int check_config(const hw_opts *o, const config *c)
 {
     if (c->cfg.rate > 0 && !c->w->open_loop)
         hw_bad_input("--rate: pattern %s has no open-loop mode (chan and workerpool have)", c->w->name);
@@ -316,6 +321,19 @@ static void check_config(const config *c)
                      (long long)k->capacity, (long long)k->payload);
     if (c->cfg.duration <= 0 && k->items != WL_UNUSED && k->producers != WL_UNUSED && k->items < k->producers)
         hw_bad_input("--items=%lld is fewer than --producers=%lld", (long long)k->items, (long long)k->producers);
+    if (c->cfg.b) return 1;
+    const char *go = hw_go_check(c->w, &c->cfg, o->pin_cpus, o->npin);
+    if (go && !o->go_from_all) hw_bad_input("--impl=go: %s", go);
+    if (go) {
+        static char said[4096];     /* each reason once */
+        if (!strstr(said, go) && strlen(said) + strlen(go) + 2 < sizeof said) {
+            fprintf(stderr, "cpbench: note: --impl=all skips go where %s\n", go);
+            strcat(said, go);
+            strcat(said, "\n");
+        }
+        return 0;
+    }
+    return 1;
 }
 
 /* The sweep's dimensions for one pattern: per knob and parameter, the swept
@@ -390,7 +408,7 @@ static void suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg)
             int j = 0;
             for (const wl_param *p = e->generic->params; p->key; p++) c->cfg.set[j++] = p->def;
             describe(c);
-            check_config(c);
+            if (!check_config(o, c)) (*ncfg)--;
         }
     }
 }
@@ -436,7 +454,7 @@ config *hw_configs_build(const hw_opts *o, size_t *ncfg)
                 c->cfg.rate = o->rate;
                 c->cfg.variant = vars[vi];
                 describe(c);
-                check_config(c);
+                if (!check_config(o, c)) (*ncfg)--;
                 int dd = D.n - 1;     /* the last dimension turns fastest */
                 while (dd >= 0 && ++idx[dd] == D.d[dd]->n) idx[dd--] = 0;
                 if (dd < 0) break;
@@ -603,7 +621,7 @@ int hw_run_all(const hw_opts *o)
         if (progress) {
             double el = (double)(cp_now_ns() - t_begin) / 1e9;
             fprintf(stderr, "\r[%zu/%zu] %s %s %.40s  elapsed %.0f s, about %.0f s left\033[K", si + 1, nsched,
-                    c->w->name, cp_backend_name(c->cfg.b), c->label, el, si ? el / (double)si * (double)(nsched - si) : 0.0);
+                    c->w->name, hw_impl_name(c->cfg.b), c->label, el, si ? el / (double)si * (double)(nsched - si) : 0.0);
             fflush(stderr);
         }
         if (!o->interleave && rep == -(int)o->warmup) cp_hist_reset(S->hist);
@@ -620,6 +638,11 @@ int hw_run_all(const hw_opts *o)
         rep_result res = { .xcore_before = xb };
         if (xb > 0) res.xcore_after = hw_xcore_rt_ns(10000);
         res.allocs = have_al && hw_alloc_count(&al1) == 0 ? (int64_t)(al1 - al0) : -1;
+        for (int i = 0; i < run.nthr && c->cfg.b; i++) res.alloc_bytes += run.thr[i].alloc_bytes;
+        if (!c->cfg.b) {    /* go: the child's own figures for the repetition */
+            memset(&ru0, 0, sizeof ru0);
+            hw_go_usage(&ru1, &res.allocs, &res.alloc_bytes);
+        }
         res.seconds = (double)(run.t_end - run.t_start) / 1e9;
         res.ops = run.ops;
         double rs = hw_rate_seconds(&c->cfg, res.seconds);
@@ -630,7 +653,7 @@ int hw_run_all(const hw_opts *o)
         if (res.failed) {
             S->failed = any_failed = 1;
             fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,
-                    cp_backend_name(c->cfg.b), c->label, c->params[0] ? " " : "", c->params, rep, run.fail);
+                    hw_impl_name(c->cfg.b), c->label, c->params[0] ? " " : "", c->params, rep, run.fail);
         }
         if (rep < 0) continue;   /* warm-up: checked, not recorded */
         S->reps[rep] = res;

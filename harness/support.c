@@ -311,10 +311,11 @@ static void wd_report(void)
     hw_secs((double)(cp_now_ns() - wd_armed) / 1e9, el, sizeof el);
     if (wd_duration > 0)
         fprintf(stderr, "cpbench: watchdog: %s on %s exceeded --timeout=%s after its --duration=%s (%s since it "
-                "started); threads:\n", wd_wl->name, cp_backend_name(c->b), t, hw_secs(wd_duration, d, sizeof d), el);
+                "started); threads:\n", wd_wl->name, hw_impl_name(c->b), t, hw_secs(wd_duration, d, sizeof d), el);
     else
         fprintf(stderr, "cpbench: watchdog: %s on %s exceeded --timeout=%s (%s since it started); threads:\n",
-                wd_wl->name, cp_backend_name(c->b), t, el);
+                wd_wl->name, hw_impl_name(c->b), t, el);
+    if (!c->b) hw_go_dump();
     for (int i = 0; i < nthr; i++)
         fprintf(stderr, "  #%-3d %-10s %s\n", i, r->thr[i].name,
                 atomic_load_explicit(&r->thr[i].phase, memory_order_relaxed));
@@ -385,6 +386,7 @@ void hw_stop_current_run(void)
 {
     wl_run *r = atomic_load(&current_run);
     if (r) atomic_store(&r->stop, 1);
+    hw_go_stop();
 }
 
 static wl_thread thread_slots[WL_MAX_THREADS];
@@ -402,6 +404,12 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
     wd_arm(r, w, timeout_s);
     atomic_store(&current_run, r);
     if (hw_interrupted) atomic_store(&r->stop, 1);
+    if (!cfg->b) {  /* impl=go: the repetition runs in the Go program */
+        int rc = hw_go_run(w, cfg, timeout_s, r, merged, merged_u);
+        atomic_store(&current_run, NULL);
+        wd_disarm();
+        return rc;
+    }
     int rc = w->run(r);
     atomic_store(&current_run, NULL);
     wd_disarm();

@@ -88,6 +88,9 @@ func chanRunT[T Payload](r *Run) error {
 				if racy {
 					chanRacy++ // negative control for -race: unsynchronised with the producers' increment
 				}
+				if r.Fault("hang") {
+					select {} // negative control for the watchdog: stops receiving for good
+				}
 				if r.Fault("lose") {
 					continue // negative control: an item received but not counted
 				}

@@ -45,8 +45,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 KNOBS = ["threads", "producers", "consumers", "capacity", "payload", "work_ns", "items"]
-IMPL_ORDER = ["mutex", "lockfree", "futex"]
-COLORS = {"mutex": "tab:blue", "lockfree": "tab:orange", "futex": "tab:green"}
+IMPL_ORDER = ["mutex", "lockfree", "futex", "go"]  # go: the Go reference (docs/go.md)
+COLORS = {"mutex": "tab:blue", "lockfree": "tab:orange", "futex": "tab:green", "go": "tab:cyan"}
 
 
 def die(msg):

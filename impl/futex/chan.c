@@ -214,12 +214,15 @@ static bool fx_ring_ready(cp_case *c)
 }
 
 /* Prepare every ring case's event count into wv (if given), then look at
- * the rings: true if one looks ready. */
+ * the rings: true if one looks ready. With wv, every entry is filled even
+ * when an early ring is ready: the caller may still park on all of them
+ * (its waiter claimed by a partner meanwhile: it waits for DONE), and an
+ * entry left unfilled made futex_waitv fail with EINVAL (a crash). */
 static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
 {
     size_t k = 0;
     bool ready = false;
-    for (size_t i = 0; i < s->n && !ready; i++) {
+    for (size_t i = 0; i < s->n && (!ready || wv); i++) {
         cp_case *c = &s->cases[i];
         if (!s->slot[i].ring) continue;
         if (wv) {
@@ -230,7 +233,7 @@ static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
             wv[k].__reserved = 0;
             k++;
         }
-        ready = fx_ring_ready(c);
+        ready = ready || fx_ring_ready(c);
     }
     return ready;
 }

@@ -6,6 +6,11 @@
  * try_select until it would block. Checked: nothing lost, nothing
  * duplicated, per-producer order as each consumer sees it, every channel
  * served. CP_TEST_SCALE (default 1) multiplies the item count.
+ * Mixed (cap 7 with the last channel unbuffered): the select has ring cases
+ * and a rendezvous case, so a producer can claim a consumer's waiter while a
+ * ring also looks ready, before the consumer first parks (the futex select
+ * once parked then with futex_waitv entries it had not filled: EINVAL, a
+ * crash).
  */
 #include "../test.h"
 
@@ -70,10 +75,10 @@ static void *consumer(void *p)
     return NULL;
 }
 
-static void run(const cp_backend *b, size_t cap, int per_producer)
+static void run(const cp_backend *b, size_t cap, int per_producer, int mixed)
 {
     struct shared s = { .per_producer = per_producer };
-    for (int i = 0; i < K; i++) s.ch[i] = cp_chan_new(b, sizeof(uint64_t), cap);
+    for (int i = 0; i < K; i++) s.ch[i] = cp_chan_new(b, sizeof(uint64_t), mixed && i == K - 1 ? 0 : cap);
     s.ctx = cp_ctx_with_cancel(b, NULL);
     atomic_init(&s.live_producers, K);
     s.seen = calloc((size_t)K * (size_t)per_producer, 1);
@@ -106,7 +111,8 @@ int main(void)
     FOR_EACH_BACKEND(b)
     {
         size_t caps[] = { 0, 1, 7 };
-        for (int i = 0; i < 3; i++) run(b, caps[i], caps[i] ? n : n / 4);
+        for (int i = 0; i < 3; i++) run(b, caps[i], caps[i] ? n : n / 4, 0);
+        run(b, 7, n / 2, 1);
     }
     return t_finish("test_select_mpmc");
 }

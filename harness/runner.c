@@ -70,7 +70,7 @@ static const char csv_header[] =
     "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
     "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
     "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
-    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics,go_version,gomaxprocs\n";
+    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics,go_version,gomaxprocs,ops_per_cpu_s\n";
 
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
@@ -89,6 +89,7 @@ static void csv_knob(FILE *f, int64_t v)
 
 typedef struct rep_result {
     double seconds, ops_per_sec;
+    double ops_per_cpu_s;               /* ops / (user + system CPU seconds of the repetition); 0: no CPU time */
     double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
     int64_t allocs;                     /* allocations during the run (jemalloc; go: the Go heap's), -1: unknown */
     uint64_t alloc_bytes;
@@ -203,8 +204,10 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     hw_metrics_str(c->w, r->metric, r->metric_set, mbuf, sizeof mbuf);
     fputc(',', f);
     csv_str(f, mbuf);
-    if (!g->b) fprintf(f, ",%s,%d\n", hw_go_version(), hw_go_maxprocs());
-    else fputs(",,\n", f);
+    if (!g->b) fprintf(f, ",%s,%d,", hw_go_version(), hw_go_maxprocs());
+    else fputs(",,,", f);
+    if (res->ops_per_cpu_s > 0) fprintf(f, "%.1f", res->ops_per_cpu_s);
+    fputc('\n', f);
 }
 
 static void table_header(const hw_meta *m, const hw_opts *o)
@@ -223,8 +226,10 @@ static void table_header(const hw_meta *m, const hw_opts *o)
     if (o->rate > 0)
         printf("open loop at %.0f ops/s: latency from each op's intended start (coordinated-omission corrected);\n"
                "the CSV's u_* columns measure from the actual start\n", o->rate);
-    printf("\n%-11s %-9s %-40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
-           o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "p50", "p90", "p99", "p99.9", "max", "status");
+    printf("ops/cpu-s: median of ops per CPU-second (user + system) of the repetitions: what the throughput costs\n");
+    printf("\n%-11s %-9s %-40s %10s %-19s %-8s %9s %8s %8s %8s %8s %8s  %s\n", "pattern", "impl", "config", "ops/s",
+           o->repeat >= 6 ? " [95% CI]" : " [min .. max]", "CV", "ops/cpu-s", "p50", "p90", "p99", "p99.9", "max",
+           "status");
 }
 
 /* The median ops/s of the repetitions; range: " [lo .. hi]", the 95% CI of
@@ -258,9 +263,19 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
     if (probed && (moved || (nfar && nfar < probed - moved)))
         snprintf(place, sizeof place, " (placement: %d far, %d near, %d moved)", nfar, probed - moved - nfar, moved);
     double med = ops_summary(reps, n, range, sizeof range, cv, sizeof cv);
+    double pc[1000];
+    int npc = 0;
+    for (int i = 0; i < n; i++)
+        if (reps[i].ops_per_cpu_s > 0) pc[npc++] = reps[i].ops_per_cpu_s;
+    char cpus[16] = "-";
+    if (npc) {
+        st_summary s;
+        st_summarize(pc, (size_t)npc, &s);
+        hw_si(s.median, cpus, sizeof cpus);
+    }
     int has = cp_hist_count(h) > 0;
-    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %8s %8s %8s %8s %8s  %s%s%s\n", c->w->name, hw_impl_name(c->cfg.b),
-           c->label, hw_si(med, a, sizeof a), range, cv,
+    printf("%-11s %-9s %-40.40s %10s %-19s %-8s %9s %8s %8s %8s %8s %8s  %s%s%s\n", c->w->name, hw_impl_name(c->cfg.b),
+           c->label, hw_si(med, a, sizeof a), range, cv, cpus,
            has ? hw_ns((double)cp_hist_percentile(h, 50), p[0], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 90), p[1], 16) : "-",
            has ? hw_ns((double)cp_hist_percentile(h, 99), p[2], 16) : "-",
@@ -643,6 +658,10 @@ int hw_run_all(const hw_opts *o)
             memset(&ru0, 0, sizeof ru0);
             hw_go_usage(&ru1, &res.allocs, &res.alloc_bytes);
         }
+        double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                              ru0.ru_stime.tv_usec) / 1e6;
+        res.ops_per_cpu_s = cpu > 0 ? (double)run.ops / cpu : 0;
         res.seconds = (double)(run.t_end - run.t_start) / 1e9;
         res.ops = run.ops;
         double rs = hw_rate_seconds(&c->cfg, res.seconds);

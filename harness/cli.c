@@ -279,6 +279,21 @@ static const hw_suite_cfg suite_quick[] = {
     { "chan", { .threads = D, .producers = 4, .consumers = 4, .capacity = 64, .payload = 16, .work_ns = 0, .items = 2000000 } },
     { "workerpool", { .threads = 4, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = 0, .items = 400000 } },
 };
+/* --suite=reference: the C backends beside Go (docs/go.md), the cases of
+ * the Go-reference and performance issues: chan 1P1C with a buffer and
+ * unbuffered, chan 4P4C, the worker pool, select, mutex at 1 and 4
+ * threads, semaphore, each at its defaults except where a count is set so
+ * that the slowest backend's repetition stays near a second here. */
+static const hw_suite_cfg suite_reference[] = {
+    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 1024, .payload = 16, .work_ns = 0, .items = 4000000 } },
+    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 0, .payload = 16, .work_ns = 0, .items = 100000 } },
+    { "chan", { .threads = D, .producers = 4, .consumers = 4, .capacity = 1024, .payload = 16, .work_ns = 0, .items = 2000000 } },
+    { "workerpool", { .threads = 4, .producers = D, .consumers = D, .capacity = 100, .payload = D, .work_ns = 0, .items = 1000000 } },
+    { "select", { .threads = D, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = D, .items = D } },
+    { "mutex", { .threads = 1, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = D, .items = D } },
+    { "mutex", { .threads = 4, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = D, .items = 200000 } },
+    { "semaphore", { .threads = D, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = D, .items = D } },
+};
 #undef D
 
 const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
@@ -286,6 +301,10 @@ const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
     if (!strcmp(name, "quick")) {
         *n = sizeof suite_quick / sizeof suite_quick[0];
         return suite_quick;
+    }
+    if (!strcmp(name, "reference")) {
+        *n = sizeof suite_reference / sizeof suite_reference[0];
+        return suite_reference;
     }
     return NULL;
 }
@@ -298,7 +317,7 @@ void hw_usage(FILE *f)
     fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|go|all] [options]\n"
           "       cpbench --list                  the catalogue, by group\n"
           "       cpbench --pattern=NAME --help   the pattern's parameters and defaults\n"
-          "       cpbench --suite=quick [--impl=...] [run control] [output]\n"
+          "       cpbench --suite=quick|reference [--impl=...] [run control] [output]\n"
           "                               fixed small configurations (the CI baseline)\n"
           "       cpbench compare BASE.csv NEW.csv [...]  compare two CSV files (compare --help)\n"
           "       cpbench ab BIN_A BIN_B [--rounds=N] [run options]  interleaved A/B of two builds:\n"
@@ -444,7 +463,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         else if (!strcmp(name, "pattern")) pattern_arg = val;
         else if (!strcmp(name, "suite")) {
             if (!(o->suite = hw_suite_find(val, &o->nsuite)))
-                hw_bad_input("--suite: unknown suite '%s' (expected quick)", val);
+                hw_bad_input("--suite: unknown suite '%s' (expected quick or reference)", val);
             o->suite_name = val;
         }
         else if (!strcmp(name, "impl")) impl_arg = val;

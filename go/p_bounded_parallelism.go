@@ -91,14 +91,19 @@ type bpRound struct {
 	failIdx    uint32 // == size: no failure this round
 	withOutage bool   // the failure takes the downstream down with it
 	firstErr   atomic.Pointer[error]
-	outage     atomic.Bool  // the downstream stopped answering
-	hanging    atomic.Int32 // tasks that found it down
-	dispDone   atomic.Bool
+	outage     atomic.Bool   // the downstream stopped answering
+	hanging    atomic.Int32  // tasks that found it down
+	firstHang  chan struct{} // closed by the first of them
+	dispDoneCh chan struct{} // closed when the dispatcher is done
 	returned   atomic.Bool   // processItems has returned
 	doneLate   atomic.Uint64 // items done after processItems returned
 	tErr       atomic.Uint64 // when the first error was recorded
 	outageOver chan struct{} // closed by the caller after processItems returned
 	outcome    []atomic.Uint32
+}
+
+func (rd *bpRound) dispatchDone() {
+	close(rd.dispDoneCh)
 }
 
 // recordErr: the first error wins.
@@ -199,8 +204,10 @@ func (b *bp) runTask(t *Thread, tk bpTask) {
 				// error always meets work in flight
 				rd.outage.Store(true)
 				t.Phase("fail: wait for a sibling to hang")
-				for rd.hanging.Load() == 0 && !rd.dispDone.Load() && rd.ctx.Err() == nil {
-					time.Sleep(20 * time.Microsecond)
+				select { // C polls these every 20 us
+				case <-rd.firstHang:
+				case <-rd.dispDoneCh:
+				case <-rd.ctx.Done():
 				}
 			}
 			rd.tErr.Store(Now())
@@ -218,7 +225,9 @@ func (b *bp) runTask(t *Thread, tk bpTask) {
 			// context, the seed's process(item) has none and waits for the
 			// caller; a late answer after 2 s at most, so that nothing hangs
 			t.Phase("downstream outage")
-			rd.hanging.Add(1)
+			if rd.hanging.Add(1) == 1 {
+				close(rd.firstHang)
+			}
 			parent := rd.ctx
 			if b.seed {
 				parent = context.Background()
@@ -299,7 +308,7 @@ func (b *bp) processItems(t *Thread, rd *bpRound) (uint32, error) {
 		}
 		b.goTask(rd, i, asked)
 	}
-	rd.dispDone.Store(true)
+	rd.dispatchDone()
 	t.Phase("wg wait")
 	b.wg.Wait()
 	err := rd.err()
@@ -318,15 +327,15 @@ func (b *bp) processItemsSeed(t *Thread, rd *bpRound) (uint32, error) {
 		select {
 		case b.tokens <- struct{}{}:
 		case <-rd.ctx.Done():
-			rd.dispDone.Store(true)
+			rd.dispatchDone()
 			return i, rd.ctx.Err() // return ctx.Err(): no wg.Wait
 		case err := <-b.errCh:
-			rd.dispDone.Store(true)
+			rd.dispatchDone()
 			return i, err // return err: no wg.Wait
 		}
 		b.goTask(rd, i, asked)
 	}
-	rd.dispDone.Store(true)
+	rd.dispatchDone()
 	t.Phase("wg wait")
 	b.wg.Wait()
 	select {
@@ -379,11 +388,12 @@ func (b *bp) caller(t *Thread) {
 		rd.firstErr.Store(nil)
 		rd.outage.Store(false)
 		rd.hanging.Store(0)
+		rd.firstHang = make(chan struct{})
+		rd.dispDoneCh = make(chan struct{})
 		// an outage only where the dispatcher cannot finish the batch with
 		// the tokens the hanging tasks leave (>= 2P + 1 items after the
 		// failing one): the seed's select then always meets the error
 		rd.withOutage = failing && b.P > 1 && size-uint64(rd.failIdx)-1 >= 2*uint64(b.P)+1
-		rd.dispDone.Store(false)
 		rd.tErr.Store(0)
 		rd.returned.Store(false)
 		rd.doneLate.Store(0)

@@ -47,7 +47,10 @@ static struct {
     int race;                       /* use cpbench-go-race (stress) */
     int tried, ok;                  /* started (once per invocation) */
     pid_t pid;
-    FILE *to, *from;
+    FILE *to;
+    int from;                       /* read with rd_line: a signal (EINTR) loses nothing */
+    char rbuf[1 << 16];
+    size_t rlen, roff;
     char bin[PATH_MAX];
     char version[64];
     int maxprocs, is_race;
@@ -146,6 +149,37 @@ static void list_field(const char *line, const char *key, char *out, size_t n)
     snprintf(out, n, ",%s,", v);
 }
 
+/* The next line from the child (without its newline) into *line; -1 at
+ * EOF or on an error. Own buffering, so that a read interrupted by a
+ * signal (SIGINT: the child was just told to stop; its answer follows) is
+ * retried without losing what was read (getline would drop a partial line). */
+static ssize_t rd_line(char **line, size_t *cap)
+{
+    size_t n = 0;
+    for (;;) {
+        while (G.roff < G.rlen) {
+            char c = G.rbuf[G.roff++];
+            if (n + 2 > *cap) {
+                size_t nc = *cap ? *cap * 2 : 256;
+                char *p = realloc(*line, nc);
+                if (!p) go_die("out of memory");
+                *line = p;
+                *cap = nc;
+            }
+            if (c == '\n') {
+                (*line)[n] = 0;
+                return (ssize_t)n;
+            }
+            (*line)[n++] = c;
+        }
+        ssize_t r = read(G.from, G.rbuf, sizeof G.rbuf);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return -1;
+        G.rlen = (size_t)r;
+        G.roff = 0;
+    }
+}
+
 static int go_start(const int *pin, int npin)
 {
     if (G.tried) return G.ok;
@@ -182,14 +216,15 @@ static int go_start(const int *pin, int npin)
     G.pid = pid;
     go_child_pid = pid;
     G.to = fdopen(in[1], "w");
-    G.from = fdopen(out[0], "r");
-    if (!G.to || !G.from) go_die("fdopen: %s", strerror(errno));
+    G.from = out[0];
+    G.rlen = G.roff = 0;
+    if (!G.to) go_die("fdopen: %s", strerror(errno));
     fputs("hello\n", G.to);
     fflush(G.to);
     char *line = NULL;
     size_t cap = 0;
     int proto = 0;
-    if (getline(&line, &cap, G.from) <= 0 || sscanf(line, "cpgo %d", &proto) != 1)
+    if (rd_line(&line, &cap) < 0 || sscanf(line, "cpgo %d", &proto) != 1)
         go_die("%s did not answer the hello (is it cpbench's Go program?)", G.bin);
     if (proto != 1) go_die("%s speaks protocol %d, this cpbench 1: rebuild both", G.bin, proto);
     char v[32];
@@ -198,7 +233,7 @@ static int go_start(const int *pin, int npin)
     G.maxprocs = atoi(v);
     field(line, "race", v, sizeof v);
     G.is_race = atoi(v);
-    while (getline(&line, &cap, G.from) > 0 && strncmp(line, "end", 3)) {
+    while (rd_line(&line, &cap) >= 0 && strcmp(line, "end")) {
         if (strncmp(line, "pattern ", 8) || G.npat == GO_MAX_PATTERNS) continue;
         go_pattern *p = &G.pat[G.npat++];
         sscanf(line + 8, "%47s", p->name);
@@ -341,8 +376,7 @@ int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r
     size_t cap = 0;
     int got = 0;
     ssize_t len;
-    while ((len = getline(&line, &cap, G.from)) > 0) {
-        if (line[len - 1] == '\n') line[--len] = 0;
+    while ((len = rd_line(&line, &cap)) >= 0) {
         if (!strcmp(line, "end")) break;
         if (!strncmp(line, "result ", 7)) {
             unsigned long long ops, t0, t1, ut, st, vc, ivc, rss, al, ab;
@@ -393,12 +427,12 @@ int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r
         }
     }
     free(line);
-    if (len <= 0) {     /* it died: a panic, a race report (-race), a kill */
+    if (len < 0) {      /* it died: a panic, a race report (-race), a kill */
         int st = 0;
         waitpid(G.pid, &st, 0);
         go_child_pid = 0;
         fclose(G.to);
-        fclose(G.from);
+        close(G.from);
         G.tried = G.ok = 0;     /* the next run starts a new one */
         wl_fail(r, "the Go program ended during the run (%s %d; its report is above)",
                 WIFSIGNALED(st) ? "signal" : "exit status", WIFSIGNALED(st) ? WTERMSIG(st) : WEXITSTATUS(st));

@@ -60,10 +60,10 @@ type cnState struct {
 	clients     int
 	payload     int
 	deadline    time.Duration
-	liveClients int32
 	openFds     int64
 	roundTrips  uint64
 	worstOver   int64
+	liveClients int32 // the 32-bit atomics after the 64-bit ones (their alignment on 32-bit)
 	nfail       int32
 	fail        atomic.Value // string: the first failure's message
 }

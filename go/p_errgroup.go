@@ -71,9 +71,9 @@ type egState struct {
 	tasks, limit, failAt, workNs int64
 	tGo, tRet                    []uint64 // per task of the group: the owner's Go() stamp (0: not sampled), its return
 	// this group (reset by the owner between groups, when no task runs)
-	group                                                  uint32
 	tCancel                                                uint64 // when task K returned its error (errOnce then cancels)
 	started, returned, completed, cancelled, failed, stale int64
+	group                                                  uint32 // after the 64-bit atomics: their alignment on 32-bit
 	// the whole run
 	active, maxActive int64
 	worstSeenNs       uint64
@@ -157,14 +157,25 @@ func (s *egState) task(ctx context.Context, group uint32, index int64) error {
 
 // egTokens is how many of the limit's tokens g holds: errgroup's sem
 // channel is unexported, so the check reads its length through reflect
-// (-1: no such field in this errgroup).
+// (-1: no limit set, or no such field in this errgroup).
 func egTokens(g *errgroup.Group) int {
-	v := reflect.ValueOf(g).Elem().FieldByName("sem")
-	if !v.IsValid() || v.Kind() != reflect.Chan || v.IsNil() {
+	if egSemField == nil {
+		return -1
+	}
+	v := reflect.ValueOf(g).Elem().FieldByIndex(egSemField)
+	if v.IsNil() {
 		return -1
 	}
 	return v.Len()
 }
+
+var egSemField = func() []int {
+	f, ok := reflect.TypeOf((*errgroup.Group)(nil)).Elem().FieldByName("sem")
+	if !ok || f.Type.Kind() != reflect.Chan {
+		return nil
+	}
+	return f.Index
+}()
 
 // seedGroup runs one group as playbook 003's processItems, which returns
 // the first error from inside the launch loop without waiting for the tasks

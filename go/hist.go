@@ -9,7 +9,10 @@ package main
 // Layout (see hist.c): S = 2048 sub-buckets, H = 1024, m = 10; value v is in
 // bucket k = (64 - clz(v | (S-1))) - 11, sub-bucket v >> k, slot
 // ((k+1) << 10) + (v >> k) - 1024.
-import "math/bits"
+import (
+	"math"
+	"math/bits"
+)
 
 const (
 	histHighest  = 3600 * 1000000000
@@ -102,4 +105,37 @@ func (h *Hist) merge(o *Hist) {
 	if o.max > h.max {
 		h.max = o.max
 	}
+}
+
+// Percentile is cp_hist_percentile: the highest value equivalent to the
+// slot holding rank ceil(pct% x count) (a few ulps shaved, as
+// HdrHistogram does, so that 100*k/n lands on rank k), at most the max;
+// 0 when empty. For a pattern's own metrics (a median, a p99).
+func (h *Hist) Percentile(pct float64) uint64 {
+	if h.total == 0 {
+		return 0
+	}
+	if !(pct < 100) {
+		return h.max
+	}
+	if pct < 0 {
+		pct = 0
+	}
+	rank := uint64(math.Ceil(pct / 100 * float64(h.total) * (1 - 4*2.220446049250313e-16)))
+	if rank < 1 {
+		rank = 1
+	}
+	if rank > h.total {
+		rank = h.total
+	}
+	var cum uint64
+	for i, n := range h.counts {
+		if cum += n; cum >= rank {
+			if v := slotValue(i+1) - 1; v < h.max {
+				return v
+			}
+			return h.max
+		}
+	}
+	return h.max
 }

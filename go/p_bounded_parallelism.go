@@ -55,7 +55,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -517,29 +516,6 @@ func (b *bp) caller(t *Thread) {
 	t.Phase("done")
 }
 
-// bpMedian is cp_hist_percentile(h, 50): the highest value equivalent to
-// the slot that holds the median rank, at most the maximum.
-func bpMedian(h *Hist) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	rank := uint64(math.Ceil(0.5 * float64(h.total) * (1 - 4*2.220446049250313e-16)))
-	if rank < 1 {
-		rank = 1
-	}
-	var cum uint64
-	for i, c := range h.counts {
-		if cum += c; cum >= rank {
-			v := slotValue(i+1) - 1
-			if v > h.max {
-				v = h.max
-			}
-			return v
-		}
-	}
-	return h.max
-}
-
 func bpErrName(err error) string {
 	if err == nil {
 		return "nil"
@@ -629,7 +605,7 @@ func bpRun(r *Run) error {
 
 	r.Metric("in_flight_max", float64(b.inFlMax.Load()))
 	if o.cancelNs.Count() > 0 {
-		r.Metric("cancel_ns", float64(bpMedian(&o.cancelNs)))
+		r.Metric("cancel_ns", float64(o.cancelNs.Percentile(50)))
 	}
 	r.Metric("leaked", float64(o.leaked))
 	r.Metric("rounds", float64(o.rounds))

@@ -28,7 +28,6 @@ package main
 
 import (
 	"context"
-	"math"
 	"reflect"
 	"sync/atomic"
 	"time"
@@ -52,44 +51,6 @@ type hbtWorker struct {
 	beats chan hbtBeat // capacity 1, closed by the worker at its end
 	// published at the worker's end (read after Join)
 	done, ticks, sent, dropped, abandoned, tooFast, tStart, tStop uint64
-}
-
-// hbtPercentile is cp_hist_percentile on a Go Hist: the highest value
-// equivalent to the slot holding rank ceil(pct% x count), at most max.
-func hbtPercentile(h *Hist, pct float64) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	if !(pct < 100) {
-		return h.max
-	}
-	if pct < 0 {
-		pct = 0
-	}
-	fc := pct / 100 * float64(h.total)
-	fc *= 1 - 4*2.220446049250313e-16
-	rank := uint64(math.Ceil(fc))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.total {
-		rank = h.total
-	}
-	var cum uint64
-	for i, n := range h.counts {
-		if cum += n; cum >= rank {
-			b := i>>histHalfMag - 1
-			if b < 0 {
-				b = 0
-			}
-			v := slotValue(i) + 1<<uint(b) - 1
-			if v < h.max {
-				return v
-			}
-			return h.max
-		}
-	}
-	return h.max
 }
 
 func hbtRun(r *Run) error {
@@ -289,8 +250,8 @@ func hbtRun(r *Run) error {
 	}
 
 	if jitter.Count() != 0 {
-		r.Metric("jitter_p50_ns", float64(hbtPercentile(jitter, 50)))
-		r.Metric("jitter_p99_ns", float64(hbtPercentile(jitter, 99)))
+		r.Metric("jitter_p50_ns", float64(jitter.Percentile(50)))
+		r.Metric("jitter_p99_ns", float64(jitter.Percentile(99)))
 		r.Metric("missed_beats", float64(missed))
 	}
 	r.Metric("beats", float64(gotBeats))

@@ -417,44 +417,6 @@ func rlHists(n int) []*Hist {
 	return rlHistPool[:n]
 }
 
-// rlPercentile is cp_hist_percentile on a Go Hist: the highest value
-// equivalent to the slot holding rank ceil(pct% x count), at most max.
-func rlPercentile(h *Hist, pct float64) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	if !(pct < 100) {
-		return h.max
-	}
-	if pct < 0 {
-		pct = 0
-	}
-	fc := pct / 100 * float64(h.total)
-	fc *= 1 - 4*2.220446049250313e-16
-	rank := uint64(math.Ceil(fc))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.total {
-		rank = h.total
-	}
-	var cum uint64
-	for i, n := range h.counts {
-		if cum += n; cum >= rank {
-			b := i>>histHalfMag - 1
-			if b < 0 {
-				b = 0
-			}
-			v := slotValue(i) + 1<<uint(b) - 1
-			if v < h.max {
-				return v
-			}
-			return h.max
-		}
-	}
-	return h.max
-}
-
 func rlAtomicMax(a *atomic.Uint64, v uint64) {
 	for prev := a.Load(); prev < v && !a.CompareAndSwap(prev, v); prev = a.Load() {
 	}
@@ -747,9 +709,9 @@ func rlRun(r *Run) error {
 	}
 	r.Metric("achieved_rate", achieved)
 	r.Metric("rate_error_pct", 100*(achieved-limit)/limit)
-	r.Metric("wait_p50_ns", float64(rlPercentile(&wait, 50)))
-	r.Metric("wait_p99_ns", float64(rlPercentile(&wait, 99)))
-	r.Metric("late_p99_ns", float64(rlPercentile(&late, 99)))
+	r.Metric("wait_p50_ns", float64(wait.Percentile(50)))
+	r.Metric("wait_p99_ns", float64(wait.Percentile(99)))
+	r.Metric("late_p99_ns", float64(late.Percentile(99)))
 	r.Metric("rejected", float64(rejectedN.Load()))
 	r.Metric("strategy", float64(strategy))
 	if strategy == rlTicker {

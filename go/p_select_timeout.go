@@ -50,7 +50,6 @@ package main
 
 import (
 	"context"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,37 +77,6 @@ func (e *stErrs) note(what string, a, b uint64) {
 	}
 	e.n++
 	e.mu.Unlock()
-}
-
-// stPercentile is cp_hist_percentile on a Go Hist: rank ceil(pct% of the
-// count), the highest value of the slot that reaches it, at most the max.
-func stPercentile(h *Hist, pct float64) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	if !(pct < 100) {
-		return h.max
-	}
-	fc := pct / 100 * float64(h.total)
-	fc *= 1 - 4*2.220446049250313e-16
-	rank := uint64(math.Ceil(fc))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.total {
-		rank = h.total
-	}
-	var cum uint64
-	for i, n := range h.counts {
-		if cum += n; cum >= rank {
-			v := slotValue(i+1) - 1
-			if v > h.max {
-				v = h.max
-			}
-			return v
-		}
-	}
-	return h.max
 }
 
 func selectTimeoutRun(r *Run) error {
@@ -399,8 +367,8 @@ func selectTimeoutRun(r *Run) error {
 	r.Metric("timeouts", float64(timeouts))
 	r.Metric("defaults", float64(defaults))
 	if beyond.Count() > 0 {
-		r.Metric("beyond_p50_ns", float64(stPercentile(beyond, 50)))
-		r.Metric("beyond_p99_ns", float64(stPercentile(beyond, 99)))
+		r.Metric("beyond_p50_ns", float64(beyond.Percentile(50)))
+		r.Metric("beyond_p99_ns", float64(beyond.Percentile(99)))
 	}
 	r.Metric("overtakes", float64(overtakes))
 	r.Ops = recv[stHi] + recv[stLo]

@@ -35,7 +35,6 @@ package main
 
 import (
 	"context"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,43 +58,6 @@ func (e *teeErrs) note(what string, a, b uint64) {
 	}
 	e.n++
 	e.mu.Unlock()
-}
-
-// teePercentile is cp_hist_percentile (harness/hist.c) on a Go Hist: the
-// highest value equivalent to the slot holding the rank, at most max.
-func teePercentile(h *Hist, pct float64) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	if !(pct < 100.0) {
-		return h.max
-	}
-	if pct < 0 {
-		pct = 0
-	}
-	fc := pct / 100.0 * float64(h.total)
-	fc *= 1.0 - 4*2.220446049250313e-16
-	rank := uint64(math.Ceil(fc))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.total {
-		rank = h.total
-	}
-	var cum uint64
-	for i, n := range h.counts {
-		cum += n
-		if cum >= rank {
-			v := slotValue(i)
-			b := uint(bucketIndex(v))
-			v = (v>>b)<<b + (1<<b - 1)
-			if v < h.max {
-				return v
-			}
-			return h.max
-		}
-	}
-	return h.max
 }
 
 // teeWait waits for wg at most d; true if it finished in time. The returned
@@ -368,7 +330,7 @@ func teeRun(r *Run) error {
 	}
 	for j, name := range []string{"out1_p50_ns", "out2_p50_ns"} {
 		if h := rd[j].Hist; h.Count() > 0 {
-			r.Metric(name, float64(teePercentile(h, 50.0)))
+			r.Metric(name, float64(h.Percentile(50.0)))
 		}
 	}
 	r.Metric("skew_max", float64(atomic.LoadInt64(&skewMax)))

@@ -82,42 +82,6 @@ func (s *wpdSeen) mark(id uint64) bool {
 	return was
 }
 
-// wpdPercentile is cp_hist_percentile: the highest value equivalent to the
-// rank-th one's slot, at most the max.
-func wpdPercentile(h *Hist, pct float64) uint64 {
-	if h.total == 0 {
-		return 0
-	}
-	if !(pct < 100) {
-		return h.max
-	}
-	if pct < 0 {
-		pct = 0
-	}
-	fc := pct / 100 * float64(h.total) * (1 - 4*2.220446049250313e-16)
-	rank := uint64(math.Ceil(fc))
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.total {
-		rank = h.total
-	}
-	var cum uint64
-	for i, n := range h.counts {
-		if cum += n; cum >= rank {
-			width := uint64(1)
-			if b := i>>histHalfMag - 1; b > 0 {
-				width <<= uint(b)
-			}
-			if v := slotValue(i) + width - 1; v < h.max {
-				return v
-			}
-			return h.max
-		}
-	}
-	return h.max
-}
-
 type wpdPool struct {
 	min, max int64
 	mu       sync.Mutex // the first violation
@@ -475,7 +439,7 @@ func wpdRun(r *Run) error {
 	}
 
 	if reaction.Count() > 0 {
-		r.Metric("reaction_ns", float64(wpdPercentile(reaction, 50)))
+		r.Metric("reaction_ns", float64(reaction.Percentile(50)))
 	}
 	if samples > 0 {
 		r.Metric("workers_min", float64(wmin))

@@ -32,7 +32,7 @@ out=$("$bin" --pattern=chan --variant=nosuch 2>&1); rc=$?
 out=$("$bin" --suite=quick --variant=default 2>&1); rc=$?
 [ $rc -eq 2 ] && ok || bad "--suite with --variant: rc=$rc"
 hdr=$("$bin" --pattern=atomic --impl=mutex --items=1000 --repeat=1 --warmup=0 --quiet --csv=- 2>/dev/null | head -1)
-echo "$hdr" | grep -q ",variant,metrics$" && ok || bad "CSV header lacks variant,metrics: $hdr"
+echo "$hdr" | grep -q ",variant,metrics," && ok || bad "CSV header lacks variant,metrics: $hdr"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

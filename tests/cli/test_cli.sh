@@ -4,6 +4,8 @@
 # schema of docs/csv.md.
 set -u
 bin="$1"
+# the impls --impl=all runs: the three C backends, and go where it is built
+nimpl=$("$bin" --list | awk '/^backends:/ {b = 1; next} b && /^  (mutex|lockfree|futex|go) / && !/not built/ {n++} END {print n}')
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
@@ -72,7 +74,7 @@ rc=$?
 check "small sweep exits 0 (rc=$rc)" test $rc -eq 0
 rows=$(($(wc -l <"$tmp/run.csv") - 1))
 # 3 impls x 2 producer counts x capacities {0,4,16} x 2 reps
-check "sweep wrote 36 rows (got $rows)" test "$rows" -eq 36
+check "sweep wrote $((12 * nimpl)) rows (got $rows)" test "$rows" -eq $((12 * nimpl))
 for col in pattern impl rep threads producers consumers capacity payload work_ns items seconds ops \
            ops_per_sec p50_ns p90_ns p99_ns p999_ns max_ns mean_ns status seed cpus kernel compiler \
            allocator git_rev timestamp; do
@@ -94,12 +96,12 @@ check "open loop run exits 0 (rc=$rc)" test $rc -eq 0
 check "open loop: corrected >= uncorrected percentiles, rate recorded" /usr/bin/python3 -c "
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-assert len(rows) == 6, len(rows)
+assert len(rows) == 2 * int(sys.argv[2]), len(rows)
 for r in rows:
     assert r['rate'] == '20000', r['rate']
     for p in ('p50_ns', 'p99_ns', 'max_ns'):
         assert int(r[p]) >= int(r['u_' + p]), (r['pattern'], r['impl'], p, r[p], r['u_' + p])
-" "$tmp/rate.csv"
+" "$tmp/rate.csv" $nimpl
 bad "--rate" --pattern=select --rate=1000
 bad "--payload" --pattern=chan --rate=1000 --payload=16
 # --interleave: round r runs every configuration's repetition r, shuffled
@@ -110,14 +112,15 @@ check "interleaved sweep exits 0 (rc=$rc)" test $rc -eq 0
 check "interleaved: each round holds every configuration once, rounds in order" /usr/bin/python3 -c "
 import csv, sys
 rows = list(csv.DictReader(open(sys.argv[1])))
-assert len(rows) == 18, len(rows)
+k = 2 * int(sys.argv[2])     # configurations: impls x 2 capacities
+assert len(rows) == 3 * k, len(rows)
 for r in range(3):
-    rnd = rows[6 * r: 6 * r + 6]
+    rnd = rows[k * r: k * r + k]
     assert all(x['rep'] == str(r) for x in rnd), [x['rep'] for x in rnd]
-    assert len({(x['impl'], x['capacity']) for x in rnd}) == 6
-order = [(x['impl'], x['capacity']) for x in rows[:6]]
-assert order != sorted(order, key=lambda t: (['mutex', 'lockfree', 'futex'].index(t[0]), int(t[1]))), 'not shuffled'
-" "$tmp/il.csv"
+    assert len({(x['impl'], x['capacity']) for x in rnd}) == k
+order = [(x['impl'], x['capacity']) for x in rows[:k]]
+assert order != sorted(order, key=lambda t: (['mutex', 'lockfree', 'futex', 'go'].index(t[0]), int(t[1]))), 'not shuffled'
+" "$tmp/il.csv" $nimpl
 bad "--interleave" --pattern=chan --interleave --json=/tmp/x.json
 check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
 

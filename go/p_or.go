@@ -282,11 +282,13 @@ func orRun(r *Run) error {
 					reapRound()
 					ok = false
 				} else {
-					dt := Diff(atomic.LoadUint64(&lastExit), tComb)
-					exits++
-					exitSum += dt
-					if dt > exitMax {
-						exitMax = dt
+					if tComb != 0 { // a round whose fire was never seen has no exit time (as or.c)
+						dt := Diff(atomic.LoadUint64(&lastExit), tComb)
+						exits++
+						exitSum += dt
+						if dt > exitMax {
+							exitMax = dt
+						}
 					}
 					if f := atomic.LoadInt32(&combinedFires); f != 1 {
 						fail("round %d: the combined event was fired %d times", round, f)

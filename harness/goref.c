@@ -28,6 +28,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -63,7 +64,9 @@ static struct {
     uint64_t alloc_bytes;
 } G;
 
-static volatile sig_atomic_t go_child_pid;   /* for the signal handler and the watchdog */
+/* The child's pid for the signal handler (hw_go_stop) and the watchdog
+ * thread (hw_go_dump): atomic (lock-free, so async-signal-safe); 0: none. */
+static _Atomic int go_child_pid;
 
 const char *hw_impl_name(const cp_backend *b) { return b ? cp_backend_name(b) : "go"; }
 
@@ -214,7 +217,7 @@ static int go_start(const int *pin, int npin)
     close(in[0]);
     close(out[1]);
     G.pid = pid;
-    go_child_pid = pid;
+    atomic_store(&go_child_pid, pid);
     G.to = fdopen(in[1], "w");
     G.from = out[0];
     G.rlen = G.roff = 0;
@@ -308,7 +311,7 @@ const char *hw_go_check(const wl_workload *w, const wl_cfg *cfg, const int *pin,
  * a moment (its stderr is ours) */
 void hw_go_dump(void)
 {
-    pid_t pid = go_child_pid;
+    pid_t pid = atomic_load(&go_child_pid);
     if (!pid) return;
     fprintf(stderr, "cpbench: watchdog: the Go reference's goroutines (SIGQUIT):\n");
     fflush(stderr);
@@ -322,7 +325,7 @@ void hw_go_dump(void)
 /* cpbench interrupted: async-signal-safe */
 void hw_go_stop(void)
 {
-    pid_t pid = go_child_pid;
+    pid_t pid = atomic_load(&go_child_pid);
     if (pid) kill(pid, SIGUSR1);
 }
 
@@ -430,7 +433,7 @@ int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r
     if (len < 0) {      /* it died: a panic, a race report (-race), a kill */
         int st = 0;
         waitpid(G.pid, &st, 0);
-        go_child_pid = 0;
+        atomic_store(&go_child_pid, 0);
         fclose(G.to);
         close(G.from);
         G.tried = G.ok = 0;     /* the next run starts a new one */

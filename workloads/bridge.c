@@ -446,7 +446,7 @@ WL_DEFINE(bridge) = {
     .op = "item received",
     .latency = "producer send into inner channel -> consumer receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 1000000 },
+                  .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 30000 },
     .params = (const wl_param[]){
         { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
         { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never",

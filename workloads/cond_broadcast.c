@@ -137,7 +137,7 @@ WL_DEFINE(cond_broadcast) = {
     .op = "round (one broadcast, T wake-ups)",
     .latency = "broadcast -> each waiter re-holds the mutex",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED,
-                  .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
+                  .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 5000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_broadcast_run,
 };

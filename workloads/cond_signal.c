@@ -144,7 +144,7 @@ WL_DEFINE(cond_signal) = {
     .op = "ticket consumed",
     .latency = "signal -> waiter holds the ticket",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED,
-                  .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 200000 },
+                  .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_signal_run,
 };

@@ -392,7 +392,7 @@ WL_DEFINE(contextio) = {
     .op = "chunk written",
     .latency = "chunk: ctx look + send",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 4,
-                  .payload = 65536, .work_ns = WL_UNUSED, .items = 100000 },
+                  .payload = 65536, .work_ns = WL_UNUSED, .items = 50000 },
     .params = (const wl_param[]){
         { "chunk", 4096, "bytes per chunk: Write looks at its ctx before each", 64 },
         { "cancel_pct", 50, "the sink cancels a Write once this % of it arrived; 0: never", 100 },

@@ -378,7 +378,7 @@ WL_DEFINE(contextio_net) = {
     .op = "round trip",
     .latency = "RTT: write start -> echo fully read",
     .defaults = { .threads = 1, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
-                  .payload = 64, .work_ns = WL_UNUSED, .items = 20000 },
+                  .payload = 64, .work_ns = WL_UNUSED, .items = 5000 },
     .params = (const wl_param[]){
         { "deadline_ms", 20, "phase 2: the read's deadline, in ms (the peer never answers)", 5 },
         { NULL, 0, NULL, 0 },

@@ -426,7 +426,7 @@ WL_DEFINE(errgroup) = {
     .op = "task run through the group",
     .latency = "Go() call -> the task returned",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
-                  .payload = WL_UNUSED, .work_ns = 2000, .items = 200000 },
+                  .payload = WL_UNUSED, .work_ns = 2000, .items = 50000 },
     .params = (const wl_param[]){
         { "tasks", 8, "tasks per group (Go() calls before Wait)", 16 },
         { "limit", 0, "SetLimit(L): at most L tasks at once, Go() blocks; 0: no limit", 8 },

@@ -399,7 +399,7 @@ WL_DEFINE(fan_out_fan_in) = {
     .op = "result received",
     .latency = "source send start -> sink receive end",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = 0, .items = 1000000 },
+                  .payload = WL_UNUSED, .work_ns = 0, .items = 30000 },
     .params = (const wl_param[]){
         { "merge", MERGE_FORWARD,
           "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },

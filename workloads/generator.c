@@ -219,7 +219,7 @@ WL_DEFINE(generator) = {
     .op = "item received",
     .latency = "generator send start -> consumer receive end",
     .defaults = { .threads = 1, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 1000000 },
+                  .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 50000 },
     .params = (const wl_param[]){
         { "start", 1, "first value of the sequence", 1000 },
         { "step", 3, "difference between consecutive values", 7 },

@@ -315,7 +315,7 @@ WL_DEFINE(ordone) = {
     .op = "item received",
     .latency = "producer send start -> consumer receive",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = 0, .items = 500000 },
+                  .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){
         { "src_items", 0, "the upstream sends M items in all, then closes; 0: it never ends by itself", 4000 },
         { NULL, 0, NULL, 0 },

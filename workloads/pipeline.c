@@ -326,7 +326,7 @@ WL_DEFINE(pipeline) = {
     .op = "item through all stages",
     .latency = "source send start -> sink receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = 0, .items = 1000000 },
+                  .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){
         { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
         { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },

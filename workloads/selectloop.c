@@ -254,7 +254,7 @@ WL_DEFINE(selectloop) = {
     .op = "job handled",
     .latency = "producer send start -> handling starts",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 16,
-                  .payload = WL_UNUSED, .work_ns = 0, .items = 500000 },
+                  .payload = WL_UNUSED, .work_ns = 0, .items = 100000 },
     .params = (const wl_param[]){
         { "stop", 0, "how the workers are stopped: 0 cancel their ctx, 1 close the input", 1 },
         { NULL, 0, NULL, 0 },

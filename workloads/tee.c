@@ -324,7 +324,7 @@ WL_DEFINE(tee) = {
     .op = "item delivered to both outputs",
     .latency = "producer send start -> each reader's receive (per output)",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
-                  .payload = WL_UNUSED, .work_ns = 0, .items = 200000 },
+                  .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){
         { "stop_at", 0, "reader 2 leaves after K items and cancels the ctx (the seed variant leaks only then); 0: it reads to the end", 3000 },
         { NULL, 0, NULL, 0 },

@@ -113,7 +113,7 @@ WL_DEFINE(waitgroup) = {
     .op = "round",
     .latency = "last Done -> Wait returns",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
-                  .payload = WL_UNUSED, .work_ns = 1000, .items = 20000 },
+                  .payload = WL_UNUSED, .work_ns = 1000, .items = 5000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = waitgroup_run,
 };

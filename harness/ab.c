@@ -76,7 +76,7 @@ static void usage(FILE *f)
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
-          "                ops_per_sec and ops: higher is better, others lower\n"
+          "                ops_per_sec, ops and ops_per_cpu_s: higher is better, others lower\n"
           "  --out         directory for a.csv and b.csv, every row of each side (default: a new\n"
           "                ./cpbench-ab.XXXXXX); existing files there are never replaced\n"
           "  --seed        the schedule's seed, also passed to every run (default 1)\n"
@@ -210,10 +210,6 @@ typedef struct ab_side {
     int header_written;     /* with the first complete pair */
 } ab_side;
 
-static int higher_is_better(const char *metric)
-{
-    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops");
-}
 
 /* Reads the one row a run wrote; returns its fields with rep set to round.
  * Values: NAN where the metric column is empty. */
@@ -363,7 +359,7 @@ static void analyze(const ab_data *D, double alpha, double threshold, int any_ro
         abt *x = &t[i];
         x->p_adj = adj[i];
         double ch = (x->ratio - 1) * 100;
-        int hb = higher_is_better(D->metric[x->m]);
+        int hb = hw_csv_higher_is_better(D->metric[x->m]);
         if (x->ci < ncfg ? st_wsr_min_p(x->n) * (double)nt >= alpha : x->n < 6) x->verdict = ST_INCONCLUSIVE;
         else if (x->p_adj < alpha && fabs(ch) >= threshold && ch != 0)
             x->verdict = (ch > 0) == hb ? ST_FASTER : ST_SLOWER;

@@ -292,10 +292,6 @@ static void free_side(side *s)
     for (int i = 0; i < NMACHINE; i++) free(s->machine[i]);
 }
 
-static int higher_is_better(const char *metric)
-{
-    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops");
-}
 
 static const char *fmt_value(const char *metric, double v, char *buf, size_t n)
 {
@@ -315,7 +311,7 @@ static void usage(FILE *f)
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of medians, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns to compare, or a pattern's metrics by name (the CSV's metrics\n"
-          "                column); ops_per_sec and ops: higher is better, any other (latencies,\n"
+          "                column); ops_per_sec, ops, ops_per_cpu_s: higher is better, any other (latencies,\n"
           "                ns_per_op, seconds, metrics): lower is better\n"
           "  --placement   strict: drop rows whose placement_changed column is 1 and rows that\n"
           "                ran in the minority placement (near/far) of their configuration (when the\n"
@@ -478,7 +474,7 @@ int hw_compare(int argc, char **argv)
     for (size_t i = 0, k = 0; i < nt; i++) {
         test *x = &t[i];
         x->p_adj = x->tested ? adj[k++] : 1;
-        x->verdict = st_verdict(x->nb, x->nn, x->med_b, x->med_n, x->p_adj, higher_is_better(o.metric[x->m]),
+        x->verdict = st_verdict(x->nb, x->nn, x->med_b, x->med_n, x->p_adj, hw_csv_higher_is_better(o.metric[x->m]),
                                 o.alpha, o.threshold);
         cnt[x->verdict]++;
     }

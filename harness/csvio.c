@@ -199,3 +199,8 @@ void hw_csv_field(FILE *f, const char *s)
     }
     fputc('"', f);
 }
+
+int hw_csv_higher_is_better(const char *metric)
+{
+    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops") || !strcmp(metric, "ops_per_cpu_s");
+}

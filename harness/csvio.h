@@ -40,4 +40,8 @@ int  hw_csv_metric(const char *metrics, const char *name, double *v);
  * a space, so that every row stays one line. */
 void hw_csv_field(FILE *f, const char *s);
 
+/* A metric's direction for compare and ab: the throughputs (ops_per_sec,
+ * ops, ops_per_cpu_s) are better higher, every other column (times) lower. */
+int hw_csv_higher_is_better(const char *metric);
+
 #endif

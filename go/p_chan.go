@@ -12,7 +12,6 @@ package main
 
 import (
 	"encoding/binary"
-	"sync"
 	"sync/atomic"
 )
 
@@ -21,22 +20,6 @@ const chanTagShift = 40
 var chanRacy int // CPBENCH_GO_FAULT=race: a data race for cpbench stress --impl=go to find
 
 func fillByte(tag uint64) byte { return byte(Mix(tag) | 1) }
-
-type chanErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *chanErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
 
 func chanRunT[T Payload](r *Run) error {
 	c := r.Cfg
@@ -51,7 +34,7 @@ func chanRunT[T Payload](r *Run) error {
 	ch := make(chan T, c.Capacity)
 	var live int32 = int32(producers)
 	var sent, sentSum, recv, recvSum uint64
-	var errs chanErrs
+	var errs Errs
 	racy := faultName == "race"
 	for i := 0; i < consumers; i++ {
 		r.Spawn("consumer", func(t *Thread) {

@@ -63,24 +63,6 @@ func (e *ordoneErrs) note(what string, a uint64) {
 	e.mu.Unlock()
 }
 
-// ordoneWait waits for wg at most d; true if it finished in time. The
-// returned channel is closed when wg is done (its goroutine ends then).
-func ordoneWait(wg *sync.WaitGroup, d time.Duration) (<-chan struct{}, bool) {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return done, true
-	case <-t.C:
-		return done, false
-	}
-}
-
 func ordoneRun(r *Run) error {
 	cfg := r.Cfg
 	P := int(cfg.Producers)
@@ -154,7 +136,7 @@ func ordoneRun(r *Run) error {
 		}
 		tStop := Now()
 		cancel()
-		done, ok := ordoneWait(&upstream, ordoneBound)
+		done, ok := waitFor(&upstream, ordoneBound)
 		dt := Since(tStop)
 		if ok {
 			r.Metric("stop_to_joined_ns", float64(dt))

@@ -32,22 +32,6 @@ import (
 
 const poolTagShift = 40
 
-type poolErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *poolErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
 // poolFill is memset(b, v): one store, then doubling copies.
 func poolFill(b []byte, v byte) {
 	if len(b) == 0 {
@@ -78,7 +62,7 @@ func poolRun(r *Run) error {
 		return &b
 	}}
 	var ops atomic.Uint64
-	var errs poolErrs
+	var errs Errs
 	for i := 0; i < threads; i++ {
 		id := uint64(i)
 		r.Spawn("getput", func(t *Thread) {

@@ -27,7 +27,6 @@ import (
 	"context"
 	"encoding/binary"
 	"reflect"
-	"sync"
 	"sync/atomic"
 )
 
@@ -58,22 +57,6 @@ func newSelectSet[T Payload](ch []chan T, done <-chan struct{}) *selectSet[T] {
 	return s
 }
 
-type selectErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *selectErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
 func selectRunT[T Payload](r *Run) error {
 	c := r.Cfg
 	k := int(c.Producers)
@@ -91,7 +74,7 @@ func selectRunT[T Payload](r *Run) error {
 	sentOn := make([]uint64, k) // per channel, written by its producer
 	gotOn := make([]uint64, k)  // per channel, written by the consumer
 	var recv, recvSum uint64    // the consumer's, read after Join
-	var errs selectErrs
+	var errs Errs
 
 	r.Spawn("consumer", func(t *Thread) {
 		sel := newSelectSet(ch, ctx.Done())

@@ -50,7 +50,6 @@ package main
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -62,22 +61,6 @@ const (
 )
 
 type stItem struct{ tag, ts uint64 }
-
-type stErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *stErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
 
 func selectTimeoutRun(r *Run) error {
 	c := r.Cfg
@@ -104,7 +87,7 @@ func selectTimeoutRun(r *Run) error {
 	var recv, recvSum [2]uint64 // the consumer's, read after Join
 	var timeouts, defaults, overtakes, phantoms uint64
 	beyond := &Hist{}
-	var errs stErrs
+	var errs Errs
 
 	r.Spawn("consumer", func(t *Thread) {
 		ch := chans // a received-from channel is set to nil once closed

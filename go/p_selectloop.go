@@ -46,41 +46,6 @@ const selectloopBound = time.Second
 
 type selectloopJob struct{ seq, ts uint64 }
 
-type selectloopErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *selectloopErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
-// selectloopWait waits for wg at most d; true if it finished in time.
-// The goroutine it starts ends when wg does (the caller releases the
-// stragglers and waits again when it returns false).
-func selectloopWait(wg *sync.WaitGroup, d time.Duration) (<-chan struct{}, bool) {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return done, true
-	case <-t.C:
-		return done, false
-	}
-}
-
 func selectloopRun(r *Run) error {
 	c := r.Cfg
 	workers := int(c.Threads)
@@ -96,7 +61,7 @@ func selectloopRun(r *Run) error {
 	var stopIssued int32
 	var handled, handledSum, afterObserved, late uint64
 	var sent, sentSum uint64
-	var errs selectloopErrs
+	var errs Errs
 	wg.Add(workers)
 
 	for i := 0; i < workers; i++ {
@@ -196,7 +161,7 @@ func selectloopRun(r *Run) error {
 		} else {
 			cancel()
 		}
-		done, ok := selectloopWait(&wg, selectloopBound)
+		done, ok := waitFor(&wg, selectloopBound)
 		dt := Since(tStop)
 		if ok {
 			r.Metric("stop_to_exit_ns", float64(dt))

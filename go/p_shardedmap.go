@@ -176,22 +176,6 @@ func (g *smGen) op() (int, uint32) {
 	return smPut, id
 }
 
-type smErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *smErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
 type smState struct {
 	r           *Run
 	m           *smMap
@@ -202,7 +186,7 @@ type smState struct {
 	ops         []uint64 // per goroutine, for the replay
 	readPct     int
 	delPct      int
-	errs        smErrs
+	errs        Errs
 	reads, hits uint64
 	panicked    uint64 // atomic: goroutines ended by a panic (seed)
 	panicMu     sync.Mutex

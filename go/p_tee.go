@@ -44,40 +44,6 @@ const teeBound = time.Second
 
 type teeItem struct{ seq, ts uint64 }
 
-type teeErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a, b  uint64
-}
-
-func (e *teeErrs) note(what string, a, b uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a, e.b = what, a, b
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
-// teeWait waits for wg at most d; true if it finished in time. The returned
-// channel is closed when wg is done (its goroutine ends then).
-func teeWait(wg *sync.WaitGroup, d time.Duration) (<-chan struct{}, bool) {
-	done := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(done)
-	}()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return done, true
-	case <-t.C:
-		return done, false
-	}
-}
-
 func teeRun(r *Run) error {
 	c := r.Cfg
 	seed := c.Variant == "seed"
@@ -95,7 +61,7 @@ func teeRun(r *Run) error {
 	var offered uint64
 	var teeDone int32
 	var skewMax int64
-	var errs teeErrs
+	var errs Errs
 	var sent uint64  // the producer's
 	var taken uint64 // the tee's
 	var delivered [2]uint64
@@ -117,7 +83,7 @@ func teeRun(r *Run) error {
 		}
 		tStop := Now()
 		cancel()
-		done, ok := teeWait(&others, teeBound)
+		done, ok := waitFor(&others, teeBound)
 		dt := Since(tStop)
 		if ok {
 			r.Metric("stop_to_exit_ns", float64(dt))

@@ -314,3 +314,40 @@ func (m BySize) run(r *Run) error {
 }
 
 func bytesOf[T Payload](p *T) []byte { return unsafe.Slice((*byte)(unsafe.Pointer(p)), len(*p)) }
+
+// Errs collects a run's errors from many goroutines, as the C workloads'
+// note_error: the first one's message and two figures, and how many.
+type Errs struct {
+	mu    sync.Mutex
+	n     uint64
+	first string
+	a, b  uint64
+}
+
+func (e *Errs) note(what string, a, b uint64) {
+	e.mu.Lock()
+	if e.n == 0 {
+		e.first, e.a, e.b = what, a, b
+	}
+	e.n++
+	e.mu.Unlock()
+}
+
+// waitFor waits for wg at most d; true if it finished in time. The
+// goroutine it starts ends when wg does (a caller that gets false releases
+// the stragglers and waits on the returned channel).
+func waitFor(wg *sync.WaitGroup, d time.Duration) (<-chan struct{}, bool) {
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return done, true
+	case <-t.C:
+		return done, false
+	}
+}

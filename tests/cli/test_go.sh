@@ -65,6 +65,10 @@ check "the table has a go row" grep -q "^chan  *go  " "$tmp/t.out"
 "$bin" --list >"$tmp/list"
 check "--list shows the go backend built" grep -q "^  go  *the Go reference: each pattern" "$tmp/list"
 pats=$(awk '/^backends:/ {g=0; next} /^[a-z]+:$/ {g=1; next} g && /^  [a-z_0-9]+ / && !/seed key/ {print $1}' "$tmp/list")
+# (the per-pattern loops below compare Go twins with the C run of one
+# backend: what they test does not depend on how cpbench was built, so the
+# sanitizer presets leave them to the release preset)
+[ -n "$sanitize" ] && pats=chan
 n=0
 for p in $pats; do
     n=$((n + 1))
@@ -73,16 +77,19 @@ for p in $pats; do
     "$bin" --pattern="$p" --impl=lockfree,go "${items[@]}" "${small[@]}" --csv="$tmp/p.csv" 2>"$tmp/p.err"
     rc=$?
     check "$p: lockfree and go run ok (rc=$rc: $(head -c 300 "$tmp/p.err"))" test $rc -eq 0
-    check "$p: go's op count equals C's where C's equals --items" $py - "$tmp/p.csv" <<'EOF'
+    # (selectloop's count depends on the cancel: Go's select picks at
+    # random between ctx.Done and a queued job, where C looks at the job
+    # first, so jobs queued at the cancel may be left: counted, not lost)
+    check "$p: go's op count equals C's where C's equals --items" $py - "$tmp/p.csv" "$p" <<'EOF'
 import csv, sys
 rows = {r["impl"]: r for r in csv.DictReader(open(sys.argv[1]))}
 c, g = rows["lockfree"], rows["go"]
 assert g["status"] == "OK", g["error"]
-if c["items"] and c["ops"] == c["items"]:
+if c["items"] and c["ops"] == c["items"] and sys.argv[2] != "selectloop":
     assert g["ops"] == c["ops"], (g["ops"], c["ops"])
 EOF
 done
-check "the catalogue has patterns (got $n)" test "$n" -ge 13
+[ -z "$sanitize" ] && check "the catalogue has patterns (got $n)" test "$n" -ge 13
 
 # the limiter: Go's golang.org/x/time/rate and C's bucket achieve the same
 # rate, within 10% of the limit, on every backend (2000 tokens at 5000/s)
@@ -104,11 +111,8 @@ EOF
 # on timing, a retry exhausted late, a drain that misses its deadline, so
 # their verdicts need not agree run by run and are left out here)
 nseed=0 nfail=0
-for p in $pats; do
+for p in $([ -z "$sanitize" ] && echo "$pats"); do
     case "$p" in retry|shutdown) continue ;; esac
-    # under UBSan the C seed of shardedmap (a negative shard index) stops
-    # the program at once (test_resilience checks that): no C verdict here
-    [ "$p" = shardedmap ] && [ "$sanitize" = address ] && continue
     "$bin" --pattern="$p" --help | grep -q "variants (--variant=NAME):.* seed" || continue
     items=()
     "$bin" --pattern="$p" --help | grep -q -- "--items" && items=(--items=400)
@@ -122,7 +126,7 @@ EOF
     nseed=$((nseed + 1))
     grep -q ",go,.*,FAIL," "$tmp/s.csv" && nfail=$((nfail + 1))
 done
-check "most seed variants are caught in Go at these sizes ($nfail of $nseed)" test $((2 * nfail)) -ge "$nseed"
+[ -z "$sanitize" ] && check "most seed variants are caught in Go at these sizes ($nfail of $nseed)" test $((2 * nfail)) -ge "$nseed"
 
 # ---- negative controls ----
 CPBENCH_GO_FAULT=lose "$bin" --pattern=chan --impl=go --items=5000 "${small[@]}" 2>"$tmp/err"

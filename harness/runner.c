@@ -90,6 +90,7 @@ static void csv_knob(FILE *f, int64_t v)
 typedef struct rep_result {
     double seconds, ops_per_sec;
     double ops_per_cpu_s;               /* ops / (user + system CPU seconds of the repetition); 0: no CPU time */
+    double fairness;                    /* lock patterns: fewest / most ops of one thread; -1: n/a */
     double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
     int64_t allocs;                     /* allocations during the run (jemalloc; go: the Go heap's), -1: unknown */
     uint64_t alloc_bytes;
@@ -285,6 +286,17 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
     /* the pattern's own metrics: median [min .. max] over the repetitions */
     char line[1024];
     size_t ln = 0;
+    double fv[1000];
+    int nf = 0;
+    for (int j = 0; j < n; j++)
+        if (reps[j].fairness >= 0) fv[nf++] = reps[j].fairness;
+    if (nf && run_threads > 1) {   /* beside a lock's throughput: how evenly its threads got it */
+        st_summary s;
+        st_summarize(fv, (size_t)nf, &s);
+        ln += (size_t)snprintf(line, sizeof line, "fairness (fewest / most ops of one thread) %.3f", s.median);
+        if (nf > 1 && ln < sizeof line)
+            ln += (size_t)snprintf(line + ln, sizeof line - ln, " [%.3f .. %.3f]", s.min, s.max);
+    }
     for (int i = 0; c->w->metrics && c->w->metrics[i].name && i < WL_MAX_METRICS; i++) {
         double v[1000];
         int k = 0;
@@ -669,6 +681,7 @@ int hw_run_all(const hw_opts *o)
         res.failed = run.nfail > 0;
         memcpy(res.metric, run.metric, sizeof res.metric);
         res.metric_set = run.metric_set;
+        res.fairness = run.fair_max ? (double)run.fair_min / (double)run.fair_max : -1;
         if (res.failed) {
             S->failed = any_failed = 1;
             fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,

@@ -89,7 +89,8 @@ static void csv_knob(FILE *f, int64_t v)
 
 typedef struct rep_result {
     double seconds, ops_per_sec;
-    double ops_per_cpu_s;               /* ops / (user + system CPU seconds of the repetition); 0: no CPU time */
+    double cpu_s;                       /* user + system CPU seconds of the repetition */
+    double ops_per_cpu_s;               /* ops / cpu_s; 0: no CPU time */
     double fairness;                    /* lock patterns: fewest / most ops of one thread; -1: n/a */
     double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
     int64_t allocs;                     /* allocations during the run (jemalloc; go: the Go heap's), -1: unknown */
@@ -321,13 +322,10 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
 
 /* One repetition for --json (json.c). */
 static void json_rep(hw_json *j, const config *c, int rep, const wl_run *r, const cp_hist *h,
-                     const rep_result *res, const struct rusage *ru0, const struct rusage *ru1)
+                     const rep_result *res)
 {
-    double cpu = (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec + ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
-                 (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec + ru1->ru_stime.tv_usec -
-                          ru0->ru_stime.tv_usec) / 1e6;
     hw_rep_out out = { .rep = rep, .run_threads = r->nthr, .ops = res->ops, .seconds = res->seconds,
-                       .cpu_s = cpu, .rate_seconds = hw_rate_seconds(&c->cfg, res->seconds),
+                       .cpu_s = res->cpu_s, .rate_seconds = hw_rate_seconds(&c->cfg, res->seconds),
                        .error = res->failed ? r->fail : NULL, .hist = h,
                        .metric = r->metric, .metric_set = r->metric_set };
     hw_json_rep(j, c->w, &c->cfg, &out);
@@ -670,10 +668,10 @@ int hw_run_all(const hw_opts *o)
             memset(&ru0, 0, sizeof ru0);
             hw_go_usage(&ru1, &res.allocs, &res.alloc_bytes);
         }
-        double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                     (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                              ru0.ru_stime.tv_usec) / 1e6;
-        res.ops_per_cpu_s = cpu > 0 ? (double)run.ops / cpu : 0;
+        res.cpu_s = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+                    (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+                             ru0.ru_stime.tv_usec) / 1e6;
+        res.ops_per_cpu_s = res.cpu_s > 0 ? (double)run.ops / res.cpu_s : 0;
         res.seconds = (double)(run.t_end - run.t_start) / 1e9;
         res.ops = run.ops;
         double rs = hw_rate_seconds(&c->cfg, res.seconds);
@@ -701,7 +699,7 @@ int hw_run_all(const hw_opts *o)
             if (check_csv(&os)) { out_failed = 1; break; }
         }
         if (json) {
-            json_rep(json, c, rep, &run, rep_hist, &res, &ru0, &ru1);
+            json_rep(json, c, rep, &run, rep_hist, &res);
             if (hw_json_check(json, &os.json_rep)) { out_failed = 1; break; }
         }
         if (S->nreps < (int)o->repeat) continue;

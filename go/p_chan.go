@@ -35,7 +35,8 @@ func chanRunT[T Payload](r *Run) error {
 	var live int32 = int32(producers)
 	var sent, sentSum, recv, recvSum uint64
 	var errs Errs
-	racy := faultName == "race"
+	// the negative controls, decided once, not per item
+	racy, hang, lose := faultName == "race", faultName == "hang", faultName == "lose"
 	for i := 0; i < consumers; i++ {
 		r.Spawn("consumer", func(t *Thread) {
 			last := make([]int64, producers)
@@ -71,10 +72,10 @@ func chanRunT[T Payload](r *Run) error {
 				if racy {
 					chanRacy++ // negative control for -race: unsynchronised with the producers' increment
 				}
-				if r.Fault("hang") {
+				if hang && r.Fault("hang") {
 					select {} // negative control for the watchdog: stops receiving for good
 				}
-				if r.Fault("lose") {
+				if lose && r.Fault("lose") {
 					continue // negative control: an item received but not counted
 				}
 				sum += Mix(tag)

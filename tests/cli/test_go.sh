@@ -24,6 +24,10 @@ if [ ! -x "$(dirname "$bin")/cpbench-go" ]; then
     exit 77
 fi
 small=(--repeat=1 --warmup=0 --quiet --timeout=60)
+small_items() {  # small_items PATTERN: items=(--items=400) if the pattern counts items, else none
+    items=()
+    "$bin" --pattern="$1" --help | grep -q -- "--items" && items=(--items=400)
+}
 
 # ---- outputs: CSV, JSON, .hgrm with go rows ----
 "$bin" --pattern=chan --impl=lockfree,go --items=20000 --lat-sample=10 --repeat=2 --warmup=0 \
@@ -72,8 +76,7 @@ pats=$(awk '/^backends:/ {g=0; next} /^[a-z]+:$/ {g=1; next} g && /^  [a-z_0-9]+
 n=0
 for p in $pats; do
     n=$((n + 1))
-    items=()
-    "$bin" --pattern="$p" --help | grep -q -- "--items" && items=(--items=400)
+    small_items "$p"
     "$bin" --pattern="$p" --impl=lockfree,go "${items[@]}" "${small[@]}" --csv="$tmp/p.csv" 2>"$tmp/p.err"
     rc=$?
     check "$p: lockfree and go run ok (rc=$rc: $(head -c 300 "$tmp/p.err"))" test $rc -eq 0
@@ -114,8 +117,7 @@ nseed=0 nfail=0
 for p in $([ -z "$sanitize" ] && echo "$pats"); do
     case "$p" in retry|shutdown) continue ;; esac
     "$bin" --pattern="$p" --help | grep -q "variants (--variant=NAME):.* seed" || continue
-    items=()
-    "$bin" --pattern="$p" --help | grep -q -- "--items" && items=(--items=400)
+    small_items "$p"
     "$bin" --pattern="$p" --impl=lockfree,go --variant=seed "${items[@]}" "${small[@]}" --csv="$tmp/s.csv" 2>/dev/null
     check "$p --variant=seed: go's verdict is lockfree's" $py - "$tmp/s.csv" <<'EOF'
 import csv, sys

@@ -104,6 +104,10 @@ for r in rows:
 " "$tmp/rate.csv" $nimpl
 bad "--rate" --pattern=select --rate=1000
 bad "--payload" --pattern=chan --rate=1000 --payload=16
+# a lock's fairness beside its throughput: under the row, with more than one thread
+"$bin" --pattern=mutex --impl=mutex --threads=1,2 --items=200k --repeat=2 --warmup=0 >"$tmp/fair.out" 2>&1
+check "fairness: one line, for the 2-thread row" test "$(grep -c 'fairness (fewest / most ops of one thread) [01]\.[0-9]\{3\} \[' "$tmp/fair.out")" -eq 1
+check "fairness: right under the T=2 row" bash -c "grep -A1 '^mutex .* T=2 ' '$tmp/fair.out' | grep -q fairness"
 # --interleave: round r runs every configuration's repetition r, shuffled
 "$bin" --pattern=chan --impl=all --capacity=0,64 --items=2000 --repeat=3 --warmup=0 --interleave \
     --csv="$tmp/il.csv" --quiet

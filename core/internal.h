@@ -165,62 +165,18 @@ struct cp_backend {
     bool (*w_cancel)(cp_waiter *w);             /* WAITING -> CANCELED, wake */
     uint32_t (*w_park)(cp_waiter *w, uint64_t deadline); /* -> DONE/CANCELED/TIMEDOUT */
 
-    /* channels */
-    cp_chan *(*chan_new)(const cp_backend *b, size_t elem_size, size_t cap);
-    void (*chan_free)(cp_chan *ch);
-    cp_status (*chan_send)(cp_chan *ch, const void *elem, cp_ctx *ctx);
-    cp_status (*chan_recv)(cp_chan *ch, void *elem, cp_ctx *ctx);
-    cp_status (*chan_try_send)(cp_chan *ch, const void *elem);
-    cp_status (*chan_try_recv)(cp_chan *ch, void *elem);
-    cp_status (*chan_close)(cp_chan *ch);
-    size_t (*chan_len)(cp_chan *ch);
-    size_t (*chan_cap)(cp_chan *ch);
-
-    /* select (all channels, events and the ctx of one backend) */
-    int (*select)(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st);
-    int (*try_select)(cp_case *cases, size_t n, cp_status *st);
-
-    /* weighted semaphore */
-    cp_sem *(*sem_new)(const cp_backend *b, int64_t permits);
-    void (*sem_free)(cp_sem *s);
-    cp_status (*sem_acquire)(cp_sem *s, int64_t n, cp_ctx *ctx);
-    cp_status (*sem_try_acquire)(cp_sem *s, int64_t n);
-    void (*sem_release)(cp_sem *s, int64_t n);
-
-    /* mutex, rwlock, cond */
-    cp_mutex *(*mutex_new)(const cp_backend *b);
-    void (*mutex_free)(cp_mutex *m);
-    void (*mutex_lock)(cp_mutex *m);
-    bool (*mutex_trylock)(cp_mutex *m);
-    void (*mutex_unlock)(cp_mutex *m);
-    cp_rwlock *(*rwlock_new)(const cp_backend *b);
-    void (*rwlock_free)(cp_rwlock *l);
-    void (*rwlock_rlock)(cp_rwlock *l);
-    void (*rwlock_runlock)(cp_rwlock *l);
-    void (*rwlock_wlock)(cp_rwlock *l);
-    void (*rwlock_wunlock)(cp_rwlock *l);
-    cp_cond *(*cond_new)(const cp_backend *b);
-    void (*cond_free)(cp_cond *c);
-    cp_status (*cond_wait)(cp_cond *c, cp_mutex *m, cp_ctx *ctx);
-    void (*cond_signal)(cp_cond *c);
-    void (*cond_broadcast)(cp_cond *c);
-
-    /* waitgroup, once, pool */
-    cp_wg *(*wg_new)(const cp_backend *b);
-    void (*wg_free)(cp_wg *wg);
-    void (*wg_add)(cp_wg *wg, int64_t delta);
-    void (*wg_done)(cp_wg *wg);
-    cp_status (*wg_wait)(cp_wg *wg, cp_ctx *ctx);
-    cp_once *(*once_new)(const cp_backend *b);
-    void (*once_free)(cp_once *o);
-    void (*once_do)(cp_once *o, void (*fn)(void *), void *arg);
-    cp_pool *(*pool_new)(const cp_backend *b, size_t obj_size);
-    void (*pool_free)(cp_pool *p);
-    void *(*pool_get)(cp_pool *p);
-    void (*pool_put)(cp_pool *p, void *obj);
+    /* every operation of cp/ops.h, by its name: b->ops.chan_send */
+    struct cp_backend_ops {
+#define CP__OP_MEMBER(_, kind, ret, name, params, args) ret (*name) params;
+        CP_OPS(CP__OP_MEMBER, _)
+#undef CP__OP_MEMBER
+    } ops;
 };
 
-extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
+/* one table per family of cp/families.h (impl/<family>/backend.c) */
+#define CP__BACKEND_EXTERN(f) extern const cp_backend cp_backend_##f;
+CP_FAMILY_LIST(CP__BACKEND_EXTERN)
+#undef CP__BACKEND_EXTERN
 /* Negative controls (impl/broken/, chaos builds only): NULL if not built in
  * or unknown. Never listed by cp_backend_count(). */
 const cp_backend *cp__backend_find_broken(const char *name);
@@ -230,52 +186,8 @@ const cp_backend *cp__backend_find_broken(const char *name);
 #define CP_WAITER_OPS(f)                                                      \
     .w_init = cp_##f##_w_init, .w_fini = cp_##f##_w_fini, .w_claim = cp_##f##_w_claim,  \
     .w_finish = cp_##f##_w_finish, .w_cancel = cp_##f##_w_cancel, .w_park = cp_##f##_w_park
-#define CP_FAMILY_OPS(f) \
-    .chan_new = cp_##f##_chan_new, \
-    .chan_free = cp_##f##_chan_free, \
-    .chan_send = cp_##f##_chan_send, \
-    .chan_recv = cp_##f##_chan_recv, \
-    .chan_try_send = cp_##f##_chan_try_send, \
-    .chan_try_recv = cp_##f##_chan_try_recv, \
-    .chan_close = cp_##f##_chan_close, \
-    .chan_len = cp_##f##_chan_len, \
-    .chan_cap = cp_##f##_chan_cap, \
-    .select = cp_##f##_select, \
-    .try_select = cp_##f##_try_select, \
-    .sem_new = cp_##f##_sem_new, \
-    .sem_free = cp_##f##_sem_free, \
-    .sem_acquire = cp_##f##_sem_acquire, \
-    .sem_try_acquire = cp_##f##_sem_try_acquire, \
-    .sem_release = cp_##f##_sem_release, \
-    .mutex_new = cp_##f##_mutex_new, \
-    .mutex_free = cp_##f##_mutex_free, \
-    .mutex_lock = cp_##f##_mutex_lock, \
-    .mutex_trylock = cp_##f##_mutex_trylock, \
-    .mutex_unlock = cp_##f##_mutex_unlock, \
-    .rwlock_new = cp_##f##_rwlock_new, \
-    .rwlock_free = cp_##f##_rwlock_free, \
-    .rwlock_rlock = cp_##f##_rwlock_rlock, \
-    .rwlock_runlock = cp_##f##_rwlock_runlock, \
-    .rwlock_wlock = cp_##f##_rwlock_wlock, \
-    .rwlock_wunlock = cp_##f##_rwlock_wunlock, \
-    .cond_new = cp_##f##_cond_new, \
-    .cond_free = cp_##f##_cond_free, \
-    .cond_wait = cp_##f##_cond_wait, \
-    .cond_signal = cp_##f##_cond_signal, \
-    .cond_broadcast = cp_##f##_cond_broadcast, \
-    .wg_new = cp_##f##_wg_new, \
-    .wg_free = cp_##f##_wg_free, \
-    .wg_add = cp_##f##_wg_add, \
-    .wg_done = cp_##f##_wg_done, \
-    .wg_wait = cp_##f##_wg_wait, \
-    .once_new = cp_##f##_once_new, \
-    .once_free = cp_##f##_once_free, \
-    .once_do = cp_##f##_once_do, \
-    .pool_new = cp_##f##_pool_new, \
-    .pool_free = cp_##f##_pool_free, \
-    .pool_get = cp_##f##_pool_get, \
-    .pool_put = cp_##f##_pool_put
-
+#define CP__OP_ENTRY(f, kind, ret, name, params, args) .name = cp_##f##_##name,
+#define CP_FAMILY_OPS(f) .ops = { CP_OPS(CP__OP_ENTRY, f) }
 
 /* ---- event and ctx internals that backends use ---- */
 struct cp_event {

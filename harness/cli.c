@@ -231,12 +231,25 @@ static void parse_patterns(const char *arg, hw_opts *o)
     if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
 }
 
+/* What --impl takes, from libcp's registry: "mutex, lockfree, futex, go or
+ * all" (bar 0) or "mutex|lockfree|futex|go|all" (bar 1). */
+static const char *impl_choices(int bar)
+{
+    static char buf[2][512];
+    char *s = buf[bar ? 1 : 0];
+    size_t n = 0;
+    for (size_t i = 0; i < cp_backend_count() && n < sizeof buf[0]; i++)
+        n += (size_t)snprintf(s + n, sizeof buf[0] - n, "%s%s", cp_backend_name(cp_backend_at(i)), bar ? "|" : ", ");
+    if (n < sizeof buf[0]) snprintf(s + n, sizeof buf[0] - n, "%s", bar ? "go|all" : "go or all");
+    return s;
+}
+
 /* --impl: backends by name, go (the Go reference), or all: every backend,
  * and go when it is built (else a one-line note). */
 static void parse_impls(const char *arg, hw_opts *o)
 {
     char buf[256];
-    if (!*arg) hw_bad_input("--impl: empty value (expected mutex, lockfree, futex, go or all)");
+    if (!*arg) hw_bad_input("--impl: empty value (expected %s)", impl_choices(0));
     snprintf(buf, sizeof buf, "%s", arg);
     o->nimpls = 0;
     o->go_from_all = 0;
@@ -246,7 +259,7 @@ static void parse_impls(const char *arg, hw_opts *o)
         const cp_backend *b = all || go ? NULL : cp_backend_find(tok);
         if (!all && !go && !b) b = cp__backend_find_broken(tok);   /* negative controls, chaos builds only */
         if (!all && !go && !b)
-            hw_bad_input("--impl: unknown backend '%s' (expected mutex, lockfree, futex, go or all)", tok);
+            hw_bad_input("--impl: unknown backend '%s' (expected %s)", tok, impl_choices(0));
         if (go && !hw_go_available()) hw_bad_input("--impl=go: %s", hw_go_missing_hint());
         go_named |= go;
         size_t n = all ? cp_backend_count() + 1 : 1;
@@ -264,7 +277,7 @@ static void parse_impls(const char *arg, hw_opts *o)
         }
     }
     if (go_named) o->go_from_all = 0;
-    if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected mutex, lockfree, futex, go or all)", arg);
+    if (!o->nimpls) hw_bad_input("--impl: no backend named in '%s' (expected %s)", arg, impl_choices(0));
 }
 
 /* --suite=quick: small configurations, each sized to take about a second per
@@ -314,8 +327,8 @@ const hw_suite_cfg *hw_suite_find(const char *name, size_t *n)
 
 void hw_usage(FILE *f)
 {
-    fputs("usage: cpbench --pattern=NAME[,NAME...|all] [--impl=mutex|lockfree|futex|go|all] [options]\n"
-          "       cpbench --list                  the catalogue, by group\n"
+    fprintf(f, "usage: cpbench --pattern=NAME[,NAME...|all] [--impl=%s] [options]\n", impl_choices(1));
+    fputs("       cpbench --list                  the catalogue, by group\n"
           "       cpbench --pattern=NAME --help   the pattern's parameters and defaults\n"
           "       cpbench --suite=quick|reference [--impl=...] [run control] [output]\n"
           "                               fixed small configurations (the CI baseline)\n"

@@ -13,11 +13,17 @@
 /* the catalogue: each workload compiled per family + once generic */
 typedef struct hw_entry {
     const wl_workload *generic;
-    const wl_workload *fam[3];      /* mutex, lockfree, futex */
+    const wl_workload *fam[CP_FAMILY_COUNT];    /* direct calls, in cp_backend_at() order */
 } hw_entry;
 extern const hw_entry hw_catalogue[];
 extern const size_t hw_catalogue_len;
+/* The entry b runs: its family's direct one, or the generic one under
+ * --dispatch=table and for a backend that is not a family (the negative
+ * controls); hw_dispatch_name tells which ("direct" / "table"). */
 const wl_workload *hw_pick(const hw_entry *e, const cp_backend *b, int table_dispatch);
+const char *hw_dispatch_name(const cp_backend *b, int table_dispatch);
+struct hw_opts;
+const char *hw_run_dispatch_name(const struct hw_opts *o);
 
 /* a knob's swept values */
 typedef struct hw_list {

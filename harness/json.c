@@ -135,7 +135,7 @@ static void write_context(FILE *f, const hw_opts *o, const hw_meta *m)
     fputs(",\n    \"clock\": ", f);
     json_str(f, m->clock);
     fprintf(f, ",\n    \"clock_ns\": %.1f,\n    \"dispatch\": \"%s\",\n    \"lat_sample\": %lld,\n", m->clock_ns,
-            o->table_dispatch ? "table" : "direct", (long long)o->lat_sample);
+            hw_run_dispatch_name(o), (long long)o->lat_sample);
     if (hw_go_version()[0]) {     /* the Go reference ran (or was checked) in this sweep */
         fputs("    \"go_version\": ", f);
         json_str(f, hw_go_version());

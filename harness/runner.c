@@ -139,7 +139,7 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
                       const struct rusage *ru0, const struct rusage *ru1)
 {
     const wl_cfg *g = &c->cfg;
-    fprintf(f, "%s,%s,%s,%d,", c->w->name, hw_impl_name(g->b), o->table_dispatch ? "table" : "direct", rep);
+    fprintf(f, "%s,%s,%s,%d,", c->w->name, hw_impl_name(g->b), hw_dispatch_name(g->b, o->table_dispatch), rep);
     const int64_t *k = &g->k.threads;
     for (int i = 0; i < K_NKNOBS; i++) csv_knob(f, i == K_ITEMS && g->duration > 0 ? WL_UNUSED : k[i]);
     if (g->duration > 0) fprintf(f, "%.3f", g->duration);
@@ -218,7 +218,7 @@ static void table_header(const hw_meta *m, const hw_opts *o)
     printf("clock %s, %.1f ns/read | %lld measured repetitions after %lld warm-up | latency: 1 op in %lld timed | "
            "%s dispatch\n",
            m->clock, m->clock_ns, (long long)o->repeat, (long long)o->warmup, (long long)o->lat_sample,
-           o->table_dispatch ? "table" : "direct");
+           hw_run_dispatch_name(o));
     printf("ops/s: median of the repetitions, %s; CV: stddev/mean, '!' above 5%%\n",
            o->repeat >= 6 ? "[95% CI of the median] (order statistics)"
                           : "[min .. max] (fewer than 6 repetitions: no 95% CI of the median exists)");

@@ -26,7 +26,10 @@ int main(int argc, char **argv)
 {
     const cp_backend *b = cp_backend_find(argc > 1 ? argv[1] : "futex");
     if (!b) {
-        fprintf(stderr, "unknown backend (try mutex, lockfree or futex)\n");
+        fprintf(stderr, "unknown backend (try");
+        for (size_t i = 0; i < cp_backend_count(); i++)
+            fprintf(stderr, "%s %s", i ? "," : "", cp_backend_name(cp_backend_at(i)));
+        fprintf(stderr, ")\n");
         return 2;
     }
     struct job j = {

@@ -45,8 +45,24 @@ import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 KNOBS = ["threads", "producers", "consumers", "capacity", "payload", "work_ns", "items"]
-IMPL_ORDER = ["mutex", "lockfree", "futex", "go"]  # go: the Go reference (docs/go.md)
-COLORS = {"mutex": "tab:blue", "lockfree": "tab:orange", "futex": "tab:green", "go": "tab:cyan"}
+# The impls' order and colours come from the data, not from a list of the
+# backends: the order in which they first appear (cpbench writes rows in
+# --impl order, that of `cpbench --list`), go (the Go reference, docs/go.md)
+# last; the colours a fixed cycle in that order, go always cyan.
+IMPL_SEEN = []
+CYCLE = ["tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
+
+
+def note_impl(n):
+    if n != "go" and n not in IMPL_SEEN:
+        IMPL_SEEN.append(n)
+
+
+def impl_color(n):
+    if n == "go":
+        return "tab:cyan"
+    note_impl(n)
+    return CYCLE[IMPL_SEEN.index(n) % len(CYCLE)]
 
 
 def die(msg):
@@ -77,6 +93,7 @@ def read_csvs(paths):
             with open(p, newline="") as f:
                 for r in csv.DictReader(f):
                     r["_file"] = p
+                    note_impl(r.get("impl") or "")
                     rows.append(r)
         except OSError as e:
             die("cannot read %s: %s" % (p, e.strerror))
@@ -115,7 +132,9 @@ def num(s):
 
 
 def impl_rank(n):
-    return (IMPL_ORDER.index(n) if n in IMPL_ORDER else 99, n)
+    if n == "go":
+        return (1, 0, n)
+    return (0, IMPL_SEEN.index(n) if n in IMPL_SEEN else len(IMPL_SEEN), n)
 
 
 def impls_sorted(names):
@@ -198,7 +217,7 @@ def plot_throughput(rows, out, svg):
             xs = sorted(pts)
             stats = [median_ci(pts[x]) for x in xs]
             bandkinds.update(s[3] for s in stats)
-            color = COLORS.get(impl) if not others else None
+            color = impl_color(impl) if not others else None
             l, = ax.plot(xs, [s[0] for s in stats], marker="o", label=lab, color=color)
             ax.fill_between(xs, [s[1] for s in stats], [s[2] for s in stats], alpha=0.2, color=l.get_color())
         ax.set_ylabel("throughput (ops/s, median of repetitions)")
@@ -314,7 +333,7 @@ def plot_latency(rows, hgrms, out, svg):
             ax = axes[i // cols][i % cols]
             for impl, pts, total in sorted(series, key=lambda s: impl_rank(s[0])):
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], label="%s (n=%s)" % (impl, si(total)),
-                        color=COLORS.get(impl), marker="" if hgrms else "o", lw=1.5)
+                        color=impl_color(impl), marker="" if hgrms else "o", lw=1.5)
                 xmax = max(xmax, max(p[0] for p in pts))
             ax.set_title(slug.replace("_", " ").replace("-", "=") if hgrms else slug, fontsize=9)
             ax.set_yscale("log")
@@ -366,7 +385,7 @@ def plot_backends(rows, out, svg):
                 meds.append(med)
                 lo.append(med - a)
                 hi.append(b - med)
-            ax.bar(xs, meds, w, yerr=[lo, hi], capsize=3, label=impl, color=COLORS.get(impl))
+            ax.bar(xs, meds, w, yerr=[lo, hi], capsize=3, label=impl, color=impl_color(impl))
         ax.set_xticks(range(len(cfgs)))
         ax.set_xticklabels(["\n".join("%s=%s" % (k, v) for k, v in zip(var, c)) or "defaults" for c in cfgs],
                            fontsize=8)

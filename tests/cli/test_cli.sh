@@ -5,7 +5,8 @@
 set -u
 bin="$1"
 # the impls --impl=all runs: the backends --list names, go only where it is built
-nimpl=$("$bin" --list | awk '/^backends:/ {b = 1; next} b && /^  [a-z]/ && !/not built/ {n++} END {print n}')
+impls=$("$bin" --list | awk '/^backends:/ {b = 1; next} b && /^  [a-z]/ && !/not built/ {printf "%s%s", s, $1; s = ","}')
+nimpl=$(echo "$impls" | tr ',' '\n' | wc -l)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fails=0 passes=0
@@ -123,8 +124,9 @@ for r in range(3):
     assert all(x['rep'] == str(r) for x in rnd), [x['rep'] for x in rnd]
     assert len({(x['impl'], x['capacity']) for x in rnd}) == k
 order = [(x['impl'], x['capacity']) for x in rows[:k]]
-assert order != sorted(order, key=lambda t: (['mutex', 'lockfree', 'futex', 'go'].index(t[0]), int(t[1]))), 'not shuffled'
-" "$tmp/il.csv" $nimpl
+impls = sys.argv[3].split(',')   # --impl=all's order: that of --list
+assert order != sorted(order, key=lambda t: (impls.index(t[0]), int(t[1]))), 'not shuffled'
+" "$tmp/il.csv" $nimpl "$impls"
 bad "--interleave" --pattern=chan --interleave --json=/tmp/x.json
 check "table dispatch" "$bin" --pattern=chan --impl=all --dispatch=table --items=10k --repeat=1 --warmup=0 --quiet
 

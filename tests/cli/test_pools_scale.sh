@@ -74,7 +74,7 @@ grep -q "min must be <= --threads" "$tmp/err" && ok || bad "min > max: $(cat "$t
 # (seed 003's processItems) leaves the goroutines in flight behind. Each of
 # rounds 4 and 8 (fail_every=4) fails with at least one sibling hung on the
 # downstream, so the leak is certain, not a race.
-for impl in mutex lockfree futex; do
+for impl in $("$bin" --list | awk '/^backends:/ {b = 1; next} b && /^  [a-z]/ && $1 != "go" {print $1}'); do
     if run 1 --pattern=bounded_parallelism --impl=$impl --items=1000 --variant=seed; then
         grep -q "leaked [1-9][0-9]* goroutines" "$tmp/err" && ok ||
             bad "bounded_parallelism seed on $impl: no leak named: $(cat "$tmp/err")"

@@ -493,9 +493,9 @@ static void family_select(const cp_backend *b, sel_fn *sel, try_fn *try_sel)
 {
     const char *n = cp_backend_name(b);
     *sel = NULL, *try_sel = NULL;
-    if (!strcmp(n, "mutex")) *sel = cp_mutex_select, *try_sel = cp_mutex_try_select;
-    if (!strcmp(n, "lockfree")) *sel = cp_lockfree_select, *try_sel = cp_lockfree_try_select;
-    if (!strcmp(n, "futex")) *sel = cp_futex_select, *try_sel = cp_futex_try_select;
+#define FAMILY_SELECT(f) if (!strcmp(n, #f)) *sel = cp_##f##_select, *try_sel = cp_##f##_try_select;
+    CP_FAMILY_LIST(FAMILY_SELECT)
+#undef FAMILY_SELECT
 }
 
 static void t_unknown_op(const cp_backend *b)

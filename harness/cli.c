@@ -231,8 +231,8 @@ static void parse_patterns(const char *arg, hw_opts *o)
     if (!o->npatterns) hw_bad_input("--pattern: no pattern named in '%s' (see cpbench --list)", arg);
 }
 
-/* What --impl takes, from libcp's registry: "mutex, lockfree, futex, go or
- * all" (bar 0) or "mutex|lockfree|futex|go|all" (bar 1). */
+/* What --impl takes, from libcp's registry, in its order: "<b0>, <b1>, ...,
+ * go or all" (bar 0) or "<b0>|<b1>|...|go|all" (bar 1). */
 static const char *impl_choices(int bar)
 {
     static char buf[2][512];

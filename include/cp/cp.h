@@ -32,7 +32,8 @@ uint64_t cp_now_ns(void);
 
 typedef struct cp_ctx cp_ctx;
 
-/* backends: "mutex", "lockfree", "futex" */
+/* backends, one per family, by name ("futex"); cp_backend_at(0 .. count - 1)
+ * lists them all (cpbench --list shows them) */
 typedef struct cp_backend cp_backend;
 const cp_backend *cp_backend_find(const char *name);   /* NULL if unknown */
 size_t            cp_backend_count(void);

@@ -26,7 +26,20 @@ typedef struct hw_list {
     int64_t v[HW_MAX_VALUES];
 } hw_list;
 
-enum { K_THREADS, K_PRODUCERS, K_CONSUMERS, K_CAPACITY, K_PAYLOAD, K_WORK_NS, K_ITEMS, K_NKNOBS };
+/* the common knobs, from runtime/knobs.def (what each field means: there) */
+#define HW__K_ENUM(ID, ...) K_##ID,
+enum { WL_KNOB_LIST(HW__K_ENUM) K_NKNOBS };
+#undef HW__K_ENUM
+_Static_assert((int)K_NKNOBS == (int)WL_NKNOBS, "one knob list");
+typedef struct hw_knob {
+    const char *field;              /* the wl_knobs member and the CSV column */
+    const char *flag, *metavar;     /* --flag=METAVAR */
+    int64_t lo, hi;
+    const char *label;              /* the table's short name */
+    int show;                       /* WL_KS_* */
+    const char *unit, *note, *doc;
+} hw_knob;
+extern const hw_knob hw_knobs[K_NKNOBS];   /* cli.c */
 extern const char *const hw_knob_flag[K_NKNOBS];
 
 /* a fixed configuration of a suite (--suite=NAME): a pattern and its knobs;

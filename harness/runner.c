@@ -105,17 +105,17 @@ typedef hw_config config;
 
 static void describe(config *c)
 {
-    static const char *const short_name[K_NKNOBS] = { "T", "P", "C", "cap", "payload", "work", "items" };
-    const int64_t *k = &c->cfg.k.threads;
     size_t n = 0;
     c->label[0] = 0;
     for (int i = 0; i < K_NKNOBS; i++) {
-        if (k[i] == WL_UNUSED || (i == K_ITEMS && c->cfg.duration > 0)) continue;
-        if (i == K_WORK_NS && k[i] == 0) continue;
+        int64_t k = wl_knob_get(&c->cfg.k, i);
+        int show = hw_knobs[i].show;
+        if (k == WL_UNUSED || (show == WL_KS_COUNT && c->cfg.duration > 0)) continue;
+        if (show == WL_KS_NONZERO && k == 0) continue;
         char v[32];
-        if (i == K_ITEMS) hw_si((double)k[i], v, sizeof v);
-        else snprintf(v, sizeof v, "%lld", (long long)k[i]);
-        n += (size_t)snprintf(c->label + n, sizeof c->label - n, "%s%s=%s", n ? " " : "", short_name[i], v);
+        if (show == WL_KS_COUNT) hw_si((double)k, v, sizeof v);
+        else snprintf(v, sizeof v, "%lld", (long long)k);
+        n += (size_t)snprintf(c->label + n, sizeof c->label - n, "%s%s=%s", n ? " " : "", hw_knobs[i].label, v);
     }
     size_t m = 0;
     c->params[0] = 0;
@@ -140,8 +140,8 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
 {
     const wl_cfg *g = &c->cfg;
     fprintf(f, "%s,%s,%s,%d,", c->w->name, hw_impl_name(g->b), o->table_dispatch ? "table" : "direct", rep);
-    const int64_t *k = &g->k.threads;
-    for (int i = 0; i < K_NKNOBS; i++) csv_knob(f, i == K_ITEMS && g->duration > 0 ? WL_UNUSED : k[i]);
+    for (int i = 0; i < K_NKNOBS; i++)
+        csv_knob(f, hw_knobs[i].show == WL_KS_COUNT && g->duration > 0 ? WL_UNUSED : wl_knob_get(&g->k, i));
     if (g->duration > 0) fprintf(f, "%.3f", g->duration);
     fputc(',', f);
     csv_str(f, c->params);
@@ -373,11 +373,11 @@ typedef struct dims {
 static void pattern_dims(const hw_opts *o, const hw_entry *e, dims *D)
 {
     const wl_workload *gw = e->generic;
-    const int64_t *d = &gw->defaults.threads;
     D->n = D->nparams = 0;
     for (int k = 0; k < K_NKNOBS; k++, D->n++) {
-        D->defaults[D->n] = (hw_list){ .n = 1, .v = { d[k] } };
-        D->d[D->n] = (d[k] != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &D->defaults[D->n];
+        int64_t d = wl_knob_get(&gw->defaults, k);
+        D->defaults[D->n] = (hw_list){ .n = 1, .v = { d } };
+        D->d[D->n] = (d != WL_UNUSED && o->knob[k].given) ? &o->knob[k] : &D->defaults[D->n];
     }
     for (const wl_param *p = gw->params; p->key; p++, D->nparams++, D->n++) {
         D->defaults[D->n] = (hw_list){ .n = 1, .v = { p->def } };
@@ -424,12 +424,13 @@ static void suite_configs(const hw_opts *o, config *cfgs, size_t *ncfg)
         for (size_t i = 0; i < hw_catalogue_len && !e; i++)
             if (!strcmp(hw_catalogue[i].generic->name, s->pattern)) e = &hw_catalogue[i];
         if (!e) hw_bad_input("--suite=%s: unknown pattern '%s'", o->suite_name, s->pattern);
-        const int64_t *d = &e->generic->defaults.threads, *sk = &s->k.threads;
         for (size_t ii = 0; ii < o->nimpls; ii++) {
             config *c = &cfgs[(*ncfg)++];
             init_config(c, o, e, o->impls[ii]);
-            int64_t *kv = &c->cfg.k.threads;
-            for (int k = 0; k < K_NKNOBS; k++) kv[k] = (sk[k] == HW_DEF || d[k] == WL_UNUSED) ? d[k] : sk[k];
+            for (int k = 0; k < K_NKNOBS; k++) {
+                int64_t d = wl_knob_get(&e->generic->defaults, k), sk = wl_knob_get(&s->k, k);
+                *wl_knob_at(&c->cfg.k, k) = (sk == HW_DEF || d == WL_UNUSED) ? d : sk;
+            }
             int j = 0;
             for (const wl_param *p = e->generic->params; p->key; p++) c->cfg.set[j++] = p->def;
             describe(c);
@@ -472,8 +473,7 @@ config *hw_configs_build(const hw_opts *o, size_t *ncfg)
             for (;;) {
                 config *c = &cfgs[(*ncfg)++];
                 init_config(c, o, e, o->impls[ii]);
-                int64_t *kv = &c->cfg.k.threads;
-                for (int k = 0; k < K_NKNOBS; k++) kv[k] = D.d[k]->v[idx[k]];
+                for (int k = 0; k < K_NKNOBS; k++) *wl_knob_at(&c->cfg.k, k) = D.d[k]->v[idx[k]];
                 for (int p = 0; p < D.nparams; p++) c->cfg.set[p] = D.d[K_NKNOBS + p]->v[idx[K_NKNOBS + p]];
                 c->cfg.duration = o->duration;
                 c->cfg.rate = o->rate;

@@ -5,8 +5,7 @@
  * completes), each configuration a line of the table.
  */
 #define _GNU_SOURCE
-#include "harness/harness.h"
-#include "harness/csvio.h"
+#include "harness/runner.h"
 #include "harness/stats.h"
 
 #include <errno.h>
@@ -63,44 +62,14 @@ double hw_rate_seconds(const wl_cfg *cfg, double seconds)
     return cfg->rate > 0 ? seconds + 1.0 / cfg->rate : seconds;
 }
 
-static const char csv_header[] =
-    "pattern,impl,dispatch,rep,threads,producers,consumers,capacity,payload,work_ns,items,duration_s,"
-    "params,lat_sample,seconds,ops,ops_per_sec,ns_per_op,p50_ns,p90_ns,p99_ns,p999_ns,max_ns,mean_ns,"
-    "lat_count,status,error,seed,run_threads,cpu_user_s,cpu_sys_s,vol_ctxsw,invol_ctxsw,maxrss_kb,"
-    "cpus,kernel,compiler,allocator,git_rev,timestamp,clock,clock_ns,"
-    "xcore_rt_ns_before,xcore_rt_ns_after,placement,placement_changed,loadavg,governor,pin,"
-    "rate,u_p50_ns,u_p90_ns,u_p99_ns,u_p999_ns,u_max_ns,allocs,alloc_bytes,allocs_per_op,"
-    "fair_min_ops,fair_max_ops,cpu_model,invocation,unit,variant,metrics,go_version,gomaxprocs,ops_per_cpu_s\n";
-
 /* Placement (near/far) of a cross-core round trip: these VMs' two vCPUs show
  * about 57 ns near and 335 ns far; 150 ns splits them (--placement-split). */
-static const char *placement_of(double rt, double split)
+const char *hw_placement_of(double rt, double split)
 {
     return rt <= 0 ? "" : rt < split ? "near" : "far";
 }
 
-#define csv_str hw_csv_field
-
-static void csv_knob(FILE *f, int64_t v)
-{
-    if (v != WL_UNUSED) fprintf(f, "%lld", (long long)v);
-    fputc(',', f);
-}
-
-typedef struct rep_result {
-    double seconds, ops_per_sec;
-    double cpu_s;                       /* user + system CPU seconds of the repetition */
-    double ops_per_cpu_s;               /* ops / cpu_s; 0: no CPU time */
-    double fairness;                    /* lock patterns: fewest / most ops of one thread; -1: n/a */
-    double xcore_before, xcore_after;   /* cross-core round trip around the run, ns */
-    int64_t allocs;                     /* allocations during the run (jemalloc; go: the Go heap's), -1: unknown */
-    uint64_t alloc_bytes;
-    uint64_t ops;
-    int failed;
-    double metric[WL_MAX_METRICS];      /* the pattern's metrics (wl_run) */
-    unsigned metric_set;
-} rep_result;
-
+typedef hw_rep_result rep_result;
 typedef hw_config config;
 
 static void describe(config *c)
@@ -133,84 +102,6 @@ static void describe(config *c)
 /* set by hw_run_all: --interleave over more than one configuration, so that
  * consecutive repetitions of a configuration did not run back to back */
 static int round_units;
-
-static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config *c, int rep,
-                      const wl_run *r, const cp_hist *h, const cp_hist *hu, const rep_result *res, const char *status,
-                      const struct rusage *ru0, const struct rusage *ru1)
-{
-    const wl_cfg *g = &c->cfg;
-    fprintf(f, "%s,%s,%s,%d,", c->w->name, hw_impl_name(g->b), o->table_dispatch ? "table" : "direct", rep);
-    for (int i = 0; i < K_NKNOBS; i++)
-        csv_knob(f, hw_knobs[i].show == WL_KS_COUNT && g->duration > 0 ? WL_UNUSED : wl_knob_get(&g->k, i));
-    if (g->duration > 0) fprintf(f, "%.3f", g->duration);
-    fputc(',', f);
-    csv_str(f, c->params);
-    fprintf(f, ",%lld,%.6f,%llu,%.1f,%.3f,", (long long)g->lat_sample, res->seconds,
-            (unsigned long long)res->ops, res->ops_per_sec, res->ops_per_sec > 0 ? 1e9 / res->ops_per_sec : 0.0);
-    if (cp_hist_count(h))
-        fprintf(f, "%llu,%llu,%llu,%llu,%llu,%.1f,", (unsigned long long)cp_hist_percentile(h, 50),
-                (unsigned long long)cp_hist_percentile(h, 90), (unsigned long long)cp_hist_percentile(h, 99),
-                (unsigned long long)cp_hist_percentile(h, 99.9), (unsigned long long)cp_hist_max(h),
-                cp_hist_mean(h));
-    else
-        fputs(",,,,,,", f);
-    fprintf(f, "%llu,%s,", (unsigned long long)cp_hist_count(h), status);
-    csv_str(f, r->fail);
-    double ut = (double)(ru1->ru_utime.tv_sec - ru0->ru_utime.tv_sec) +
-                (double)(ru1->ru_utime.tv_usec - ru0->ru_utime.tv_usec) / 1e6;
-    double st = (double)(ru1->ru_stime.tv_sec - ru0->ru_stime.tv_sec) +
-                (double)(ru1->ru_stime.tv_usec - ru0->ru_stime.tv_usec) / 1e6;
-    fprintf(f, ",%llu,%d,%.4f,%.4f,%ld,%ld,%ld,", (unsigned long long)g->seed, r->nthr, ut, st,
-            ru1->ru_nvcsw - ru0->ru_nvcsw, ru1->ru_nivcsw - ru0->ru_nivcsw, ru1->ru_maxrss);
-    fprintf(f, "%d,", m->cpus);
-    csv_str(f, m->kernel);
-    fputc(',', f);
-    csv_str(f, m->compiler);
-    fputc(',', f);
-    csv_str(f, m->allocator);
-    fprintf(f, ",%s,%s,", m->git_rev, m->timestamp);
-    csv_str(f, m->clock);
-    fprintf(f, ",%.1f,", m->clock_ns);
-    const char *pb = placement_of(res->xcore_before, o->placement_split);
-    const char *pa = placement_of(res->xcore_after, o->placement_split);
-    if (res->xcore_before > 0)
-        fprintf(f, "%.1f,%.1f,%s,%d,", res->xcore_before, res->xcore_after, strcmp(pb, pa) ? "mixed" : pb,
-                strcmp(pb, pa) != 0);
-    else
-        fputs(",,,,", f);
-    fprintf(f, "%.2f,%s,", m->loadavg, m->governor);
-    csv_str(f, o->pin);
-    if (g->rate > 0) fprintf(f, ",%.0f", g->rate);
-    else fputc(',', f);
-    if (hu && cp_hist_count(hu))
-        fprintf(f, ",%llu,%llu,%llu,%llu,%llu", (unsigned long long)cp_hist_percentile(hu, 50),
-                (unsigned long long)cp_hist_percentile(hu, 90), (unsigned long long)cp_hist_percentile(hu, 99),
-                (unsigned long long)cp_hist_percentile(hu, 99.9), (unsigned long long)cp_hist_max(hu));
-    else
-        fputs(",,,,,", f);
-    if (res->allocs >= 0) {
-        fprintf(f, ",%lld,%llu,%.4f", (long long)res->allocs, (unsigned long long)res->alloc_bytes,
-                res->ops ? (double)res->allocs / (double)res->ops : 0.0);
-    } else {
-        fputs(",,,", f);
-    }
-    if (r->fair_max) fprintf(f, ",%llu,%llu,", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
-    else fputs(",,,", f);
-    csv_str(f, m->cpu_model);
-    /* the unit of replication (docs/csv.md): the invocation, or with
-     * --interleave over several configurations each round of it */
-    if (round_units) fprintf(f, ",%s,%s/r%d,", m->invocation, m->invocation, rep);
-    else fprintf(f, ",%s,%s,", m->invocation, m->invocation);
-    csv_str(f, hw_variant_name(c->w, g->variant));
-    char mbuf[512];
-    hw_metrics_str(c->w, r->metric, r->metric_set, mbuf, sizeof mbuf);
-    fputc(',', f);
-    csv_str(f, mbuf);
-    if (!g->b) fprintf(f, ",%s,%d,", hw_go_version(), hw_go_maxprocs());
-    else fputs(",,,", f);
-    if (res->ops_per_cpu_s > 0) fprintf(f, "%.1f", res->ops_per_cpu_s);
-    fputc('\n', f);
-}
 
 static void table_header(const hw_meta *m, const hw_opts *o)
 {
@@ -256,8 +147,8 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
     int nfar = 0, moved = 0, probed = 0;
     for (int i = 0; i < n; i++) {
         if (reps[i].xcore_before <= 0) continue;
-        const char *pb = placement_of(reps[i].xcore_before, o->placement_split);
-        const char *pa = placement_of(reps[i].xcore_after, o->placement_split);
+        const char *pb = hw_placement_of(reps[i].xcore_before, o->placement_split);
+        const char *pa = hw_placement_of(reps[i].xcore_after, o->placement_split);
         probed++;
         nfar += !strcmp(pb, "far") && !strcmp(pa, "far");
         moved += strcmp(pb, pa) != 0;
@@ -572,7 +463,7 @@ int hw_run_all(const hw_opts *o)
         os.csv_rep = out_failed = 1;
     }
     if (os.csv && !out_failed) {
-        fputs(csv_header, os.csv);
+        hw_csv_header(os.csv);
         out_failed |= check_csv(&os) != 0;
     }
     cp_hist *rep_hist = cp_hist_new(3, 3600ull * 1000000000ull);
@@ -694,8 +585,10 @@ int hw_run_all(const hw_opts *o)
         /* A lost write ends the sweep (exit 1): what it would go on to
          * measure could not all be recorded. */
         if (os.csv) {
-            write_row(os.csv, o, &m, c, rep, &run, rep_hist, o->rate > 0 ? rep_hist_u : NULL, &res,
-                      res.failed ? "FAIL" : "OK", &ru0, &ru1);
+            hw_row row = { .o = o, .m = &m, .c = c, .rep = rep, .round_units = round_units, .run = &run,
+                           .hist = rep_hist, .hist_u = o->rate > 0 ? rep_hist_u : NULL, .res = &res,
+                           .ru0 = &ru0, .ru1 = &ru1 };
+            hw_csv_row(os.csv, &row);
             if (check_csv(&os)) { out_failed = 1; break; }
         }
         if (json) {

@@ -149,7 +149,7 @@ void hw_meta_collect(hw_meta *m);
 /* cli.c: the suites (--suite=NAME) */
 const hw_suite_cfg *hw_suite_find(const char *name, size_t *n);
 
-/* runner.c */
+/* configs.c (enumeration) and runner.c (scheduling; its parts: runner.h) */
 /* Everything about one configuration except its repetitions. */
 typedef struct hw_config {
     const hw_entry *e;
@@ -159,6 +159,9 @@ typedef struct hw_config {
     char label[256];        /* table: "P=1 C=1 cap=1024 payload=16" */
 } hw_config;
 hw_config *hw_configs_build(const hw_opts *o, size_t *n);   /* validated; exits 2 on bad input */
+/* e on b at the pattern's defaults, --seed, --lat-sample and --dispatch of o */
+void hw_config_init(hw_config *c, const hw_opts *o, const hw_entry *e, const cp_backend *b);
+void hw_config_describe(hw_config *c);  /* label and params from cfg */
 int hw_run_all(const hw_opts *o);
 
 /* ab.c: `cpbench ab BIN_A BIN_B ...` (argv from "ab") */

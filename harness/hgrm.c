@@ -5,7 +5,7 @@
  * 5 ticks per half distance), written whole or not at all (outfile.c).
  */
 #define _GNU_SOURCE
-#include "harness/harness.h"
+#include "harness/runner.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -53,3 +53,14 @@ int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, con
     }
     return hw_tmp_commit(f, HW_SLOT_HGRM);   /* a write error is reported there */
 }
+
+/* ---- the sink: a configuration's file once it has all its repetitions ---- */
+static void hgrm_sink_open(hw_run_env *env) { hw_hgrm_prepare(env->o); }
+
+static int hgrm_sink_config_end(hw_run_env *env, size_t ci)
+{
+    const hw_config *c = &env->cfgs[ci];
+    return hw_hgrm_write(env->o, c->w, &c->cfg, env->cs[ci].hist);
+}
+
+const hw_sink hw_sink_hgrm = { .open = hgrm_sink_open, .config_end = hgrm_sink_config_end };

@@ -1,12 +1,14 @@
 /*
- * The CSV's columns (docs/csv.md), one list: each column is a name and how
- * its value is written from a row record (hw_row); the header and every row
- * are that list, in order. Columns are only ever appended. An empty value
- * means "not applicable".
+ * --csv=FILE: the CSV sink. The columns (docs/csv.md) are one list: each
+ * is a name and how its value is written from a row record (hw_row); the
+ * header and every row are that list, in order. Columns are only ever
+ * appended. An empty value means "not applicable". A row is written and
+ * flushed as its repetition completes (an interrupted run keeps them all).
  */
 #include "harness/runner.h"
 #include "harness/csvio.h"
 
+#include <errno.h>
 #include <string.h>
 
 typedef struct csv_col {
@@ -34,7 +36,7 @@ static void lat_value(FILE *f, const cp_hist *h, int a)
 
 COL(pattern) { (void)a, fputs(R->c->w->name, f); }
 COL(impl) { (void)a, fputs(hw_impl_name(R->c->cfg.b), f); }
-COL(dispatch) { (void)a, fputs(R->o->table_dispatch ? "table" : "direct", f); }
+COL(dispatch) { (void)a, fputs(R->env->o->table_dispatch ? "table" : "direct", f); }
 COL(rep) { (void)a, fprintf(f, "%d", R->rep); }
 COL(knob)   /* a: the knob's index; empty where the pattern has no use for it */
 {
@@ -60,26 +62,26 @@ COL(cpu_sys_s) { (void)a, fprintf(f, "%.4f", secs_of(&R->ru1->ru_stime, &R->ru0-
 COL(vol_ctxsw) { (void)a, fprintf(f, "%ld", R->ru1->ru_nvcsw - R->ru0->ru_nvcsw); }
 COL(invol_ctxsw) { (void)a, fprintf(f, "%ld", R->ru1->ru_nivcsw - R->ru0->ru_nivcsw); }
 COL(maxrss_kb) { (void)a, fprintf(f, "%ld", R->ru1->ru_maxrss); }
-COL(cpus) { (void)a, fprintf(f, "%d", R->m->cpus); }
-COL(kernel) { (void)a, hw_csv_field(f, R->m->kernel); }
-COL(compiler) { (void)a, hw_csv_field(f, R->m->compiler); }
-COL(allocator) { (void)a, hw_csv_field(f, R->m->allocator); }
-COL(git_rev) { (void)a, fputs(R->m->git_rev, f); }
-COL(timestamp) { (void)a, fputs(R->m->timestamp, f); }
-COL(clock) { (void)a, hw_csv_field(f, R->m->clock); }
-COL(clock_ns) { (void)a, fprintf(f, "%.1f", R->m->clock_ns); }
+COL(cpus) { (void)a, fprintf(f, "%d", R->env->m->cpus); }
+COL(kernel) { (void)a, hw_csv_field(f, R->env->m->kernel); }
+COL(compiler) { (void)a, hw_csv_field(f, R->env->m->compiler); }
+COL(allocator) { (void)a, hw_csv_field(f, R->env->m->allocator); }
+COL(git_rev) { (void)a, fputs(R->env->m->git_rev, f); }
+COL(timestamp) { (void)a, fputs(R->env->m->timestamp, f); }
+COL(clock) { (void)a, hw_csv_field(f, R->env->m->clock); }
+COL(clock_ns) { (void)a, fprintf(f, "%.1f", R->env->m->clock_ns); }
 COL(xcore) { if (R->res->xcore_before > 0) fprintf(f, "%.1f", a ? R->res->xcore_after : R->res->xcore_before); }
 COL(placement)      /* a: 0 the placement, 1 whether it changed */
 {
     if (R->res->xcore_before <= 0) return;
-    const char *pb = hw_placement_of(R->res->xcore_before, R->o->placement_split);
-    const char *pa = hw_placement_of(R->res->xcore_after, R->o->placement_split);
+    const char *pb = hw_placement_of(R->res->xcore_before, R->env->o->placement_split);
+    const char *pa = hw_placement_of(R->res->xcore_after, R->env->o->placement_split);
     if (a) fprintf(f, "%d", strcmp(pb, pa) != 0);
     else fputs(strcmp(pb, pa) ? "mixed" : pb, f);
 }
-COL(loadavg) { (void)a, fprintf(f, "%.2f", R->m->loadavg); }
-COL(governor) { (void)a, fputs(R->m->governor, f); }
-COL(pin) { (void)a, hw_csv_field(f, R->o->pin); }
+COL(loadavg) { (void)a, fprintf(f, "%.2f", R->env->m->loadavg); }
+COL(governor) { (void)a, fputs(R->env->m->governor, f); }
+COL(pin) { (void)a, hw_csv_field(f, R->env->o->pin); }
 COL(rate) { (void)a; if (R->c->cfg.rate > 0) fprintf(f, "%.0f", R->c->cfg.rate); }
 COL(u_lat) { lat_value(f, R->hist_u, a); }
 COL(allocs) { (void)a; if (R->res->allocs >= 0) fprintf(f, "%lld", (long long)R->res->allocs); }
@@ -93,15 +95,15 @@ COL(fair)           /* a: 0 the fewest, 1 the most ops of one thread */
 {
     if (R->run->fair_max) U(a ? R->run->fair_max : R->run->fair_min);
 }
-COL(cpu_model) { (void)a, hw_csv_field(f, R->m->cpu_model); }
-COL(invocation) { (void)a, fputs(R->m->invocation, f); }
+COL(cpu_model) { (void)a, hw_csv_field(f, R->env->m->cpu_model); }
+COL(invocation) { (void)a, fputs(R->env->m->invocation, f); }
 /* the unit of replication (docs/csv.md): the invocation, or with
  * --interleave over several configurations each round of it */
 COL(unit)
 {
     (void)a;
-    if (R->round_units) fprintf(f, "%s/r%d", R->m->invocation, R->rep);
-    else fputs(R->m->invocation, f);
+    if (R->env->round_units) fprintf(f, "%s/r%d", R->env->m->invocation, R->rep);
+    else fputs(R->env->m->invocation, f);
 }
 COL(variant) { (void)a, hw_csv_field(f, hw_variant_name(R->c->w, R->c->cfg.variant)); }
 COL(metrics)
@@ -116,7 +118,11 @@ COL(gomaxprocs) { (void)a; if (!R->c->cfg.b) fprintf(f, "%d", hw_go_maxprocs());
 COL(ops_per_cpu_s) { (void)a; if (R->res->ops_per_cpu_s > 0) fprintf(f, "%.1f", R->res->ops_per_cpu_s); }
 
 #define C(name) { #name, put_##name, 0 }
-#define KNOB_COL(ID, field, ...) { #field, put_knob, K_##ID },
+/* The knobs up to items are the columns after rep; a knob added to the list
+ * later is a column at the end (columns are only appended). A NULL name: no
+ * column. */
+#define KNOB_COL(ID, field, ...) { K_##ID <= K_ITEMS ? #field : NULL, put_knob, K_##ID },
+#define KNOB_COL_LATER(ID, field, ...) { K_##ID > K_ITEMS ? #field : NULL, put_knob, K_##ID },
 static const csv_col columns[] = {
     C(pattern), C(impl), C(dispatch), C(rep),
     WL_KNOB_LIST(KNOB_COL)
@@ -134,22 +140,85 @@ static const csv_col columns[] = {
     C(allocs), C(alloc_bytes), C(allocs_per_op),
     { "fair_min_ops", put_fair, 0 }, { "fair_max_ops", put_fair, 1 },
     C(cpu_model), C(invocation), C(unit), C(variant), C(metrics), C(go_version), C(gomaxprocs), C(ops_per_cpu_s),
+    WL_KNOB_LIST(KNOB_COL_LATER)
 };
 #undef C
 #undef KNOB_COL
+#undef KNOB_COL_LATER
 enum { NCOLS = sizeof columns / sizeof columns[0] };
 
 void hw_csv_header(FILE *f)
 {
-    for (int i = 0; i < NCOLS; i++) fprintf(f, "%s%s", i ? "," : "", columns[i].name);
+    for (int i = 0, n = 0; i < NCOLS; i++)
+        if (columns[i].name) fprintf(f, "%s%s", n++ ? "," : "", columns[i].name);
     fputc('\n', f);
 }
 
 void hw_csv_row(FILE *f, const hw_row *r)
 {
-    for (int i = 0; i < NCOLS; i++) {
-        if (i) fputc(',', f);
+    for (int i = 0, n = 0; i < NCOLS; i++) {
+        if (!columns[i].name) continue;
+        if (n++) fputc(',', f);
         columns[i].put(f, r, columns[i].arg);
     }
     fputc('\n', f);
 }
+
+/* ---- the sink ---- */
+static struct {
+    FILE *f;
+    const char *name;
+    int reported;
+    int *reportedp;                 /* --csv=- shares stdout's */
+} S;
+
+static int csv_check(void) { return S.f ? hw_out_check(S.f, S.name, S.reportedp) : 0; }
+
+/* Opened without truncating: a later bad input must not have emptied it. */
+static void csv_open(hw_run_env *env)
+{
+    const char *csv = env->o->csv;
+    S.reportedp = &S.reported;
+    if (!strcmp(csv, "-")) {
+        S.f = stdout;
+        S.name = "standard output";
+        S.reportedp = &env->stdout_reported;
+        return;
+    }
+    S.f = hw_direct_open(csv, HW_SLOT_CSV);
+    if (!S.f) hw_bad_input("--csv: cannot write '%s': %s", csv, strerror(errno));
+    S.name = csv;
+    setvbuf(S.f, NULL, _IOFBF, 1 << 16);
+}
+
+static int csv_begin(hw_run_env *env)
+{
+    if (S.f != stdout && hw_direct_start(S.f, HW_SLOT_CSV)) {
+        fprintf(stderr, "cpbench: write error on %s: %s\n", env->o->csv, strerror(errno));
+        S.reported = 1;
+        return -1;
+    }
+    hw_csv_header(S.f);
+    return csv_check();
+}
+
+static int csv_rep(hw_run_env *env, const hw_row *row)
+{
+    (void)env;
+    hw_csv_row(S.f, row);
+    return csv_check();
+}
+
+static int csv_finish(hw_run_env *env)
+{
+    (void)env;
+    if (S.f == stdout) return 0;
+    int rc = csv_check();
+    if (fclose(S.f) && !S.reported) {
+        fprintf(stderr, "cpbench: write error on %s: %s\n", S.name, strerror(errno));
+        rc = -1;
+    }
+    return rc;
+}
+
+const hw_sink hw_sink_csv = { .open = csv_open, .begin = csv_begin, .rep = csv_rep, .finish = csv_finish };

@@ -59,21 +59,22 @@ typedef struct stress_opts {
     const char *pattern_arg, *impl_arg;
 } stress_opts;
 
-/* Iteration i's configuration. */
+/* Iteration i's configuration: the builder's (configs.c) at the pattern's
+ * defaults, then each knob and parameter it uses drawn. */
 static const wl_workload *derive(const stress_opts *o, int64_t i, int attempt, wl_cfg *cfg, char *label,
                                  size_t n)
 {
     size_t np = o->sel.npatterns, ni = o->sel.nimpls;
     const hw_entry *e = o->sel.patterns[(size_t)i % np];
     const cp_backend *b = o->sel.impls[((size_t)i / np) % ni];
-    const wl_workload *w = hw_pick(e, b, 0);
+    hw_config c;
+    hw_config_init(&c, &o->sel, e, b);      /* direct dispatch: sel has none given */
+    const wl_workload *w = c.w;
+    *cfg = c.cfg;
     uint64_t r = mix(o->seed ^ mix((uint64_t)i) ^ (uint64_t)attempt);
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int maxt = 4 * (ncpu > 0 ? ncpu : 1);
     if (maxt > 16) maxt = 16;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->b = b;
-    cfg->k = w->defaults;
     wl_knobs *k = &cfg->k;
     /* each knob the pattern uses, in the list's order (a replay depends on it) */
 #define DRAW_KNOB(ID, field, flag, metavar, lo, hi, how, ...) \

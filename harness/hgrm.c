@@ -36,7 +36,7 @@ int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, con
 {
     if (!o->hgrm_dir || cp_hist_count(h) == 0) return 0;
     char path[PATH_MAX];
-    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* the runner checked this before any run */
+    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* sinks.c checked this before any run */
         fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", w->name);
         return -1;
     }

@@ -135,10 +135,10 @@ static void run_args(argv_buf *a, const char *bin, const hw_opts *o, const hw_co
     add_arg(a, "%s", bin);
     add_arg(a, "--pattern=%s", c->w->name);
     add_arg(a, "--impl=%s", hw_impl_name(c->cfg.b));
-    const int64_t *k = &c->cfg.k.threads;
     for (int i = 0; i < K_NKNOBS; i++) {
-        if (k[i] == WL_UNUSED || (i == K_ITEMS && c->cfg.duration > 0)) continue;
-        add_arg(a, "--%s=%lld", hw_knob_flag[i], (long long)k[i]);
+        int64_t k = wl_knob_get(&c->cfg.k, i);
+        if (k == WL_UNUSED || (hw_knobs[i].show == WL_KS_COUNT && c->cfg.duration > 0)) continue;
+        add_arg(a, "--%s=%lld", hw_knob_flag[i], (long long)k);
     }
     int j = 0;
     for (const wl_param *p = c->w->params; p->key; p++, j++)
@@ -406,8 +406,10 @@ static void analyze(const ab_data *D, double alpha, double threshold, int any_ro
 /* --analyze=DIR: the tests again over DIR/a.csv and DIR/b.csv of an earlier
  * run (another --metric, --alpha or --threshold, or a run that was cut
  * short), pairing the rows of the two files by configuration and round. */
-static const char *const key_cols[] = { "pattern", "impl", "dispatch", "threads", "producers", "consumers", "capacity",
-                                        "payload", "work_ns", "items", "duration_s", "params", "lat_sample", "variant" };
+#define KEY_COL(ID, field, ...) #field,
+static const char *const key_cols[] = { "pattern", "impl", "dispatch", WL_KNOB_LIST(KEY_COL) "duration_s", "params",
+                                        "lat_sample", "variant" };
+#undef KEY_COL
 enum { NKEY = sizeof key_cols / sizeof key_cols[0] };
 
 static int analyze_dir(const char *dir, const char *const *metric, int nmetric, double alpha, double threshold)

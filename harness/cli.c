@@ -12,13 +12,14 @@
 #include <string.h>
 #include <unistd.h>
 
-const char *const hw_knob_flag[K_NKNOBS] = {
-    "threads", "producers", "consumers", "capacity", "payload", "work-ns", "items",
-};
-/* bounds per knob: a sane maximum, and what fits in memory */
-static const int64_t knob_min[K_NKNOBS] = { 1, 1, 1, 0, 8, 0, 1 };
-static const int64_t knob_max[K_NKNOBS] = { WL_MAX_THREADS - 8, WL_MAX_THREADS / 2, WL_MAX_THREADS / 2,
-                                            1 << 26, 1 << 16, 10000000000LL, 1LL << 40 };
+/* the common knobs (runtime/knobs.def); bounds: a sane maximum, and what fits in memory */
+#define KNOB_ROW(ID, field, flag, metavar, lo, hi, draw, label, show, unit, note, doc) \
+    { #field, flag, metavar, lo, hi, label, show, unit, note, doc },
+const hw_knob hw_knobs[K_NKNOBS] = { WL_KNOB_LIST(KNOB_ROW) };
+#undef KNOB_ROW
+#define KNOB_FLAG(ID, field, flag, ...) flag,
+const char *const hw_knob_flag[K_NKNOBS] = { WL_KNOB_LIST(KNOB_FLAG) };
+#undef KNOB_FLAG
 
 void (*hw_bad_input_hook)(void);
 
@@ -338,10 +339,20 @@ void hw_usage(FILE *f)
           "\n"
           "knobs (each takes a value, a list 1,2,4 or a range 1:8:x2 / 8:64:+8; the runner\n"
           "sweeps the cross product, at most " HW_XSTR(HW_MAX_CONFIGS) " configurations; a pattern ignores\n"
-          "knobs it has no use for; a value given twice runs once, with a note on stderr):\n"
-          "  --threads=N --producers=N --consumers=N --capacity=N --payload=BYTES\n"
-          "  --work-ns=NS (busy work per item) --items=N (k/M/G suffixes)\n"
-          "  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
+          "knobs it has no use for; a value given twice runs once, with a note on stderr):\n",
+          f);
+    /* the knobs, as many to a line as fit in 80 columns */
+    char line[160] = "";
+    for (int k = 0; k < K_NKNOBS; k++) {
+        char one[96];
+        snprintf(one, sizeof one, "--%s=%s%s%s", hw_knobs[k].flag, hw_knobs[k].metavar, *hw_knobs[k].note ? " " : "",
+                 hw_knobs[k].note);
+        if (line[0] && strlen(line) + 1 + strlen(one) > 80) fprintf(f, "%s\n", line), line[0] = 0;
+        size_t len = strlen(line);
+        snprintf(line + len, sizeof line - len, "%s%s", line[0] ? " " : "  ", one);
+    }
+    fprintf(f, "%s\n", line);
+    fputs("  --set KEY=VALUE        a pattern parameter (lists and ranges too)\n"
           "  --variant=NAME[,NAME]  a pattern's variant (default: the correct pattern; `seed`:\n"
           "                         the seed's pitfall, where the pattern has one)\n"
           "run control:\n"
@@ -402,9 +413,9 @@ void hw_pattern_help(FILE *f, const hw_entry *e)
     const wl_workload *w = e->generic;
     fprintf(f, "%s (%s): %s\n  one op: %s\n  latency: %s\n  knobs (default):\n", w->name, w->group, w->desc,
             w->op, w->latency);
-    const int64_t *d = &w->defaults.threads;
     for (int k = 0; k < K_NKNOBS; k++)
-        if (d[k] != WL_UNUSED) fprintf(f, "    --%-12s %lld\n", hw_knob_flag[k], (long long)d[k]);
+        if (wl_knob_get(&w->defaults, k) != WL_UNUSED)
+            fprintf(f, "    --%-12s %lld\n", hw_knob_flag[k], (long long)wl_knob_get(&w->defaults, k));
     fputs("  parameters (--set KEY=VALUE):\n", f);
     int any = 0;
     for (const wl_param *p = w->params; p->key; p++, any++)
@@ -467,7 +478,7 @@ int hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help)
         for (k = 0; k < K_NKNOBS; k++)
             if (!strcmp(name, hw_knob_flag[k])) break;
         if (k < K_NKNOBS) {
-            parse_list(name, val, knob_min[k], knob_max[k], &o->knob[k]);
+            parse_list(name, val, hw_knobs[k].lo, hw_knobs[k].hi, &o->knob[k]);
             dedup_list(o, name, &o->knob[k]);
         } else if (!strcmp(name, "list")) *want_list = 1;
         else if (!strcmp(name, "help")) *want_help = 1;

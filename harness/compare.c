@@ -22,15 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define KEY_COL(ID, field, ...) #field,
+#define KEY_SHORT(ID, field, flag, metavar, lo, hi, draw, label, ...) label,
 static const char *const key_cols[] = {
-    "pattern", "impl", "dispatch", "threads", "producers", "consumers", "capacity", "payload",
-    "work_ns", "items", "duration_s", "params", "lat_sample",
+    "pattern", "impl", "dispatch", WL_KNOB_LIST(KEY_COL) "duration_s", "params", "lat_sample",
 };
 enum { NKEY = sizeof key_cols / sizeof key_cols[0], MAX_METRICS = 16 };
 /* how the params column shows a key column (index into key_cols, from 3) */
 static const char *const key_short[NKEY] = {
-    NULL, NULL, NULL, "T", "P", "C", "cap", "payload", "work", "items", "dur", "", "lat_sample",
+    NULL, NULL, NULL, WL_KNOB_LIST(KEY_SHORT) "dur", "", "lat_sample",
 };
+#undef KEY_COL
+#undef KEY_SHORT
 
 __attribute__((noreturn, format(printf, 1, 2))) static void cmp_bad(const char *fmt, ...)
 {

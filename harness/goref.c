@@ -355,15 +355,12 @@ int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r
 {
     if (!G.ok && !go_start(G.pin, G.npin)) go_die("cannot start %s", G.bin);
     char req[2048];
-    size_t n = (size_t)snprintf(req, sizeof req,
-                                "run pattern=%s variant=%s threads=%lld producers=%lld consumers=%lld capacity=%lld "
-                                "payload=%lld work_ns=%lld items=%lld duration=%.9g seed=%llu lat_sample=%lld "
-                                "rate=%.17g timeout=%.9g",
-                                w->name, hw_variant_name(w, c->variant), (long long)c->k.threads,
-                                (long long)c->k.producers, (long long)c->k.consumers, (long long)c->k.capacity,
-                                (long long)c->k.payload, (long long)c->k.work_ns, (long long)c->k.items,
-                                c->duration, (unsigned long long)c->seed, (long long)c->lat_sample, c->rate,
-                                timeout_s);
+    size_t n = (size_t)snprintf(req, sizeof req, "run pattern=%s variant=%s", w->name, hw_variant_name(w, c->variant));
+    for (int i = 0; i < K_NKNOBS; i++)     /* the knobs by their CSV names (go/ reads those) */
+        n += (size_t)snprintf(req + n, sizeof req - n, " %s=%lld", hw_knobs[i].field,
+                              (long long)wl_knob_get(&c->k, i));
+    n += (size_t)snprintf(req + n, sizeof req - n, " duration=%.9g seed=%llu lat_sample=%lld rate=%.17g timeout=%.9g",
+                          c->duration, (unsigned long long)c->seed, (long long)c->lat_sample, c->rate, timeout_s);
     int j = 0;
     for (const wl_param *q = w->params; q->key && n < sizeof req; q++, j++)
         n += (size_t)snprintf(req + n, sizeof req - n, " set.%s=%lld", q->key, (long long)c->set[j]);

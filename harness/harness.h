@@ -32,7 +32,20 @@ typedef struct hw_list {
     int64_t v[HW_MAX_VALUES];
 } hw_list;
 
-enum { K_THREADS, K_PRODUCERS, K_CONSUMERS, K_CAPACITY, K_PAYLOAD, K_WORK_NS, K_ITEMS, K_NKNOBS };
+/* the common knobs, from runtime/knobs.def (what each field means: there) */
+#define HW__K_ENUM(ID, ...) K_##ID,
+enum { WL_KNOB_LIST(HW__K_ENUM) K_NKNOBS };
+#undef HW__K_ENUM
+_Static_assert((int)K_NKNOBS == (int)WL_NKNOBS, "one knob list");
+typedef struct hw_knob {
+    const char *field;              /* the wl_knobs member and the CSV column */
+    const char *flag, *metavar;     /* --flag=METAVAR */
+    int64_t lo, hi;
+    const char *label;              /* the table's short name */
+    int show;                       /* WL_KS_* */
+    const char *unit, *note, *doc;
+} hw_knob;
+extern const hw_knob hw_knobs[K_NKNOBS];   /* cli.c */
 extern const char *const hw_knob_flag[K_NKNOBS];
 
 /* a fixed configuration of a suite (--suite=NAME): a pattern and its knobs;
@@ -142,7 +155,7 @@ void hw_meta_collect(hw_meta *m);
 /* cli.c: the suites (--suite=NAME) */
 const hw_suite_cfg *hw_suite_find(const char *name, size_t *n);
 
-/* runner.c */
+/* configs.c (enumeration) and runner.c (scheduling; its parts: runner.h) */
 /* Everything about one configuration except its repetitions. */
 typedef struct hw_config {
     const hw_entry *e;
@@ -152,6 +165,9 @@ typedef struct hw_config {
     char label[256];        /* table: "P=1 C=1 cap=1024 payload=16" */
 } hw_config;
 hw_config *hw_configs_build(const hw_opts *o, size_t *n);   /* validated; exits 2 on bad input */
+/* e on b at the pattern's defaults, --seed, --lat-sample and --dispatch of o */
+void hw_config_init(hw_config *c, const hw_opts *o, const hw_entry *e, const cp_backend *b);
+void hw_config_describe(hw_config *c);  /* label and params from cfg */
 int hw_run_all(const hw_opts *o);
 
 /* ab.c: `cpbench ab BIN_A BIN_B ...` (argv from "ab") */

@@ -5,7 +5,7 @@
  * 5 ticks per half distance), written whole or not at all (outfile.c).
  */
 #define _GNU_SOURCE
-#include "harness/harness.h"
+#include "harness/runner.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -36,7 +36,7 @@ int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, con
 {
     if (!o->hgrm_dir || cp_hist_count(h) == 0) return 0;
     char path[PATH_MAX];
-    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* the runner checked this before any run */
+    if (hw_hgrm_path(o, w, cfg, path, sizeof path)) {   /* sinks.c checked this before any run */
         fprintf(stderr, "cpbench: --hgrm: path too long for %s\n", w->name);
         return -1;
     }
@@ -53,3 +53,14 @@ int hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, con
     }
     return hw_tmp_commit(f, HW_SLOT_HGRM);   /* a write error is reported there */
 }
+
+/* ---- the sink: a configuration's file once it has all its repetitions ---- */
+static void hgrm_sink_open(hw_run_env *env) { hw_hgrm_prepare(env->o); }
+
+static int hgrm_sink_config_end(hw_run_env *env, size_t ci)
+{
+    const hw_config *c = &env->cfgs[ci];
+    return hw_hgrm_write(env->o, c->w, &c->cfg, env->cs[ci].hist);
+}
+
+const hw_sink hw_sink_hgrm = { .open = hgrm_sink_open, .config_end = hgrm_sink_config_end };

@@ -12,7 +12,7 @@
  * The file is streamed to a temporary and renamed at the end (outfile.c).
  */
 #define _GNU_SOURCE
-#include "harness/harness.h"
+#include "harness/runner.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -336,3 +336,41 @@ int hw_json_close(hw_json *j)
     free(j);
     return rc;
 }
+
+/* ---- the sink ---- */
+static hw_json *sink_j;
+static int sink_reported;
+
+static void json_sink_open(hw_run_env *env) { sink_j = hw_json_open(env->o, env->m); }
+
+static int json_sink_rep(hw_run_env *env, const hw_row *row)
+{
+    (void)env;
+    const hw_rep_result *res = row->res;
+    hw_rep_out out = { .rep = row->rep, .run_threads = row->run->nthr, .ops = res->ops, .seconds = res->seconds,
+                       .cpu_s = res->cpu_s, .rate_seconds = hw_rate_seconds(&row->c->cfg, res->seconds),
+                       .error = res->failed ? row->run->fail : NULL, .hist = row->hist,
+                       .metric = row->run->metric, .metric_set = row->run->metric_set };
+    hw_json_rep(sink_j, row->c->w, &row->c->cfg, &out);
+    return hw_json_check(sink_j, &sink_reported);
+}
+
+static int json_sink_config_end(hw_run_env *env, size_t ci)
+{
+    (void)env, (void)ci;
+    hw_json_config_end(sink_j);
+    return 0;
+}
+
+/* JSON describes whole runs: an interrupted or failed one is removed */
+static int json_sink_finish(hw_run_env *env)
+{
+    if (env->interrupted || env->lost_write) {
+        hw_json_abandon(sink_j);
+        return 0;
+    }
+    return hw_json_close(sink_j) ? -1 : 0;
+}
+
+const hw_sink hw_sink_json = { .open = json_sink_open, .rep = json_sink_rep, .config_end = json_sink_config_end,
+                               .finish = json_sink_finish };

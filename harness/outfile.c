@@ -376,15 +376,16 @@ void hw_cfg_slug(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char
     /* What tells configurations of one pattern apart: the knobs it uses
      * (work_ns only when non-zero; items only when swept, since the run's
      * length is not its configuration) and parameters off their default. */
-    const int64_t *k = &cfg->k.threads;
     size_t m = 0;
     buf[0] = 0;
     for (int i = 0; i < K_NKNOBS && m < n; i++) {
-        if (k[i] == WL_UNUSED) continue;
-        if (i == K_WORK_NS && k[i] == 0) continue;
-        if (i == K_ITEMS && (cfg->duration > 0 || o->knob[K_ITEMS].n < 2)) continue;
+        int64_t k = wl_knob_get(&cfg->k, i);
+        int show = hw_knobs[i].show;
+        if (k == WL_UNUSED) continue;
+        if (show == WL_KS_NONZERO && k == 0) continue;
+        if (show == WL_KS_COUNT && (cfg->duration > 0 || o->knob[i].n < 2)) continue;
         m += (size_t)snprintf(buf + m, n - m, "%s%s%c%lld", m ? (char[]){ sep, 0 } : "", hw_knob_flag[i], kv,
-                              (long long)k[i]);
+                              (long long)k);
     }
     int j = 0;
     for (const wl_param *p = w->params; p->key && m < n; p++, j++)

@@ -24,6 +24,32 @@ char hw_replay_line[512];
 
 static uint64_t mix(uint64_t x) { return wl_mix(x); }
 
+/* A draw from [0, m) of the stream r. */
+static int64_t draw(uint64_t *r, int64_t m) { return (int64_t)((*r = mix(*r)) % (uint64_t)m); }
+
+/* The knobs' draws, named by runtime/knobs.def's `draw`; maxt: the most
+ * threads of one role. */
+static int64_t draw_count(uint64_t *r, int maxt) { return 1 + draw(r, maxt); }
+static int64_t draw_capacity(uint64_t *r, int maxt)
+{
+    (void)maxt;
+    int64_t caps[4] = { 0, 1, 2 + draw(r, 14), 1024 };
+    return caps[draw(r, 4)];
+}
+static int64_t draw_payload(uint64_t *r, int maxt)
+{
+    (void)maxt;
+    static const int64_t p[4] = { 8, 16, 24, 64 };
+    return p[draw(r, 4)];
+}
+static int64_t draw_work(uint64_t *r, int maxt) { return (void)maxt, draw(r, 4) == 0 ? 500 : 0; }
+static int64_t draw_items(uint64_t *r, int maxt)
+{
+    (void)maxt;
+    int64_t span = draw(r, 2) ? 2000 : 20000;
+    return 1 + draw(r, span);
+}
+
 typedef struct stress_opts {
     hw_opts sel;            /* patterns and impls */
     int64_t iterations, iteration;   /* iteration >= 0: replay just that one */
@@ -33,52 +59,38 @@ typedef struct stress_opts {
     const char *pattern_arg, *impl_arg;
 } stress_opts;
 
-/* Iteration i's configuration. */
+/* Iteration i's configuration: the builder's (configs.c) at the pattern's
+ * defaults, then each knob and parameter it uses drawn. */
 static const wl_workload *derive(const stress_opts *o, int64_t i, int attempt, wl_cfg *cfg, char *label,
                                  size_t n)
 {
     size_t np = o->sel.npatterns, ni = o->sel.nimpls;
     const hw_entry *e = o->sel.patterns[(size_t)i % np];
     const cp_backend *b = o->sel.impls[((size_t)i / np) % ni];
-    const wl_workload *w = hw_pick(e, b, 0);
+    hw_config c;
+    hw_config_init(&c, &o->sel, e, b);      /* direct dispatch: sel has none given */
+    const wl_workload *w = c.w;
+    *cfg = c.cfg;
     uint64_t r = mix(o->seed ^ mix((uint64_t)i) ^ (uint64_t)attempt);
-#define DRAW(m) ((int64_t)((r = mix(r)) % (uint64_t)(m)))
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
     int maxt = 4 * (ncpu > 0 ? ncpu : 1);
     if (maxt > 16) maxt = 16;
-    memset(cfg, 0, sizeof *cfg);
-    cfg->b = b;
-    cfg->k = w->defaults;
     wl_knobs *k = &cfg->k;
-    if (k->threads != WL_UNUSED) k->threads = 1 + DRAW(maxt);
-    if (k->producers != WL_UNUSED) k->producers = 1 + DRAW(maxt);
-    if (k->consumers != WL_UNUSED) k->consumers = 1 + DRAW(maxt);
-    if (k->capacity != WL_UNUSED) {
-        int64_t caps[4] = { 0, 1, 2 + DRAW(14), 1024 };
-        k->capacity = caps[DRAW(4)];
-    }
-    if (k->payload != WL_UNUSED) {
-        int64_t p[4] = { 8, 16, 24, 64 };
-        k->payload = p[DRAW(4)];
-    }
-    if (k->work_ns != WL_UNUSED) k->work_ns = DRAW(4) == 0 ? 500 : 0;
-    if (k->items != WL_UNUSED) {
-        int64_t span = DRAW(2) ? 2000 : 20000;
-        k->items = 1 + DRAW(span);
-        if (k->producers != WL_UNUSED && k->items < k->producers) k->items = k->producers;
-    }
+    /* each knob the pattern uses, in the list's order (a replay depends on it) */
+#define DRAW_KNOB(ID, field, flag, metavar, lo, hi, how, ...) \
+    if (k->field != WL_UNUSED) k->field = draw_##how(&r, maxt);
+    WL_KNOB_LIST(DRAW_KNOB)
+#undef DRAW_KNOB
+    if (k->items != WL_UNUSED && k->producers != WL_UNUSED && k->items < k->producers) k->items = k->producers;
     int j = 0;
     for (const wl_param *p = w->params; p->key; p++, j++)
-        cfg->set[j] = p->stress_max > 0 ? DRAW(p->stress_max + 1) : p->def;
+        cfg->set[j] = p->stress_max > 0 ? draw(&r, p->stress_max + 1) : p->def;
     cfg->seed = o->seed ^ (uint64_t)i;
     cfg->lat_sample = 8;
-#undef DRAW
     size_t m = (size_t)snprintf(label, n, "%s impl=%s", w->name, hw_impl_name(b));
-    static const char *const names[K_NKNOBS] = { "threads", "producers", "consumers", "capacity",
-                                                 "payload", "work-ns", "items" };
-    const int64_t *kv = &k->threads;
     for (int q = 0; q < K_NKNOBS && m < n; q++)
-        if (kv[q] != WL_UNUSED) m += (size_t)snprintf(label + m, n - m, " %s=%lld", names[q], (long long)kv[q]);
+        if (wl_knob_get(k, q) != WL_UNUSED)
+            m += (size_t)snprintf(label + m, n - m, " %s=%lld", hw_knob_flag[q], (long long)wl_knob_get(k, q));
     j = 0;
     for (const wl_param *p = w->params; p->key && m < n; p++, j++)
         m += (size_t)snprintf(label + m, n - m, " %s=%lld", p->key, (long long)cfg->set[j]);

@@ -44,7 +44,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import FuncFormatter  # noqa: E402
 
-KNOBS = ["threads", "producers", "consumers", "capacity", "payload", "work_ns", "items"]
+
+def read_knobs():
+    """The common knobs' CSV columns, in order, from runtime/knobs.def (the one list)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "runtime", "knobs.def")
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError as e:
+        die("cannot read the knob list %s: %s" % (path, e.strerror))
+    # X(ID, field, ...): the field is the CSV column (and the figures' label)
+    knobs = re.findall(r"^\s*X\(\s*[A-Z0-9_]+\s*,\s*([a-z0-9_]+)\s*,", text, re.M)
+    if not knobs:
+        die("no knobs found in %s" % path)
+    return knobs
+
+
+
 # The impls' order and colours come from the data, not from a list of the
 # backends: the order in which they first appear (cpbench writes rows in
 # --impl order, that of `cpbench --list`), go (the Go reference, docs/go.md)
@@ -68,6 +84,9 @@ def impl_color(n):
 def die(msg):
     print("plot.py: " + msg, file=sys.stderr)
     sys.exit(2)
+
+
+KNOBS = read_knobs()  # the x axis prefers them in this order
 
 
 def si(v, unit=""):
@@ -200,8 +219,7 @@ def plot_throughput(rows, out, svg):
         by_pattern.setdefault(r["pattern"], []).append(r)
     for pat, prs in by_pattern.items():
         var = varying(prs, KNOBS)
-        pref = [k for k in ("threads", "producers", "consumers", "capacity", "payload", "work_ns", "items")
-                if k in var]
+        pref = [k for k in KNOBS if k in var]
         xk = pref[0] if pref else None
         others = [k for k in var if k != xk]
         fig, ax = plt.subplots(figsize=(8, 5))

@@ -25,10 +25,32 @@
 #define WL_MAX_THREADS 1024
 #define WL_UNUSED (-1)
 
-/* Common knobs: a pattern's default for each, or WL_UNUSED if it has none. */
+/* Common knobs (the list: runtime/knobs.def): a pattern's default for each,
+ * or WL_UNUSED if it has none. Named fields (k.threads); by index (the
+ * list's order), wl_knob_at. */
+#include "runtime/knobs.def"
+#define WL__KNOB_FIELD(ID, field, ...) int64_t field;
 typedef struct wl_knobs {
-    int64_t threads, producers, consumers, capacity, payload, work_ns, items;
+    WL_KNOB_LIST(WL__KNOB_FIELD)
 } wl_knobs;
+#undef WL__KNOB_FIELD
+#define WL__KNOB_COUNT(...) +1
+enum { WL_NKNOBS = 0 WL_KNOB_LIST(WL__KNOB_COUNT) };
+#undef WL__KNOB_COUNT
+
+/* Knob i (0 .. WL_NKNOBS - 1, the list's order) of k; NULL out of range. */
+static inline int64_t *wl_knob_at(wl_knobs *k, int i)
+{
+    int n = 0;
+#define WL__KNOB_AT(ID, field, ...) if (i == n++) return &k->field;
+    WL_KNOB_LIST(WL__KNOB_AT)
+#undef WL__KNOB_AT
+    return 0;
+}
+static inline int64_t wl_knob_get(const wl_knobs *k, int i)
+{
+    return *wl_knob_at((wl_knobs *)k, i);
+}
 
 typedef struct wl_param {
     const char *key;

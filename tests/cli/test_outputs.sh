@@ -3,7 +3,8 @@
 # Benchmark JSON (one entry per repetition, then mean/median/stddev/cv per
 # configuration, every field Google Benchmark's compare.py reads); --hgrm
 # writes one HdrHistogram classic percentile file per configuration; neither
-# ever leaves a partial file under its final name.
+# ever leaves a partial file under its final name. docs/csv.md documents
+# every CSV column, its knob rows as runtime/knobs.def has them.
 set -u
 bin="$1"
 # the impls --impl=all runs: the backends --list names, go only where it is built
@@ -143,6 +144,35 @@ rc=$?
 check "SIGTERM ends the run by the signal (rc=$rc)" test $rc -eq 143
 check "SIGTERM: no JSON file" test ! -e "$tmp/int.json"
 check "SIGTERM: no temporary" bash -c "! ls -a '$tmp' | grep -q '\.tmp\.'"
+
+# docs/csv.md documents every CSV column, and its knob rows are those of
+# runtime/knobs.def (the one list): the same columns, units and meanings
+src=$(cd "$(dirname "$0")/../.." && pwd)
+"$bin" --pattern=chan --impl=mutex --items=100 --repeat=1 --warmup=0 --quiet --csv="$tmp/doc.csv"
+check "docs/csv.md documents every CSV column, its knob rows as runtime/knobs.def" \
+    "$py" - "$src" "$tmp/doc.csv" <<'PY'
+import re, sys
+src, csvf = sys.argv[1], sys.argv[2]
+rows = {}
+for m in re.finditer(r"^\|\s*([^|]+?)\s*\|\s*([^|]*?)\s*\|\s*(.*?)\s*\|$", open(src + "/docs/csv.md").read(), re.M):
+    for name in m.group(1).split(", "):
+        rows[name] = (m.group(2), m.group(3))
+bad = ["column %s: not in docs/csv.md" % c for c in open(csvf).readline().strip().split(",") if c not in rows]
+# X(ID, field, "flag", "metavar", lo, hi, draw, "label", show, "unit", "note", "doc")
+text = open(src + "/runtime/knobs.def").read().replace("\\\n", " ")
+text = text[text.index("#define WL_KNOB_LIST(X)") + 24:]
+knobs = [k for k in text[:text.index("\n")].split("X(")[1:]]
+for k in knobs:
+    field = k.split(",")[1].strip()
+    strs = re.findall(r'"((?:[^"\\]|\\.)*)"', k)
+    if len(strs) != 6 or rows.get(field) != (strs[3], strs[5]):
+        bad.append("knob %s: docs/csv.md %r, runtime/knobs.def %r" % (field, rows.get(field), strs))
+if len(knobs) < 7:
+    bad.append("%d knobs parsed from runtime/knobs.def" % len(knobs))
+for b in bad:
+    print("  " + b)
+sys.exit(1 if bad else 0)
+PY
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -113,6 +113,14 @@ typedef struct cp_waiter {
     pthread_cond_t cv;
 } cp_waiter;
 
+/* Inside impl/<family>/, after its adapter.h has defined FAM_NAME: the
+ * family's own symbol cp_<family>_x and its backend table. The shared
+ * templates of impl/ name the entry points they define this way. */
+#define CP__CAT3_(a, b, c) a##b##c
+#define CP__CAT3(a, b, c) CP__CAT3_(a, b, c)
+#define FAM_FN(x) CP__CAT3(cp_, FAM_NAME, _##x)
+#define FAM_BACKEND CP__CAT3(cp_backend_, FAM_NAME, )
+
 /* ---- wake lists: what an event (and so a ctx) calls when it fires ----
  * A node is a callback plus its list; fire() runs every callback once, under
  * the list's lock, so that after cp_wlist_del() returns the callback is not
@@ -147,15 +155,9 @@ typedef struct cp_obj { const struct cp_backend *b; } cp_obj;
 #define CP_OBJ_B(p) (((const cp_obj *)(p))->b)
 
 /* ---- backend table ---- */
-enum {
-    CP_BF_SPINS = 1u << 0,      /* waits spin/yield and never sleep in the kernel */
-    CP_BF_FUTEX_WAITV = 1u << 1,/* select parks with futex_waitv(2) */
-};
-
 struct cp_backend {
     const char *name;
     const char *describe;
-    unsigned flags;
 
     /* waiter parking (see the state machine above) */
     void (*w_init)(cp_waiter *w);
@@ -225,11 +227,22 @@ extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
  * or unknown. Never listed by cp_backend_count(). */
 const cp_backend *cp__backend_find_broken(const char *name);
 
-/* A family's table entries: its waiter ops, then every primitive op, by the
- * naming convention cp_<family>_<op>. */
-#define CP_WAITER_OPS(f)                                                      \
-    .w_init = cp_##f##_w_init, .w_fini = cp_##f##_w_fini, .w_claim = cp_##f##_w_claim,  \
-    .w_finish = cp_##f##_w_finish, .w_cancel = cp_##f##_w_cancel, .w_park = cp_##f##_w_park
+/* The waiter ops, listed once: X(f, ret, op, params) for each. A family
+ * declares its cp_<family>_w_* symbols with CP_WAITER_DECLARE(f) (in its
+ * impl/<family>/adapter.h) and fills its table with CP_WAITER_OPS(f). */
+#define CP_WAITER_OP_LIST(X, f)                                               \
+    X(f, void, w_init, (cp_waiter *w))                                        \
+    X(f, void, w_fini, (cp_waiter *w))                                        \
+    X(f, bool, w_claim, (cp_waiter *w))                                       \
+    X(f, void, w_finish, (cp_waiter *w))                                      \
+    X(f, bool, w_cancel, (cp_waiter *w))                                      \
+    X(f, uint32_t, w_park, (cp_waiter *w, uint64_t deadline))
+#define CP__WAITER_DECL(f, ret, op, params) ret cp_##f##_##op params;
+#define CP__WAITER_ENTRY(f, ret, op, params) .op = cp_##f##_##op,
+#define CP_WAITER_DECLARE(f) CP_WAITER_OP_LIST(CP__WAITER_DECL, f)
+/* A family's table entries: its waiter ops (this expands with a trailing
+ * comma), then every primitive op, by the naming convention cp_<family>_<op>. */
+#define CP_WAITER_OPS(f) CP_WAITER_OP_LIST(CP__WAITER_ENTRY, f)
 #define CP_FAMILY_OPS(f) \
     .chan_new = cp_##f##_chan_new, \
     .chan_free = cp_##f##_chan_free, \

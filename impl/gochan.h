@@ -6,9 +6,10 @@
  *   lockfree/futex family: capacity 0 (rendezvous) only; their buffered
  *                          channels use the lock-free ring of ring.h
  *
- * The includer defines, before including this file:
- *   GC_LOCK_T, GC_LOCK_INIT(l), GC_LOCK_FINI(l), GC_LOCK(l), GC_UNLOCK(l)
- *   GC_W_INIT(w), GC_W_FINI(w), GC_W_CLAIM(w), GC_W_FINISH(w), GC_W_PARK(w, dl)
+ * Instantiated as every template of impl/: the family's chan.c includes its
+ * adapter.h (FAM_LOCK*, FAM_W_*) and then this file. The channel entry
+ * points stay in chan.c (a ring or a gochan, by capacity, is the family's
+ * choice); the select entry points come from the skeleton at the end.
  *
  * Invariants (under the lock), as chan.go states them:
  *   - at least one of sendq and recvq is empty, except for waiters that
@@ -23,6 +24,10 @@
  */
 #ifndef CP_IMPL_GOCHAN_H
 #define CP_IMPL_GOCHAN_H
+
+#ifndef FAM_NAME
+#error "include the family's adapter.h before impl/gochan.h"
+#endif
 
 #include "../core/chaos.h"
 #include "../core/internal.h"
@@ -41,7 +46,7 @@ typedef struct gc_sudog {
 typedef struct gc_waitq { gc_sudog *first, *last; } gc_waitq;
 
 typedef struct gochan {
-    GC_LOCK_T lock;
+    FAM_LOCK_T lock;
     size_t elem_size, cap;
     size_t count, recvx, sendx;
     int closed;
@@ -75,7 +80,7 @@ static inline gc_sudog *gc_dequeue(gc_waitq *q)
     gc_sudog *sg;
     while ((sg = q->first)) {
         gc_remove(q, sg);
-        if (GC_W_CLAIM(sg->w)) {
+        if (FAM_W_CLAIM(sg->w)) {
             CP_CHAOS_POINT();   /* between the claim CAS and its follow-up */
             /* The claimer tells a select which case fired (written before
              * the finish's release, read after the waiter sees DONE). */
@@ -91,14 +96,14 @@ static inline unsigned char *gc_slot(gochan *c, size_t i) { return c->buf + i * 
 static inline int gc_init(gochan *c, size_t elem_size, size_t cap, unsigned char *buf)
 {
     memset(c, 0, sizeof *c);
-    GC_LOCK_INIT(&c->lock);
+    FAM_LOCK_INIT(&c->lock);
     c->elem_size = elem_size;
     c->cap = cap;
     c->buf = buf;
     return 0;
 }
 
-static inline void gc_fini(gochan *c) { GC_LOCK_FINI(&c->lock); }
+static inline void gc_fini(gochan *c) { FAM_LOCK_FINI(&c->lock); }
 
 /* Park on q after the fast checks failed; called with the lock held, returns
  * with it released. me->elem is set by the caller. */
@@ -106,30 +111,30 @@ static cp_status gc_block(gochan *c, gc_waitq *q, gc_sudog *me, cp_ctx *ctx)
 {
     cp_waiter w;
     cp_wnode cn;
-    GC_W_INIT(&w);
+    FAM_W_INIT(&w);
     me->w = &w;
     /* Lock order: channel lock -> ctx wake list -> waiter. The ctx callback
      * only touches the waiter, never the channel. */
     cp_status st = cp__ctx_watch(ctx, &w, &cn);
     if (st) {
-        GC_UNLOCK(&c->lock);
-        GC_W_FINI(&w);
+        FAM_UNLOCK(&c->lock);
+        FAM_W_FINI(&w);
         return st;
     }
     gc_enqueue(q, me);
-    GC_UNLOCK(&c->lock);
+    FAM_UNLOCK(&c->lock);
 
-    uint32_t s = GC_W_PARK(&w, cp_ctx_deadline(ctx));
+    uint32_t s = FAM_W_PARK(&w, cp_ctx_deadline(ctx));
     cp_wlist_del(&cn);
     if (s != CP_W_DONE) {
-        GC_LOCK(&c->lock);
+        FAM_LOCK(&c->lock);
         if (me->queued) gc_remove(q, me);
-        GC_UNLOCK(&c->lock);
-        GC_W_FINI(&w);
+        FAM_UNLOCK(&c->lock);
+        FAM_W_FINI(&w);
         return cp__ctx_reason(ctx);
     }
     int ok = w.ok;
-    GC_W_FINI(&w);
+    FAM_W_FINI(&w);
     return ok ? CP_OK : CP_CLOSED;
 }
 
@@ -190,11 +195,11 @@ gc_recv_locked(gochan *c, void *elem, cp_waiter **fin)
 static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
 {
     cp_waiter *fin = NULL;
-    GC_LOCK(&c->lock);
+    FAM_LOCK(&c->lock);
     cp_status st = gc_send_locked(c, elem, &fin);
     if (st != CP_WOULDBLOCK || !block) {
-        GC_UNLOCK(&c->lock);
-        if (fin) GC_W_FINISH(fin);
+        FAM_UNLOCK(&c->lock);
+        if (fin) FAM_W_FINISH(fin);
         return st;
     }
     gc_sudog me = { .elem = (void *)elem };
@@ -204,11 +209,11 @@ static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
 static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
 {
     cp_waiter *fin = NULL;
-    GC_LOCK(&c->lock);
+    FAM_LOCK(&c->lock);
     cp_status st = gc_recv_locked(c, elem, &fin);
     if (st != CP_WOULDBLOCK || !block) {
-        GC_UNLOCK(&c->lock);
-        if (fin) GC_W_FINISH(fin);
+        FAM_UNLOCK(&c->lock);
+        if (fin) FAM_W_FINISH(fin);
         return st;
     }
     gc_sudog me = { .elem = elem };
@@ -217,9 +222,9 @@ static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
 
 static cp_status gc_close(gochan *c)
 {
-    GC_LOCK(&c->lock);
+    FAM_LOCK(&c->lock);
     if (c->closed) {
-        GC_UNLOCK(&c->lock);
+        FAM_UNLOCK(&c->lock);
         return CP_CLOSED;
     }
     c->closed = 1;
@@ -231,20 +236,20 @@ static cp_status gc_close(gochan *c)
         sg->next = wake;
         wake = sg;
     }
-    GC_UNLOCK(&c->lock);
+    FAM_UNLOCK(&c->lock);
     while (wake) {
         sg = wake;
         wake = sg->next;    /* read before the finish: sg dies with its waiter */
-        GC_W_FINISH(sg->w);
+        FAM_W_FINISH(sg->w);
     }
     return CP_OK;
 }
 
 static inline size_t gc_len(gochan *c)
 {
-    GC_LOCK(&c->lock);
+    FAM_LOCK(&c->lock);
     size_t n = c->count;
-    GC_UNLOCK(&c->lock);
+    FAM_UNLOCK(&c->lock);
     return n;
 }
 
@@ -383,11 +388,11 @@ static inline void gc_sel_fini(gc_sel *s) { free(s->mem); }
 
 static inline void gc_sel_lock(gc_sel *s)
 {
-    for (size_t i = 0; i < s->nlocks; i++) GC_LOCK(&s->locks[i]->lock);
+    for (size_t i = 0; i < s->nlocks; i++) FAM_LOCK(&s->locks[i]->lock);
 }
 static inline void gc_sel_unlock(gc_sel *s)
 {
-    for (size_t i = s->nlocks; i-- > 0;) GC_UNLOCK(&s->locks[i]->lock);
+    for (size_t i = s->nlocks; i-- > 0;) FAM_UNLOCK(&s->locks[i]->lock);
 }
 
 /* Is the event ready? A ctx's done event also counts as fired once its
@@ -452,7 +457,7 @@ static inline int gc_sel_try(gc_sel *s, cp_status *st,
         if (same) break;
     }
     gc_sel_unlock(s);
-    if (fin) GC_W_FINISH(fin);
+    if (fin) FAM_W_FINISH(fin);
     *st = i < 0 ? CP_WOULDBLOCK : r;
     return i;
 }
@@ -485,10 +490,10 @@ static void gc_sel_ev_fired(cp_wnode *n)
 {
     gc_selslot *sl = (gc_selslot *)((char *)n - offsetof(gc_selslot, en));
     cp_waiter *w = n->arg;
-    if (GC_W_CLAIM(w)) {
+    if (FAM_W_CLAIM(w)) {
         w->index = sl->sg.idx;
         w->ok = 1;
-        GC_W_FINISH(w);
+        FAM_W_FINISH(w);
     }
 }
 

@@ -10,28 +10,12 @@
  *
  * Rendezvous channels are gochan.h under a futex mutex, with waiters parked
  * on their own state word (PARKED bit set by the sleeper, so a finisher calls
- * FUTEX_WAKE only when somebody sleeps).
- *
- * Note: the finisher's FUTEX_WAKE may reach a waiter's stack word after the
- * waiter has seen DONE and returned; a futex wake touches no user memory,
- * and every futex wait in libcp re-checks its condition, so the worst case
- * is one spurious wake-up of whatever sleeps there later.
+ * FUTEX_WAKE only when somebody sleeps; the waiter's invariant: adapter.h).
  */
-#include "futex.h"
+#include "adapter.h"
 #include "../../core/chaos.h"
-#include "waiter.h"
 #include "../ring.h"
 
-#define GC_LOCK_T cp_fmutex
-#define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define GC_LOCK_FINI(l) ((void)(l))
-#define GC_LOCK cp_fmutex_lock
-#define GC_UNLOCK cp_fmutex_unlock
-#define GC_W_INIT cp_futex_w_init
-#define GC_W_FINI cp_futex_w_fini
-#define GC_W_CLAIM cp_futex_w_claim
-#define GC_W_FINISH cp_futex_w_finish
-#define GC_W_PARK cp_futex_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -187,10 +171,6 @@ struct cp_futex_waitv {             /* the kernel's struct futex_waitv */
 };
 #define FX_WAITV_FLAGS (0x02u /* FUTEX2_SIZE_U32 */ | 128u /* FUTEX2_PRIVATE */)
 
-/* The waiter's "someone sleeps on this word" bit: FW_PARKED of
- * impl/futex/waiter.c (kept in step by hand; waiter.h does not export it). */
-#define FX_PARKED 0x100u
-
 static _Atomic int fx_no_waitv;     /* 1 once futex_waitv said ENOSYS */
 
 static gochan *fx_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
@@ -334,7 +314,7 @@ int cp_futex_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
         gc_sel_lock(&s);
         if ((i = gc_sel_poll(&s, st, &fin, fx_ring_try)) >= 0) {
             gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
+            if (fin) FAM_W_FINISH(fin);
             break;
         }
         if ((e = cp__ctx_err_fast(ctx))) {

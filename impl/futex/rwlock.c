@@ -31,8 +31,7 @@
  * Wait policy: as the futex mutex, a brief spin (FX_SPIN pauses, if
  * cp_spin_begin grants a slot), then FUTEX_WAIT on the ec.
  */
-#include "futex.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #define RD_MASK ((1u << 20) - 1)
 #define WR (1u << 20)

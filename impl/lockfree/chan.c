@@ -8,28 +8,14 @@
  * Rendezvous (capacity 0) channels are gochan.h under a spin lock: a direct
  * hand-off needs the partner's identity, which a ring cannot give. Their
  * waiters spin on their own state word.
- *
- * Waiter invariant: state moves by CAS (claim, cancel, timeout) or by the
- * claimer's release store of DONE; the waiter only spins on it, so nobody
- * touches a waiter after the store that ends its wait.
+ * (The waiter's invariant: adapter.h.)
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 #include "../ring.h"
 
 #include <errno.h>
 
 
-#define GC_LOCK_T cp_spin
-#define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define GC_LOCK_FINI(l) ((void)(l))
-#define GC_LOCK cp_spin_lock
-#define GC_UNLOCK cp_spin_unlock
-#define GC_W_INIT cp_lockfree_w_init
-#define GC_W_FINI cp_lockfree_w_fini
-#define GC_W_CLAIM cp_lockfree_w_claim
-#define GC_W_FINISH cp_lockfree_w_finish
-#define GC_W_PARK cp_lockfree_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -207,7 +193,7 @@ int cp_lockfree_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
         gc_sel_lock(&s);
         if ((i = gc_sel_poll(&s, st, &fin, lf_ring_try)) >= 0) {
             gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
+            if (fin) FAM_W_FINISH(fin);
             break;
         }
         if ((e = cp__ctx_err_fast(ctx))) {

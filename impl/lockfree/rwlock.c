@@ -19,8 +19,7 @@
  * about LF_SPIN rounds of it while cp_spin_begin grants a spinner slot,
  * then sched_yield between looks.
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

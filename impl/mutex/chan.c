@@ -1,28 +1,13 @@
 /*
  * mutex family: state under a pthread mutex, blocked threads sleep on a
  * pthread condition variable (CLOCK_MONOTONIC) owned by their waiter.
- *
- * Waiter invariant: state moves only while w->mu is held by the mover when
- * the move can end a sleep (finish, cancel, timeout), and the sleeper reads
- * state under w->mu before every cond wait, so no wake-up is lost. The claim
- * (WAITING -> CLAIMED) needs no mutex: it does not end the sleep.
+ * (The waiter's invariant: adapter.h.)
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 
 /* ---- the channel: gochan.h under a pthread mutex ---- */
-#define GC_LOCK_T pthread_mutex_t
-#define GC_LOCK_INIT(l) cp_mutex__lock_init(l)
-#define GC_LOCK_FINI(l) cp_check(pthread_mutex_destroy(l) == 0)
-#define GC_LOCK(l) cp_check(pthread_mutex_lock(l) == 0)
-#define GC_UNLOCK(l) cp_check(pthread_mutex_unlock(l) == 0)
-#define GC_W_INIT cp_mutex_w_init
-#define GC_W_FINI cp_mutex_w_fini
-#define GC_W_CLAIM cp_mutex_w_claim
-#define GC_W_FINISH cp_mutex_w_finish
-#define GC_W_PARK cp_mutex_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -98,7 +83,7 @@ int cp_mutex_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
         gc_sel_lock(&s);
         if ((i = gc_sel_poll(&s, st, &fin, m_no_ring)) >= 0) {
             gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
+            if (fin) FAM_W_FINISH(fin);
             break;
         }
         if ((e = cp__ctx_err_fast(ctx))) {

@@ -13,8 +13,7 @@
  * Reuse: waiters are released by the 0 they waited for, whatever Add comes
  * after (as Go's semaphore release does).
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

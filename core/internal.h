@@ -2,7 +2,7 @@
  * libcp internals shared by core/ and the impl/ families: the backend table, the object
  * header, the blocked-waiter record and wake lists. Not installed.
  *
- * The waiting mechanism (DESIGN.md, "Select and cancellation use one
+ * The waiting mechanism ("select and cancellation use one
  * mechanism"): a thread that must block owns a cp_waiter (Go's sudog/g pair)
  * on its stack. It registers the waiter with every object it waits on (a
  * channel queue, an event's or ctx's wake list). Whichever fires first
@@ -341,7 +341,7 @@ void *cp__zalloc(size_t size);
  * line, so that cp__zalloc's round-up stays below it. cp__obj_size computes
  * hdr + n * each, or says false when that, or one `each` alone (an element
  * that cannot exist, even where n is 0), is above CP_OBJ_MAX: the constructor
- * then returns NULL with errno ENOMEM (API.md: sizes never wrap). */
+ * then returns NULL with errno ENOMEM (cp.h: sizes never wrap). */
 #include <stddef.h>
 #define CP_OBJ_MAX ((size_t)PTRDIFF_MAX - CP_CACHELINE)
 static inline bool cp__obj_size(size_t hdr, size_t n, size_t each, size_t *bytes)

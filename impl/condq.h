@@ -11,10 +11,8 @@
  * this file, which defines the family's cp_<family>_cond_* entry points.
  *
  * Invariants (under the cond's internal lock):
- *   - the queue is FIFO; a node is on it iff node->queued, and only the
- *     lock holder changes that;
- *   - a node on the queue belongs to a thread inside cq_wait (its stack
- *     frame lives until it has removed itself or seen DONE);
+ *   - the queue is a FIFO of wq.h (see its invariants): a node is on it iff
+ *     node->queued, and belongs to a thread inside cq_wait;
  *   - signal removes nodes from the head until it claims one (CAS, see
  *     core/internal.h): a node whose waiter was cancelled or timed out loses
  *     nothing, the signal goes to the next live waiter, or is dropped if
@@ -35,6 +33,7 @@
 #endif
 
 #include "../core/internal.h"
+#include "wq.h"
 
 #include <errno.h>
 
@@ -62,37 +61,7 @@ static inline void cq_fini(condq *q)
     FAM_LOCK_FINI(&q->lock);
 }
 
-static inline void cq_enqueue(condq *q, cq_node *n)
-{
-    n->next = NULL;
-    n->prev = q->last;
-    if (q->last) q->last->next = n;
-    else q->first = n;
-    q->last = n;
-    n->queued = true;
-}
-
-static inline void cq_remove(condq *q, cq_node *n)
-{
-    if (n->prev) n->prev->next = n->next;
-    else q->first = n->next;
-    if (n->next) n->next->prev = n->prev;
-    else q->last = n->prev;
-    n->next = n->prev = NULL;
-    n->queued = false;
-}
-
-/* First waiter we manage to claim; drops cancelled/timed-out ones (they see
- * queued == false and do not remove themselves again). */
-static inline cq_node *cq_dequeue(condq *q)
-{
-    cq_node *n;
-    while ((n = q->first)) {
-        cq_remove(q, n);
-        if (FAM_W_CLAIM(n->w)) return n;
-    }
-    return NULL;
-}
+CP_WQ_DEFINE(cq, cq_node, condq, CP_WQ_NO_HOOK)
 
 /* m is held on entry and on return, whatever the status. */
 static cp_status cq_wait(condq *q, cp_mutex *m, cp_ctx *ctx)
@@ -134,7 +103,7 @@ static void cq_signal(condq *q)
      * may not get it), but the lock keeps TSan's view simple and it is
      * short. */
     FAM_LOCK(&q->lock);
-    cq_node *n = cq_dequeue(q);
+    cq_node *n = cq_pop_claimed(q);
     FAM_UNLOCK(&q->lock);
     /* n lives on its waiter's stack until the finish below: read n->w first. */
     if (n) FAM_W_FINISH(n->w);
@@ -144,17 +113,13 @@ static void cq_broadcast(condq *q)
 {
     cq_node *wake = NULL, **tail = &wake, *n;
     FAM_LOCK(&q->lock);
-    while ((n = cq_dequeue(q))) {   /* FIFO: wake in arrival order */
+    while ((n = cq_pop_claimed(q))) {   /* FIFO: wake in arrival order */
         *tail = n;          /* n is off the queue: its links are ours now */
         tail = &n->next;
     }
     *tail = NULL;
     FAM_UNLOCK(&q->lock);
-    while (wake) {
-        n = wake;
-        wake = n->next;     /* read before the finish: n dies with its waiter */
-        FAM_W_FINISH(n->w);
-    }
+    cq_finish_all(wake);
 }
 
 /* ---- the family's entry points ---- */

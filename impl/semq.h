@@ -38,6 +38,7 @@
 #endif
 
 #include "../core/internal.h"
+#include "wq.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -99,25 +100,7 @@ static inline bool sq_release_fast(semq *s, int64_t n)
     }
 }
 
-static inline void sq_enqueue(semq *s, sq_node *nd)
-{
-    nd->next = NULL;
-    nd->prev = s->last;
-    if (s->last) s->last->next = nd;
-    else s->first = nd;
-    s->last = nd;
-    nd->queued = true;
-}
-
-static inline void sq_remove(semq *s, sq_node *nd)
-{
-    if (nd->prev) nd->prev->next = nd->next;
-    else s->first = nd->next;
-    if (nd->next) nd->next->prev = nd->prev;
-    else s->last = nd->prev;
-    nd->next = nd->prev = NULL;
-    nd->queued = false;
-}
+CP_WQ_DEFINE(sq, sq_node, semq, CP_WQ_NO_HOOK)
 
 /* Under the lock: grant waiters from the head while the head fits; return
  * the claimed ones (linked through next) to be finished after unlocking.
@@ -142,15 +125,6 @@ static inline sq_node *sq_grant(semq *s)
     return wake;
 }
 
-static inline void sq_wake(sq_node *wake)
-{
-    while (wake) {
-        sq_node *nd = wake;
-        wake = nd->next;    /* read before the finish: nd dies with its waiter */
-        FAM_W_FINISH(nd->w);
-    }
-}
-
 /* Release with the lock: for the mutex family always, for the others when
  * the waiters bit is set. acq_rel: our critical work happens before the
  * permits reach whoever takes them next (fast path or grant). */
@@ -169,7 +143,7 @@ __attribute__((noinline, unused)) static void sq_release_locked(semq *s, int64_t
     }
     sq_node *wake = s->first ? sq_grant(s) : NULL;
     FAM_UNLOCK(&s->lock);
-    sq_wake(wake);
+    sq_finish_all(wake);
 }
 
 static inline cp_status sq_try_locked(semq *s, int64_t n)
@@ -236,7 +210,7 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
         if (head || !s->first) wake = sq_grant(s);  /* also clears the bit if empty */
     }
     FAM_UNLOCK(&s->lock);
-    sq_wake(wake);
+    sq_finish_all(wake);
     FAM_W_FINI(&wt);
     return cp__ctx_reason(ctx);
 }
@@ -246,7 +220,7 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
  * the queue, as Weighted.Acquire(ctx, 0) returns nil. Unlike Weighted, it
  * does not queue behind waiters (nor does try_acquire(0) fail while some
  * wait): zero permits take nothing from anyone, so FIFO has nothing to
- * protect, and API.md asks for "at once". It orders nothing either (no
+ * protect, and cp.h asks for "at once". It orders nothing either (no
  * acquire load): there is no holder it could come after. */
 static inline bool sq_bad_n(const semq *s, int64_t n) { return n < 0 || n > s->size; }
 

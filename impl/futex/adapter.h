@@ -1,8 +1,8 @@
 /*
  * The futex family's adapter, defined once and included by every file of the
  * family: its internal lock, its waiter and its park/unpark, under the FAM_*
- * names that the shared templates of impl/ (wq.h, gochan.h, condq.h, semq.h,
- * pool.h, rwword.h) are written against. The raw futex helpers (wait/wake,
+ * names that the shared templates of impl/ (wq.h, gochan.h, select.h, condq.h,
+ * semq.h, pool.h, rwword.h) are written against. The raw futex helpers (wait/wake,
  * the futex mutex, the event count) are futex.h.
  *
  *   lock:     cp_fmutex (futex.h: spin briefly, then FUTEX_WAIT)
@@ -46,7 +46,8 @@ extern int cp__futex_waitv;
 #define FAM_UNLOCK cp_fmutex_unlock
 
 #define FAM_W_INIT cp_futex_w_init
-#define FAM_W_FINI cp_futex_w_fini
+/* Nothing to tear down (cp_futex_w_fini is empty: it exists for the table). */
+#define FAM_W_FINI(w) ((void)(w))
 #define FAM_W_CLAIM cp_futex_w_claim
 #define FAM_W_FINISH cp_futex_w_finish
 #define FAM_W_CANCEL cp_futex_w_cancel

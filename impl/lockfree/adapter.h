@@ -1,8 +1,8 @@
 /*
  * The lockfree family's adapter, defined once and included by every file of
  * the family: its internal lock, its waiter and its park/unpark, under the
- * FAM_* names that the shared templates of impl/ (wq.h, gochan.h, condq.h,
- * semq.h, pool.h, rwword.h) are written against.
+ * FAM_* names that the shared templates of impl/ (wq.h, gochan.h, select.h,
+ * condq.h, semq.h, pool.h, rwword.h) are written against.
  *
  *   lock:     cp_spin (test-and-test-and-set, pause then sched_yield)
  *   waiter:   spins with a pause, then yields, on its own state word
@@ -35,7 +35,8 @@ CP_WAITER_DECLARE(lockfree)
 #define FAM_UNLOCK cp_spin_unlock
 
 #define FAM_W_INIT cp_lockfree_w_init
-#define FAM_W_FINI cp_lockfree_w_fini
+/* Nothing to tear down (cp_lockfree_w_fini is empty: it exists for the table). */
+#define FAM_W_FINI(w) ((void)(w))
 #define FAM_W_CLAIM cp_lockfree_w_claim
 #define FAM_W_FINISH cp_lockfree_w_finish
 #define FAM_W_CANCEL cp_lockfree_w_cancel

@@ -1,8 +1,8 @@
 /*
  * The mutex family's adapter, defined once and included by every file of the
  * family: its internal lock, its waiter and its park/unpark, under the FAM_*
- * names that the shared templates of impl/ (wq.h, gochan.h, condq.h, semq.h,
- * pool.h) are written against.
+ * names that the shared templates of impl/ (wq.h, gochan.h, select.h, condq.h,
+ * semq.h, pool.h) are written against.
  *
  *   lock:     a glibc adaptive pthread mutex (spins briefly, then sleeps)
  *   waiter:   sleeps on its own pthread condvar, CLOCK_MONOTONIC (waiter.c)

@@ -2,7 +2,7 @@
  * libcp internals shared by core/ and the impl/ families: the backend table, the object
  * header, the blocked-waiter record and wake lists. Not installed.
  *
- * The waiting mechanism (DESIGN.md, "Select and cancellation use one
+ * The waiting mechanism ("select and cancellation use one
  * mechanism"): a thread that must block owns a cp_waiter (Go's sudog/g pair)
  * on its stack. It registers the waiter with every object it waits on (a
  * channel queue, an event's or ctx's wake list). Whichever fires first
@@ -113,6 +113,14 @@ typedef struct cp_waiter {
     pthread_cond_t cv;
 } cp_waiter;
 
+/* Inside impl/<family>/, after its adapter.h has defined FAM_NAME: the
+ * family's own symbol cp_<family>_x and its backend table. The shared
+ * templates of impl/ name the entry points they define this way. */
+#define CP__CAT3_(a, b, c) a##b##c
+#define CP__CAT3(a, b, c) CP__CAT3_(a, b, c)
+#define FAM_FN(x) CP__CAT3(cp_, FAM_NAME, _##x)
+#define FAM_BACKEND CP__CAT3(cp_backend_, FAM_NAME, )
+
 /* ---- wake lists: what an event (and so a ctx) calls when it fires ----
  * A node is a callback plus its list; fire() runs every callback once, under
  * the list's lock, so that after cp_wlist_del() returns the callback is not
@@ -147,15 +155,9 @@ typedef struct cp_obj { const struct cp_backend *b; } cp_obj;
 #define CP_OBJ_B(p) (((const cp_obj *)(p))->b)
 
 /* ---- backend table ---- */
-enum {
-    CP_BF_SPINS = 1u << 0,      /* waits spin/yield and never sleep in the kernel */
-    CP_BF_FUTEX_WAITV = 1u << 1,/* select parks with futex_waitv(2) */
-};
-
 struct cp_backend {
     const char *name;
     const char *describe;
-    unsigned flags;
 
     /* waiter parking (see the state machine above) */
     void (*w_init)(cp_waiter *w);
@@ -181,11 +183,22 @@ CP_FAMILY_LIST(CP__BACKEND_EXTERN)
  * or unknown. Never listed by cp_backend_count(). */
 const cp_backend *cp__backend_find_broken(const char *name);
 
-/* A family's table entries: its waiter ops, then every primitive op, by the
- * naming convention cp_<family>_<op>. */
-#define CP_WAITER_OPS(f)                                                      \
-    .w_init = cp_##f##_w_init, .w_fini = cp_##f##_w_fini, .w_claim = cp_##f##_w_claim,  \
-    .w_finish = cp_##f##_w_finish, .w_cancel = cp_##f##_w_cancel, .w_park = cp_##f##_w_park
+/* The waiter ops, listed once: X(f, ret, op, params) for each. A family
+ * declares its cp_<family>_w_* symbols with CP_WAITER_DECLARE(f) (in its
+ * impl/<family>/adapter.h) and fills its table with CP_WAITER_OPS(f). */
+#define CP_WAITER_OP_LIST(X, f)                                               \
+    X(f, void, w_init, (cp_waiter *w))                                        \
+    X(f, void, w_fini, (cp_waiter *w))                                        \
+    X(f, bool, w_claim, (cp_waiter *w))                                       \
+    X(f, void, w_finish, (cp_waiter *w))                                      \
+    X(f, bool, w_cancel, (cp_waiter *w))                                      \
+    X(f, uint32_t, w_park, (cp_waiter *w, uint64_t deadline))
+#define CP__WAITER_DECL(f, ret, op, params) ret cp_##f##_##op params;
+#define CP__WAITER_ENTRY(f, ret, op, params) .op = cp_##f##_##op,
+#define CP_WAITER_DECLARE(f) CP_WAITER_OP_LIST(CP__WAITER_DECL, f)
+/* A family's table entries: its waiter ops (this expands with a trailing
+ * comma), then every primitive op, by the naming convention cp_<family>_<op>. */
+#define CP_WAITER_OPS(f) CP_WAITER_OP_LIST(CP__WAITER_ENTRY, f)
 #define CP__OP_ENTRY(f, kind, ret, name, params, args) .name = cp_##f##_##name,
 #define CP_FAMILY_OPS(f) .ops = { CP_OPS(CP__OP_ENTRY, f) }
 
@@ -240,7 +253,7 @@ void *cp__zalloc(size_t size);
  * line, so that cp__zalloc's round-up stays below it. cp__obj_size computes
  * hdr + n * each, or says false when that, or one `each` alone (an element
  * that cannot exist, even where n is 0), is above CP_OBJ_MAX: the constructor
- * then returns NULL with errno ENOMEM (API.md: sizes never wrap). */
+ * then returns NULL with errno ENOMEM (cp.h: sizes never wrap). */
 #include <stddef.h>
 #define CP_OBJ_MAX ((size_t)PTRDIFF_MAX - CP_CACHELINE)
 static inline bool cp__obj_size(size_t hdr, size_t n, size_t each, size_t *bytes)

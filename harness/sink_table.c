@@ -17,6 +17,8 @@ static void table_header(const hw_meta *m, const hw_opts *o)
            "%s dispatch\n",
            m->clock, m->clock_ns, (long long)o->repeat, (long long)o->warmup, (long long)o->lat_sample,
            hw_run_dispatch_name(o));
+    for (size_t i = 0; i < cp_backend_count(); i++)    /* each backend as this kernel runs it (futex_waitv) */
+        printf("impl %s: %s\n", cp_backend_name(cp_backend_at(i)), cp_backend_describe(cp_backend_at(i)));
     printf("ops/s: median of the repetitions, %s; CV: stddev/mean, '!' above 5%%\n",
            o->repeat >= 6 ? "[95% CI of the median] (order statistics)"
                           : "[min .. max] (fewer than 6 repetitions: no 95% CI of the median exists)");

@@ -6,16 +6,13 @@
  *   futex family:    cp_fmutex, waiters FUTEX_WAIT on their state word
  *   lockfree family: cp_spin, waiters spin/yield on their state word
  *
- * The includer defines, before including this file:
- *   CQ_LOCK_T, CQ_LOCK_INIT(l), CQ_LOCK_FINI(l), CQ_LOCK(l), CQ_UNLOCK(l)
- *   CQ_W_INIT(w), CQ_W_FINI(w), CQ_W_CLAIM(w), CQ_W_FINISH(w), CQ_W_PARK(w, dl)
- *   CQ_M_LOCK(m), CQ_M_UNLOCK(m)      the family's cp_mutex
+ * Instantiated as every template of impl/: the family's cond.c includes its
+ * adapter.h (FAM_LOCK*, FAM_W_*, FAM_M_LOCK/UNLOCK: its cp_mutex) and then
+ * this file, which defines the family's cp_<family>_cond_* entry points.
  *
  * Invariants (under the cond's internal lock):
- *   - the queue is FIFO; a node is on it iff node->queued, and only the
- *     lock holder changes that;
- *   - a node on the queue belongs to a thread inside cq_wait (its stack
- *     frame lives until it has removed itself or seen DONE);
+ *   - the queue is a FIFO of wq.h (see its invariants): a node is on it iff
+ *     node->queued, and belongs to a thread inside cq_wait;
  *   - signal removes nodes from the head until it claims one (CAS, see
  *     core/internal.h): a node whose waiter was cancelled or timed out loses
  *     nothing, the signal goes to the next live waiter, or is dropped if
@@ -31,7 +28,14 @@
 #ifndef CP_IMPL_CONDQ_H
 #define CP_IMPL_CONDQ_H
 
+#ifndef FAM_NAME
+#error "include the family's adapter.h before impl/condq.h"
+#endif
+
 #include "../core/internal.h"
+#include "wq.h"
+
+#include <errno.h>
 
 typedef struct cq_node {
     cp_waiter *w;
@@ -40,13 +44,13 @@ typedef struct cq_node {
 } cq_node;
 
 typedef struct condq {
-    CQ_LOCK_T lock;
+    FAM_LOCK_T lock;
     cq_node *first, *last;
 } condq;
 
 static inline void cq_init(condq *q)
 {
-    CQ_LOCK_INIT(&q->lock);
+    FAM_LOCK_INIT(&q->lock);
     q->first = q->last = NULL;
 }
 
@@ -54,40 +58,10 @@ static inline void cq_fini(condq *q)
 {
     /* Freeing a cond with waiters is a caller bug: they would sleep forever. */
     if (q->first) cp_die("cp_cond_free: the cond still has waiters");
-    CQ_LOCK_FINI(&q->lock);
+    FAM_LOCK_FINI(&q->lock);
 }
 
-static inline void cq_enqueue(condq *q, cq_node *n)
-{
-    n->next = NULL;
-    n->prev = q->last;
-    if (q->last) q->last->next = n;
-    else q->first = n;
-    q->last = n;
-    n->queued = true;
-}
-
-static inline void cq_remove(condq *q, cq_node *n)
-{
-    if (n->prev) n->prev->next = n->next;
-    else q->first = n->next;
-    if (n->next) n->next->prev = n->prev;
-    else q->last = n->prev;
-    n->next = n->prev = NULL;
-    n->queued = false;
-}
-
-/* First waiter we manage to claim; drops cancelled/timed-out ones (they see
- * queued == false and do not remove themselves again). */
-static inline cq_node *cq_dequeue(condq *q)
-{
-    cq_node *n;
-    while ((n = q->first)) {
-        cq_remove(q, n);
-        if (CQ_W_CLAIM(n->w)) return n;
-    }
-    return NULL;
-}
+CP_WQ_DEFINE(cq, cq_node, condq, CP_WQ_NO_HOOK)
 
 /* m is held on entry and on return, whatever the status. */
 static cp_status cq_wait(condq *q, cp_mutex *m, cp_ctx *ctx)
@@ -95,30 +69,30 @@ static cp_status cq_wait(condq *q, cp_mutex *m, cp_ctx *ctx)
     cp_waiter w;
     cp_wnode cn;
     cq_node me = { .w = &w };
-    CQ_W_INIT(&w);
+    FAM_W_INIT(&w);
     /* An ended ctx returns at once, m still held, nothing queued. */
     cp_status st = cp__ctx_watch(ctx, &w, &cn);
     if (st) {
-        CQ_W_FINI(&w);
+        FAM_W_FINI(&w);
         return st;
     }
-    CQ_LOCK(&q->lock);
+    FAM_LOCK(&q->lock);
     cq_enqueue(q, &me);
-    CQ_UNLOCK(&q->lock);
-    CQ_M_UNLOCK(m);     /* after the enqueue: see the header */
+    FAM_UNLOCK(&q->lock);
+    FAM_M_UNLOCK(m);     /* after the enqueue: see the header */
 
-    uint32_t s = CQ_W_PARK(&w, cp_ctx_deadline(ctx));
+    uint32_t s = FAM_W_PARK(&w, cp_ctx_deadline(ctx));
     cp_wlist_del(&cn);  /* after this no cancel callback touches w */
     if (s != CP_W_DONE) {
         /* Cancelled or timed out: we won the CAS, so no signal was spent on
          * us; take ourselves off the queue unless a signaller dropped us. */
-        CQ_LOCK(&q->lock);
+        FAM_LOCK(&q->lock);
         if (me.queued) cq_remove(q, &me);
-        CQ_UNLOCK(&q->lock);
+        FAM_UNLOCK(&q->lock);
         st = cp__ctx_reason(ctx);
     }
-    CQ_W_FINI(&w);
-    CQ_M_LOCK(m);
+    FAM_W_FINI(&w);
+    FAM_M_LOCK(m);
     return st;
 }
 
@@ -128,28 +102,55 @@ static void cq_signal(condq *q)
      * semantics (a waiter that enqueues concurrently with a signal may or
      * may not get it), but the lock keeps TSan's view simple and it is
      * short. */
-    CQ_LOCK(&q->lock);
-    cq_node *n = cq_dequeue(q);
-    CQ_UNLOCK(&q->lock);
+    FAM_LOCK(&q->lock);
+    cq_node *n = cq_pop_claimed(q);
+    FAM_UNLOCK(&q->lock);
     /* n lives on its waiter's stack until the finish below: read n->w first. */
-    if (n) CQ_W_FINISH(n->w);
+    if (n) FAM_W_FINISH(n->w);
 }
 
 static void cq_broadcast(condq *q)
 {
     cq_node *wake = NULL, **tail = &wake, *n;
-    CQ_LOCK(&q->lock);
-    while ((n = cq_dequeue(q))) {   /* FIFO: wake in arrival order */
+    FAM_LOCK(&q->lock);
+    while ((n = cq_pop_claimed(q))) {   /* FIFO: wake in arrival order */
         *tail = n;          /* n is off the queue: its links are ours now */
         tail = &n->next;
     }
     *tail = NULL;
-    CQ_UNLOCK(&q->lock);
-    while (wake) {
-        n = wake;
-        wake = n->next;     /* read before the finish: n dies with its waiter */
-        CQ_W_FINISH(n->w);
-    }
+    FAM_UNLOCK(&q->lock);
+    cq_finish_all(wake);
 }
+
+/* ---- the family's entry points ---- */
+struct cp_cond {
+    const cp_backend *b;
+    condq q;
+};
+
+cp_cond *FAM_FN(cond_new)(const cp_backend *b)
+{
+    if (b != &FAM_BACKEND) { errno = EINVAL; return NULL; }
+    cp_cond *c = cp__zalloc(sizeof *c);
+    if (!c) return NULL;
+    c->b = b;
+    cq_init(&c->q);
+    return c;
+}
+
+void FAM_FN(cond_free)(cp_cond *c)
+{
+    if (!c) return;
+    cq_fini(&c->q);
+    free(c);
+}
+
+cp_status FAM_FN(cond_wait)(cp_cond *c, cp_mutex *m, cp_ctx *ctx)
+{
+    if (cp_unlikely(CP_OBJ_B(m) != c->b || (ctx && ctx->b != c->b))) return CP_EINVAL;
+    return cq_wait(&c->q, m, ctx);
+}
+void FAM_FN(cond_signal)(cp_cond *c) { cq_signal(&c->q); }
+void FAM_FN(cond_broadcast)(cp_cond *c) { cq_broadcast(&c->q); }
 
 #endif /* CP_IMPL_CONDQ_H */

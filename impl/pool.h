@@ -1,10 +1,8 @@
 /*
- * cp_pool (Go's sync.Pool) written once and instantiated per family, as
- * gochan.h is: the including file defines
- *
- *   PL_FAM                the family's name (mutex): symbols cp_<fam>_pool_*
- *   PL_LOCK_T             its lock type; PL_LOCK_STATIC_INIT a static initialiser
- *   PL_LOCK_INIT(l), PL_LOCK_FINI(l), PL_LOCK(l), PL_UNLOCK(l)
+ * cp_pool (Go's sync.Pool) written once and instantiated as every template
+ * of impl/: the family's pool.c includes its adapter.h (FAM_LOCK_T, its
+ * static initialiser FAM_LOCK_STATIC_INIT, FAM_LOCK_INIT/FINI, FAM_LOCK,
+ * FAM_UNLOCK) and then this file, which defines cp_<family>_pool_*.
  *
  * Design. Each thread owns a private cache per pool: a slot of up to
  * PL_CACHE objects in a thread cache (pl_tcache, PL_SLOTS slots, one per pool
@@ -50,8 +48,8 @@
  * cp_pool_free cleared every slot naming it (a store that happens before the
  * new pool is even created, hence before any thread can look it up).
  */
-#ifndef PL_FAM
-#error "define PL_FAM and the PL_LOCK_* macros before including impl/pool.h"
+#ifndef FAM_NAME
+#error "include the family's adapter.h before impl/pool.h"
 #endif
 
 #include "../core/internal.h"
@@ -60,17 +58,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#define PL__CAT2(a, b, c) a##b##c
-#define PL__CAT(a, b, c) PL__CAT2(a, b, c)
-#define PL_FN(x) PL__CAT(cp_, PL_FAM, _pool_##x)
-#define PL_BACKEND PL__CAT(cp_backend_, PL_FAM, )
-
 enum { PL_CACHE = 32, PL_BATCH = 16, PL_SLOTS = 8 };
 
 struct cp_pool {
     const cp_backend *b;
     size_t obj_size;
-    PL_LOCK_T lock;         /* guards stack, n, cap */
+    FAM_LOCK_T lock;         /* guards stack, n, cap */
     void **stack;           /* shared stack of free objects */
     size_t n, cap;
 };
@@ -89,7 +82,7 @@ typedef struct pl_tcache {
     pl_slot s[PL_SLOTS];
 } pl_tcache;
 
-static PL_LOCK_T pl_reg_lock = PL_LOCK_STATIC_INIT;
+static FAM_LOCK_T pl_reg_lock = FAM_LOCK_STATIC_INIT;
 static pl_link pl_reg = { &pl_reg, &pl_reg };
 static _Atomic int pl_key_ready;        /* pl_key created (under pl_reg_lock) */
 static pthread_key_t pl_key;
@@ -99,13 +92,13 @@ static __thread pl_tcache *pl_tls;
  * objects are freed instead: a pool may always drop what it holds. */
 static void pl_push(cp_pool *p, void **objs, size_t k)
 {
-    PL_LOCK(&p->lock);
+    FAM_LOCK(&p->lock);
     if (p->n + k > p->cap) {
         size_t cap = p->cap ? p->cap * 2 : 64;
         while (cap < p->n + k) cap *= 2;
         void **st = realloc(p->stack, cap * sizeof *st);
         if (!st) {
-            PL_UNLOCK(&p->lock);
+            FAM_UNLOCK(&p->lock);
             for (size_t i = 0; i < k; i++) free(objs[i]);
             return;
         }
@@ -114,14 +107,14 @@ static void pl_push(cp_pool *p, void **objs, size_t k)
     }
     memcpy(&p->stack[p->n], objs, k * sizeof *objs);
     p->n += k;
-    PL_UNLOCK(&p->lock);
+    FAM_UNLOCK(&p->lock);
 }
 
 /* Thread exit: give every cached object back to its pool's shared stack. */
 static void pl_tcache_exit(void *arg)
 {
     pl_tcache *tc = arg;
-    PL_LOCK(&pl_reg_lock);
+    FAM_LOCK(&pl_reg_lock);
     for (int i = 0; i < PL_SLOTS; i++) {
         pl_slot *s = &tc->s[i];
         cp_pool *p = atomic_load_explicit(&s->pool, memory_order_relaxed);
@@ -132,7 +125,7 @@ static void pl_tcache_exit(void *arg)
     }
     tc->link.prev->next = tc->link.next;
     tc->link.next->prev = tc->link.prev;
-    PL_UNLOCK(&pl_reg_lock);
+    FAM_UNLOCK(&pl_reg_lock);
     if (pl_tls == tc) pl_tls = NULL;
     free(tc);
 }
@@ -145,23 +138,23 @@ static void pl_tcache_exit(void *arg)
 static pl_tcache *pl_tcache_create(void)
 {
     if (!atomic_load_explicit(&pl_key_ready, memory_order_acquire)) {
-        PL_LOCK(&pl_reg_lock);
+        FAM_LOCK(&pl_reg_lock);
         if (!atomic_load_explicit(&pl_key_ready, memory_order_relaxed)) {
             cp_check(pthread_key_create(&pl_key, pl_tcache_exit) == 0);
             atomic_store_explicit(&pl_key_ready, 1, memory_order_release);
         }
-        PL_UNLOCK(&pl_reg_lock);
+        FAM_UNLOCK(&pl_reg_lock);
     }
     pl_tcache *tc = calloc(1, sizeof *tc);
     if (!tc) return NULL;
     for (int i = 0; i < PL_SLOTS; i++) atomic_init(&tc->s[i].pool, NULL);
     if (pthread_setspecific(pl_key, tc) != 0) { free(tc); return NULL; }
-    PL_LOCK(&pl_reg_lock);
+    FAM_LOCK(&pl_reg_lock);
     tc->link.next = pl_reg.next;
     tc->link.prev = &pl_reg;
     pl_reg.next->prev = &tc->link;
     pl_reg.next = &tc->link;
-    PL_UNLOCK(&pl_reg_lock);
+    FAM_UNLOCK(&pl_reg_lock);
     pl_tls = tc;
     return tc;
 }
@@ -186,7 +179,7 @@ static pl_slot *pl_bind(cp_pool *p)
     pl_tcache *tc = pl_tls;
     if (!tc && !(tc = pl_tcache_create())) return NULL;
     pl_slot *s = NULL;
-    PL_LOCK(&pl_reg_lock);
+    FAM_LOCK(&pl_reg_lock);
     for (int i = 0; i < PL_SLOTS && !s; i++)
         if (!atomic_load_explicit(&tc->s[i].pool, memory_order_relaxed)) s = &tc->s[i];
     for (int i = 0; i < PL_SLOTS && !s; i++)
@@ -197,25 +190,25 @@ static pl_slot *pl_bind(cp_pool *p)
     }
     s->n = 0;
     atomic_store_explicit(&s->pool, p, memory_order_relaxed);
-    PL_UNLOCK(&pl_reg_lock);
+    FAM_UNLOCK(&pl_reg_lock);
     return s;
 }
 
-cp_pool *PL_FN(new)(const cp_backend *b, size_t obj_size)
+cp_pool *FAM_FN(pool_new)(const cp_backend *b, size_t obj_size)
 {
-    if (b != &PL_BACKEND || obj_size == 0 || obj_size > PTRDIFF_MAX) { errno = EINVAL; return NULL; }
+    if (b != &FAM_BACKEND || obj_size == 0 || obj_size > PTRDIFF_MAX) { errno = EINVAL; return NULL; }
     cp_pool *p = cp__zalloc(sizeof *p);
     if (!p) return NULL;
     p->b = b;
     p->obj_size = obj_size;
-    PL_LOCK_INIT(&p->lock);
+    FAM_LOCK_INIT(&p->lock);
     return p;
 }
 
-void PL_FN(free)(cp_pool *p)
+void FAM_FN(pool_free)(cp_pool *p)
 {
     if (!p) return;
-    PL_LOCK(&pl_reg_lock);
+    FAM_LOCK(&pl_reg_lock);
     for (pl_link *l = pl_reg.next; l != &pl_reg; l = l->next) {
         pl_tcache *tc = (pl_tcache *)l;
         for (int i = 0; i < PL_SLOTS; i++) {
@@ -226,12 +219,12 @@ void PL_FN(free)(cp_pool *p)
             atomic_store_explicit(&s->pool, NULL, memory_order_relaxed);
         }
     }
-    PL_UNLOCK(&pl_reg_lock);
+    FAM_UNLOCK(&pl_reg_lock);
     /* No thread can reach p any more: its slots are gone, and by contract
      * nobody calls get/put on it. */
     for (size_t k = 0; k < p->n; k++) free(p->stack[k]);
     free(p->stack);
-    PL_LOCK_FINI(&p->lock);
+    FAM_LOCK_FINI(&p->lock);
     free(p);
 }
 
@@ -239,7 +232,7 @@ static void *pl_get_slow(cp_pool *p, pl_slot *s)
 {
     if (!s) s = pl_bind(p);
     void *o = NULL;
-    PL_LOCK(&p->lock);
+    FAM_LOCK(&p->lock);
     if (p->n) {
         if (s) {    /* refill the slot with a batch; hand out its top */
             size_t k = p->n < PL_BATCH ? p->n : PL_BATCH;
@@ -251,11 +244,11 @@ static void *pl_get_slow(cp_pool *p, pl_slot *s)
             o = p->stack[--p->n];
         }
     }
-    PL_UNLOCK(&p->lock);
+    FAM_UNLOCK(&p->lock);
     return o ? o : malloc(p->obj_size);
 }
 
-void *PL_FN(get)(cp_pool *p)
+void *FAM_FN(pool_get)(cp_pool *p)
 {
     pl_slot *s = pl_find(p);
     if (cp_likely(s && s->n)) return s->obj[--s->n];
@@ -273,7 +266,7 @@ static void pl_put_slow(cp_pool *p, pl_slot *s, void *o)
     s->obj[s->n++] = o;
 }
 
-void PL_FN(put)(cp_pool *p, void *o)
+void FAM_FN(pool_put)(cp_pool *p, void *o)
 {
     if (!o) return;
     pl_slot *s = pl_find(p);

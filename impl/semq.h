@@ -1,9 +1,8 @@
 /*
  * A weighted semaphore with FIFO waiters (golang.org/x/sync/semaphore.Weighted),
- * written once and instantiated by each family with its lock and waiter, as
- * gochan.h is. The includer defines, before including this file:
- *   SQ_LOCK_T, SQ_LOCK_INIT(l), SQ_LOCK_FINI(l), SQ_LOCK(l), SQ_UNLOCK(l)
- *   SQ_W_INIT(w), SQ_W_FINI(w), SQ_W_CLAIM(w), SQ_W_FINISH(w), SQ_W_PARK(w, dl)
+ * written once and instantiated as every template of impl/: the family's
+ * sem.c includes its adapter.h (FAM_LOCK*, FAM_W_*, FAM_SEM_FAST) and then
+ * this file, which defines the family's cp_<family>_sem_* entry points.
  *
  * State: one atomic word, word = cur << 1 | SQ_WAITERS, where cur is the
  * number of permits held and SQ_WAITERS says the waiter queue is non-empty.
@@ -27,13 +26,19 @@
  *     the grant loop (Weighted's notifyWaiters). A granter that meets a
  *     cancelled waiter at the head drops it and goes on.
  *
- * The mutex family takes the lock for every operation (the CASes then always
- * succeed); futex and lockfree try the lock-free fast paths first.
+ * The mutex family takes the lock for every operation (FAM_SEM_FAST 0: the
+ * CASes then always succeed); futex and lockfree (FAM_SEM_FAST 1) try the
+ * lock-free fast paths first.
  */
 #ifndef CP_IMPL_SEMQ_H
 #define CP_IMPL_SEMQ_H
 
+#ifndef FAM_NAME
+#error "include the family's adapter.h before impl/semq.h"
+#endif
+
 #include "../core/internal.h"
+#include "wq.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -52,7 +57,7 @@ typedef struct sq_node {
 typedef struct semq {
     CP_ALIGNED _Atomic uint64_t word;
     int64_t size;
-    SQ_LOCK_T lock;
+    FAM_LOCK_T lock;
     sq_node *first, *last;
 } semq;
 
@@ -60,11 +65,11 @@ static inline void sq_init(semq *s, int64_t size)
 {
     atomic_init(&s->word, 0);
     s->size = size;
-    SQ_LOCK_INIT(&s->lock);
+    FAM_LOCK_INIT(&s->lock);
     s->first = s->last = NULL;
 }
 
-static inline void sq_fini(semq *s) { SQ_LOCK_FINI(&s->lock); }
+static inline void sq_fini(semq *s) { FAM_LOCK_FINI(&s->lock); }
 
 /* Acquire n if it fits and nobody waits. One CAS; acquire ordering: what the
  * previous holder did before its release happens before our critical work. */
@@ -95,25 +100,7 @@ static inline bool sq_release_fast(semq *s, int64_t n)
     }
 }
 
-static inline void sq_enqueue(semq *s, sq_node *nd)
-{
-    nd->next = NULL;
-    nd->prev = s->last;
-    if (s->last) s->last->next = nd;
-    else s->first = nd;
-    s->last = nd;
-    nd->queued = true;
-}
-
-static inline void sq_remove(semq *s, sq_node *nd)
-{
-    if (nd->prev) nd->prev->next = nd->next;
-    else s->first = nd->next;
-    if (nd->next) nd->next->prev = nd->prev;
-    else s->last = nd->prev;
-    nd->next = nd->prev = NULL;
-    nd->queued = false;
-}
+CP_WQ_DEFINE(sq, sq_node, semq, CP_WQ_NO_HOOK)
 
 /* Under the lock: grant waiters from the head while the head fits; return
  * the claimed ones (linked through next) to be finished after unlocking.
@@ -128,7 +115,7 @@ static inline sq_node *sq_grant(semq *s)
         uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
         if (SQ_CUR(w) + nd->n > s->size) break;    /* the head blocks the rest */
         sq_remove(s, nd);
-        if (!SQ_W_CLAIM(nd->w)) continue;           /* cancelled: it holds nothing */
+        if (!FAM_W_CLAIM(nd->w)) continue;           /* cancelled: it holds nothing */
         atomic_fetch_add_explicit(&s->word, SQ_N(nd->n), memory_order_relaxed);
         *tail = nd;
         tail = &nd->next;
@@ -138,25 +125,16 @@ static inline sq_node *sq_grant(semq *s)
     return wake;
 }
 
-static inline void sq_wake(sq_node *wake)
-{
-    while (wake) {
-        sq_node *nd = wake;
-        wake = nd->next;    /* read before the finish: nd dies with its waiter */
-        SQ_W_FINISH(nd->w);
-    }
-}
-
 /* Release with the lock: for the mutex family always, for the others when
  * the waiters bit is set. acq_rel: our critical work happens before the
  * permits reach whoever takes them next (fast path or grant). */
 __attribute__((noinline, unused)) static void sq_release_locked(semq *s, int64_t n)
 {
-    SQ_LOCK(&s->lock);
+    FAM_LOCK(&s->lock);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     for (;;) {
         if (SQ_CUR(w) < n) {
-            SQ_UNLOCK(&s->lock);
+            FAM_UNLOCK(&s->lock);
             sq_overrelease();
         }
         if (atomic_compare_exchange_weak_explicit(&s->word, &w, w - SQ_N(n),
@@ -164,15 +142,15 @@ __attribute__((noinline, unused)) static void sq_release_locked(semq *s, int64_t
             break;
     }
     sq_node *wake = s->first ? sq_grant(s) : NULL;
-    SQ_UNLOCK(&s->lock);
-    sq_wake(wake);
+    FAM_UNLOCK(&s->lock);
+    sq_finish_all(wake);
 }
 
 static inline cp_status sq_try_locked(semq *s, int64_t n)
 {
-    SQ_LOCK(&s->lock);
+    FAM_LOCK(&s->lock);
     bool ok = sq_try_fast(s, n);
-    SQ_UNLOCK(&s->lock);
+    FAM_UNLOCK(&s->lock);
     return ok ? CP_OK : CP_WOULDBLOCK;
 }
 
@@ -180,14 +158,14 @@ static inline cp_status sq_try_locked(semq *s, int64_t n)
  * queue (setting the waiters bit) and park. */
 __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int64_t n, cp_ctx *ctx)
 {
-    SQ_LOCK(&s->lock);
+    FAM_LOCK(&s->lock);
     uint64_t w = atomic_load_explicit(&s->word, memory_order_relaxed);
     for (;;) {
         if (w & SQ_WAITERS) break;
         if (SQ_CUR(w) + n <= s->size) {
             if (atomic_compare_exchange_weak_explicit(&s->word, &w, w + SQ_N(n),
                                                       memory_order_acquire, memory_order_relaxed)) {
-                SQ_UNLOCK(&s->lock);
+                FAM_UNLOCK(&s->lock);
                 return CP_OK;
             }
             continue;
@@ -204,36 +182,36 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
     cp_waiter wt;
     cp_wnode cn;
     sq_node me = { .w = &wt, .n = n };
-    SQ_W_INIT(&wt);
+    FAM_W_INIT(&wt);
     /* Lock order: semaphore lock -> ctx wake list -> waiter. */
     cp_status st = cp__ctx_watch(ctx, &wt, &cn);
     if (st) {
         /* Not queued: if the bit was ours alone, take it back. */
         if (!s->first) atomic_fetch_and_explicit(&s->word, ~SQ_WAITERS, memory_order_relaxed);
-        SQ_UNLOCK(&s->lock);
-        SQ_W_FINI(&wt);
+        FAM_UNLOCK(&s->lock);
+        FAM_W_FINI(&wt);
         return st;
     }
     sq_enqueue(s, &me);
-    SQ_UNLOCK(&s->lock);
+    FAM_UNLOCK(&s->lock);
 
-    uint32_t r = SQ_W_PARK(&wt, cp_ctx_deadline(ctx));
+    uint32_t r = FAM_W_PARK(&wt, cp_ctx_deadline(ctx));
     cp_wlist_del(&cn);
     if (r == CP_W_DONE) {   /* granted: the permits are ours */
-        SQ_W_FINI(&wt);
+        FAM_W_FINI(&wt);
         return CP_OK;
     }
     /* Cancelled or timed out: our CAS won, so no granter counted us. */
-    SQ_LOCK(&s->lock);
+    FAM_LOCK(&s->lock);
     sq_node *wake = NULL;
     if (me.queued) {
         bool head = s->first == &me;
         sq_remove(s, &me);
         if (head || !s->first) wake = sq_grant(s);  /* also clears the bit if empty */
     }
-    SQ_UNLOCK(&s->lock);
-    sq_wake(wake);
-    SQ_W_FINI(&wt);
+    FAM_UNLOCK(&s->lock);
+    sq_finish_all(wake);
+    FAM_W_FINI(&wt);
     return cp__ctx_reason(ctx);
 }
 
@@ -242,61 +220,63 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
  * the queue, as Weighted.Acquire(ctx, 0) returns nil. Unlike Weighted, it
  * does not queue behind waiters (nor does try_acquire(0) fail while some
  * wait): zero permits take nothing from anyone, so FIFO has nothing to
- * protect, and API.md asks for "at once". It orders nothing either (no
+ * protect, and cp.h asks for "at once". It orders nothing either (no
  * acquire load): there is no holder it could come after. */
 static inline bool sq_bad_n(const semq *s, int64_t n) { return n < 0 || n > s->size; }
 
 
-/* A family's cp_<fam>_sem_* entry points around a semq: written once. FAST is
- * 1 where the family takes the one-word fast paths (futex, lockfree), 0
- * where everything goes under the lock (mutex). */
-#define SQ_DEFINE_FAMILY(fam, FAST)                                                   \
-    struct cp_sem {                                                                    \
-        const cp_backend *b;                                                           \
-        semq q;                                                                        \
-    };                                                                                 \
-    cp_sem *cp_##fam##_sem_new(const cp_backend *b, int64_t permits)                   \
-    {                                                                                  \
-        if (b != &cp_backend_##fam || permits < 0 || permits > INT64_MAX / 4) {        \
-            errno = EINVAL;                                                            \
-            return NULL;                                                               \
-        }                                                                              \
-        cp_sem *s = cp__zalloc(sizeof *s);                                             \
-        if (!s) return NULL;                                                           \
-        s->b = b;                                                                      \
-        sq_init(&s->q, permits);                                                       \
-        return s;                                                                      \
-    }                                                                                  \
-    void cp_##fam##_sem_free(cp_sem *s)                                                \
-    {                                                                                  \
-        if (!s) return;                                                                \
-        sq_fini(&s->q);                                                                \
-        free(s);                                                                       \
-    }                                                                                  \
-    cp_status cp_##fam##_sem_acquire(cp_sem *s, int64_t n, cp_ctx *ctx)                \
-    {                                                                                  \
-        if (sq_bad_n(&s->q, n) || (ctx && ctx->b != s->b)) return CP_EINVAL;           \
-        if (ctx) { /* Weighted: a ctx already done fails even if permits are free */  \
-            cp_status st = cp__ctx_err_fast(ctx);                                      \
-            if (st) return st;                                                         \
-        }                                                                              \
-        if (n == 0) return CP_OK;                   /* see sq_bad_n */                 \
-        if (FAST && cp_likely(sq_try_fast(&s->q, n))) return CP_OK;                    \
-        return sq_acquire_slow(&s->q, n, ctx);                                         \
-    }                                                                                  \
-    cp_status cp_##fam##_sem_try_acquire(cp_sem *s, int64_t n)                         \
-    {                                                                                  \
-        if (sq_bad_n(&s->q, n)) return CP_EINVAL;                                      \
-        if (n == 0) return CP_OK;                   /* see sq_bad_n */                 \
-        if (FAST) return sq_try_fast(&s->q, n) ? CP_OK : CP_WOULDBLOCK;                \
-        return sq_try_locked(&s->q, n);                                                \
-    }                                                                                  \
-    void cp_##fam##_sem_release(cp_sem *s, int64_t n)                                  \
-    {                                                                                  \
-        if (n < 0) cp_die("semaphore: release of a negative count");                   \
-        if (n == 0) return;                                                            \
-        if (FAST && cp_likely(sq_release_fast(&s->q, n))) return;                      \
-        sq_release_locked(&s->q, n);                                                   \
+/* ---- the family's entry points ---- */
+struct cp_sem {
+    const cp_backend *b;
+    semq q;
+};
+
+cp_sem *FAM_FN(sem_new)(const cp_backend *b, int64_t permits)
+{
+    if (b != &FAM_BACKEND || permits < 0 || permits > INT64_MAX / 4) {
+        errno = EINVAL;
+        return NULL;
     }
+    cp_sem *s = cp__zalloc(sizeof *s);
+    if (!s) return NULL;
+    s->b = b;
+    sq_init(&s->q, permits);
+    return s;
+}
+
+void FAM_FN(sem_free)(cp_sem *s)
+{
+    if (!s) return;
+    sq_fini(&s->q);
+    free(s);
+}
+
+cp_status FAM_FN(sem_acquire)(cp_sem *s, int64_t n, cp_ctx *ctx)
+{
+    if (sq_bad_n(&s->q, n) || (ctx && ctx->b != s->b)) return CP_EINVAL;
+    if (ctx) { /* Weighted: a ctx already done fails even if permits are free */
+        cp_status st = cp__ctx_err_fast(ctx);
+        if (st) return st;
+    }
+    if (n == 0) return CP_OK;                   /* see sq_bad_n */
+    if (FAM_SEM_FAST && cp_likely(sq_try_fast(&s->q, n))) return CP_OK;
+    return sq_acquire_slow(&s->q, n, ctx);
+}
+
+cp_status FAM_FN(sem_try_acquire)(cp_sem *s, int64_t n)
+{
+    if (sq_bad_n(&s->q, n)) return CP_EINVAL;
+    if (n == 0) return CP_OK;                   /* see sq_bad_n */
+    if (FAM_SEM_FAST) return sq_try_fast(&s->q, n) ? CP_OK : CP_WOULDBLOCK;
+    return sq_try_locked(&s->q, n);
+}
+
+void FAM_FN(sem_release)(cp_sem *s, int64_t n)
+{
+    if (n < 0) cp_die("semaphore: release of a negative count");
+    if (n == 0) return;
+    if (FAM_SEM_FAST && cp_likely(sq_release_fast(&s->q, n))) return;
+    sq_release_locked(&s->q, n);
+}
 
 #endif /* CP_IMPL_SEMQ_H */

@@ -26,8 +26,7 @@
 const cp_backend cp_backend_futex = {
     .name = "broken-lostwake",
     .describe = "NEGATIVE CONTROL: futex whose waiters do not announce themselves (lost wake-ups)",
-    .flags = 0,
-    CP_WAITER_OPS(futex),
+    CP_WAITER_OPS(futex)
     CP_FAMILY_OPS(futex),
 };
 #endif

@@ -26,8 +26,7 @@
 const cp_backend cp_backend_lockfree = {
     .name = "broken-publish",
     .describe = "NEGATIVE CONTROL: lockfree whose ring publishes a slot before writing it",
-    .flags = CP_BF_SPINS,
-    CP_WAITER_OPS(lockfree),
+    CP_WAITER_OPS(lockfree)
     CP_FAMILY_OPS(lockfree),
 };
 #endif

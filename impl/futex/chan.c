@@ -10,28 +10,12 @@
  *
  * Rendezvous channels are gochan.h under a futex mutex, with waiters parked
  * on their own state word (PARKED bit set by the sleeper, so a finisher calls
- * FUTEX_WAKE only when somebody sleeps).
- *
- * Note: the finisher's FUTEX_WAKE may reach a waiter's stack word after the
- * waiter has seen DONE and returned; a futex wake touches no user memory,
- * and every futex wait in libcp re-checks its condition, so the worst case
- * is one spurious wake-up of whatever sleeps there later.
+ * FUTEX_WAKE only when somebody sleeps; the waiter's invariant: adapter.h).
  */
-#include "futex.h"
+#include "adapter.h"
 #include "../../core/chaos.h"
-#include "waiter.h"
 #include "../ring.h"
 
-#define GC_LOCK_T cp_fmutex
-#define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define GC_LOCK_FINI(l) ((void)(l))
-#define GC_LOCK cp_fmutex_lock
-#define GC_UNLOCK cp_fmutex_unlock
-#define GC_W_INIT cp_futex_w_init
-#define GC_W_FINI cp_futex_w_fini
-#define GC_W_CLAIM cp_futex_w_claim
-#define GC_W_FINISH cp_futex_w_finish
-#define GC_W_PARK cp_futex_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -170,12 +154,10 @@ size_t cp_futex_chan_cap(cp_chan *ch) { return ch->cap; }
  * waiter. A ring that became ready, or the deadline, makes the select cancel
  * its own waiter (racing a partner's claim by CAS: one wins), unregister and
  * poll again; a partner's claim ends it with that case.
- * Without futex_waitv (ENOSYS; said once on stderr) or with more ring cases
- * than it takes, the select sleeps on its state word alone for at most
- * FX_POLL_NS at a time and re-checks the rings in between. */
-#ifndef SYS_futex_waitv
-#define SYS_futex_waitv 449
-#endif
+ * Without futex_waitv (probed once at start-up: cp__futex_waitv, see
+ * backend.c) or with more ring cases than it takes, the select sleeps on its
+ * state word alone for at most FX_POLL_NS at a time and re-checks the rings
+ * in between. */
 #define FX_WAITV_MAX 128            /* the kernel's FUTEX_WAITV_MAX */
 #define FX_POLL_NS 1000000ull       /* fallback: re-check rings every 1 ms */
 
@@ -187,15 +169,18 @@ struct cp_futex_waitv {             /* the kernel's struct futex_waitv */
 };
 #define FX_WAITV_FLAGS (0x02u /* FUTEX2_SIZE_U32 */ | 128u /* FUTEX2_PRIVATE */)
 
-/* The waiter's "someone sleeps on this word" bit: FW_PARKED of
- * impl/futex/waiter.c (kept in step by hand; waiter.h does not export it). */
-#define FX_PARKED 0x100u
+/* What the park keeps across rounds: the futex_waitv entries, one per ring
+ * case plus the waiter's word (on the stack up to GC_SEL_SMALL rings). */
+#define FX_WAITV_SMALL 9
+struct sel_park {
+    struct cp_futex_waitv small[FX_WAITV_SMALL], *wv;
+};
+#include "../select.h"
+_Static_assert(FX_WAITV_SMALL == GC_SEL_SMALL + 1, "a small select's rings and its waiter's word");
 
-static _Atomic int fx_no_waitv;     /* 1 once futex_waitv said ENOSYS */
+static gochan *sel_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
 
-static gochan *fx_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
-
-static cp_status fx_ring_try(cp_case *c, gc_selslot *sl)
+static cp_status sel_ring_try(cp_case *c, gc_selslot *sl)
 {
     cp_chan *ch = c->ch;
     cp_ring_version(&ch->ring, &sl->vh, &sl->vt);
@@ -238,14 +223,6 @@ static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
     return ready;
 }
 
-__attribute__((cold, noinline)) static void fx_say_no_waitv(void)
-{
-    if (!atomic_exchange(&fx_no_waitv, 1))
-        fprintf(stderr, "libcp: futex_waitv(2) unavailable (Linux < 5.16): futex select falls "
-                        "back to 1 ms futex waits on its waiter word, re-checking buffered "
-                        "channels in between\n");
-}
-
 /* Wait until w is DONE (returned) or the select cancelled it itself because
  * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
  * or an event also ends it (CANCELED resp. DONE). */
@@ -266,8 +243,7 @@ static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
         if (st >= CP_W_DONE) return st;
     }
     for (;;) {
-        bool use_waitv = s->nrings && s->nrings < FX_WAITV_MAX &&
-                         !atomic_load_explicit(&fx_no_waitv, memory_order_relaxed);
+        bool use_waitv = s->nrings && s->nrings < FX_WAITV_MAX && cp__futex_waitv;
         /* Prepare the event counts first, then look (Dekker with the
          * signaller's fence in cp_ec_signal). */
         bool ring_ready = s->nrings && fx_sel_rings(s, use_waitv ? wv : NULL);
@@ -296,8 +272,7 @@ static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
             struct timespec ts = cp__ts(dl);
             long r = syscall(SYS_futex_waitv, wv, (unsigned)(k + 1), 0u, dl ? &ts : NULL,
                              CLOCK_MONOTONIC);
-            if (r == -1 && errno == ENOSYS) fx_say_no_waitv();
-            else if (r == -1 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
+            if (r == -1 && errno != EAGAIN && errno != EINTR && errno != ETIMEDOUT)
                 cp_die("futex_waitv: errno %d", errno);
         } else {
             /* Rings to re-check without futex_waitv: bounded sleeps. */
@@ -310,72 +285,26 @@ static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
     }
 }
 
-int cp_futex_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+static cp_status sel_park_begin(gc_sel *s, struct sel_park *p)
 {
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_futex, ctx, fx_gc_of);
-    if (e == CP_OK && !s.live && !ctx) e = CP_EINVAL;   /* would block forever */
-    if (e) {
-        gc_sel_fini(&s);
-        *st = e;
-        return -1;
-    }
-    struct cp_futex_waitv wv_s[GC_SEL_SMALL + 1], *wv = wv_s;
-    if (s.nrings > GC_SEL_SMALL && s.nrings < FX_WAITV_MAX) {
-        if (!(wv = malloc((s.nrings + 1) * sizeof *wv))) {
-            gc_sel_fini(&s);
-            *st = CP_ENOMEM;
-            return -1;
-        }
-    }
-    int i;
-    for (;;) {
-        cp_waiter *fin = NULL;
-        gc_sel_lock(&s);
-        if ((i = gc_sel_poll(&s, st, &fin, fx_ring_try)) >= 0) {
-            gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
-            break;
-        }
-        if ((e = cp__ctx_err_fast(ctx))) {
-            gc_sel_unlock(&s);
-            *st = e;
-            break;
-        }
-        cp_waiter w;
-        cp_wnode cn;
-        cp_futex_w_init(&w);
-        gc_sel_enqueue(&s, &w);
-        gc_sel_unlock(&s);
-        gc_sel_watch_events(&s, &w);
-        if (cp__ctx_watch(ctx, &w, &cn)) cp_futex_w_cancel(&w);  /* ended meanwhile */
-
-        uint32_t r = fx_sel_park(&s, &w, wv);
-        cp_wlist_del(&cn);
-        gc_sel_unwatch_events(&s);
-        if (s.nlocks) {
-            gc_sel_lock(&s);
-            gc_sel_dequeue(&s);
-            gc_sel_unlock(&s);
-        }
-        if (r == CP_W_DONE) {
-            i = gc_sel_done(&w, st);
-            break;
-        }
-        /* cancelled (ctx, deadline, or a ring looked ready): poll again */
-    }
-    if (wv != wv_s) free(wv);
-    gc_sel_fini(&s);
-    return i;
+    p->wv = p->small;
+    if (s->nrings > GC_SEL_SMALL && s->nrings < FX_WAITV_MAX &&
+        !(p->wv = malloc((s->nrings + 1) * sizeof *p->wv)))
+        return CP_ENOMEM;
+    return CP_OK;
 }
 
-int cp_futex_try_select(cp_case *cases, size_t n, cp_status *st)
+static void sel_park_end(gc_sel *s, struct sel_park *p)
 {
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_futex, NULL, fx_gc_of);
-    int i = -1;
-    if (e) *st = e;
-    else i = gc_sel_try(&s, st, fx_ring_try);
-    gc_sel_fini(&s);
-    return i;
+    (void)s;
+    if (p->wv != p->small) free(p->wv);
+}
+
+static uint32_t sel_park(gc_sel *s, cp_waiter *w, cp_ctx *ctx, struct sel_park *p)
+{
+    cp_wnode cn;
+    gc_sel_watch(s, w, ctx, &cn);
+    uint32_t r = fx_sel_park(s, w, p->wv);
+    gc_sel_unwatch(s, &cn);
+    return r;
 }

@@ -13,6 +13,10 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449         /* Linux 5.16+; older headers lack the number */
+#endif
+
 /* Sleep while *w == val, until woken or until the CLOCK_MONOTONIC deadline
  * (0: none). Spurious returns are fine: every caller re-checks. */
 static inline void cp_futex_wait(_Atomic uint32_t *w, uint32_t val, uint64_t deadline)

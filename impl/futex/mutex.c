@@ -12,8 +12,7 @@
  * marks the word 2 and FUTEX_WAITs. Not FIFO: a woken sleeper competes with
  * arriving threads (barging), as sync.Mutex in normal mode.
  */
-#include "futex.h"
-#include "waiter.h"
+#include "adapter.h"
 
 struct cp_mutex {
     const cp_backend *b;

@@ -10,8 +10,7 @@
  * visible to every caller that returns. Sleepers re-read the word with
  * acquire after waking, so the same pair covers them.
  */
-#include "futex.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <limits.h>
 

@@ -11,13 +11,5 @@
  * (lock) and release (unlock) atomics also order the objects' contents
  * between the thread that put them and the one that gets them.
  */
-#include "futex.h"
-
-#define PL_FAM futex
-#define PL_LOCK_T cp_fmutex
-#define PL_LOCK_STATIC_INIT { 0 }
-#define PL_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define PL_LOCK_FINI(l) ((void)(l))
-#define PL_LOCK cp_fmutex_lock
-#define PL_UNLOCK cp_fmutex_unlock
+#include "adapter.h"
 #include "../pool.h"

@@ -2,13 +2,10 @@
  * The futex family's waiter: how a blocked thread parks and is woken (the
  * state machine of core/internal.h).
  */
-#include "futex.h"
-#include "waiter.h"
+#include "adapter.h"
 #include "../../core/chaos.h"
 
 #include <sched.h>
-
-#define FW_PARKED 0x100u
 
 void cp_futex_w_init(cp_waiter *w)
 {
@@ -25,7 +22,7 @@ static uint32_t fw_cas_from_waiting(cp_waiter *w, uint32_t to)
     uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
     for (;;) {
         if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
-        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & FW_PARKED),
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & FX_PARKED),
                                                   memory_order_acq_rel, memory_order_relaxed))
             return s;
     }
@@ -37,14 +34,14 @@ bool cp_futex_w_cancel(cp_waiter *w)
 {
     uint32_t old = fw_cas_from_waiting(w, CP_W_CANCELED);
     if (old == ~0u) return false;
-    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
+    if (old & FX_PARKED) cp_futex_wake(&w->state, 1);
     return true;
 }
 
 void cp_futex_w_finish(cp_waiter *w)
 {
     uint32_t old = atomic_exchange_explicit(&w->state, CP_W_DONE, memory_order_acq_rel);
-    if (old & FW_PARKED) cp_futex_wake(&w->state, 1);
+    if (old & FX_PARKED) cp_futex_wake(&w->state, 1);
 }
 
 /* Before the futex sleep: FX_SPIN pauses for a partner that is running
@@ -93,12 +90,12 @@ static uint32_t fw_sleep(cp_waiter *w, uint64_t deadline)
                                                     memory_order_acq_rel, memory_order_relaxed);
             continue;
         }
-        if (!(s & FW_PARKED)) {
-            if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | FW_PARKED,
+        if (!(s & FX_PARKED)) {
+            if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | FX_PARKED,
                                                          memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
-            s |= FW_PARKED;
+            s |= FX_PARKED;
         }
         CP_CHAOS_POINT();   /* PARKED published, futex wait not yet entered */
         cp_futex_wait(&w->state, s, st == CP_W_WAITING ? deadline : 0);

@@ -20,8 +20,7 @@
  * the Done-ers did before Done visible (Go: Done happens before Wait
  * returns). The ec carries no data.
  */
-#include "futex.h"
-#include "waiter.h"
+#include "adapter.h"
 
 struct cp_wg {
     const cp_backend *b;

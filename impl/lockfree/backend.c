@@ -1,11 +1,9 @@
 /* The lockfree family's backend table: how generic code reaches it. */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 const cp_backend cp_backend_lockfree = {
     .name = "lockfree",
     .describe = "lock-free per-slot-stamp ring; waiters spin (pause) then yield, never sleep in the kernel",
-    .flags = CP_BF_SPINS,
-    CP_WAITER_OPS(lockfree),
+    CP_WAITER_OPS(lockfree)
     CP_FAMILY_OPS(lockfree),
 };

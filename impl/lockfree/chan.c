@@ -8,28 +8,14 @@
  * Rendezvous (capacity 0) channels are gochan.h under a spin lock: a direct
  * hand-off needs the partner's identity, which a ring cannot give. Their
  * waiters spin on their own state word.
- *
- * Waiter invariant: state moves by CAS (claim, cancel, timeout) or by the
- * claimer's release store of DONE; the waiter only spins on it, so nobody
- * touches a waiter after the store that ends its wait.
+ * (The waiter's invariant: adapter.h.)
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 #include "../ring.h"
 
 #include <errno.h>
 
 
-#define GC_LOCK_T cp_spin
-#define GC_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define GC_LOCK_FINI(l) ((void)(l))
-#define GC_LOCK cp_spin_lock
-#define GC_UNLOCK cp_spin_unlock
-#define GC_W_INIT cp_lockfree_w_init
-#define GC_W_FINI cp_lockfree_w_fini
-#define GC_W_CLAIM cp_lockfree_w_claim
-#define GC_W_FINISH cp_lockfree_w_finish
-#define GC_W_PARK cp_lockfree_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -165,9 +151,15 @@ size_t cp_lockfree_chan_cap(cp_chan *ch) { return ch->cap; }
  * something looks ready it cancels its own waiter (the same CAS a partner's
  * claim races with: exactly one wins), removes its sudogs and polls again;
  * if the partner won, it waits for DONE and returns that case. */
-static gochan *lf_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
+struct sel_park {
+    int spin;               /* cp_spin_begin's answer, asked at the first wait */
+    unsigned pauses;        /* across rounds: a busy select backs off too */
+};
+#include "../select.h"
 
-static cp_status lf_ring_try(cp_case *c, gc_selslot *sl)
+static gochan *sel_gc_of(cp_chan *ch) { return ch->cap ? NULL : &ch->gc; }
+
+static cp_status sel_ring_try(cp_case *c, gc_selslot *sl)
 {
     cp_ring *r = &c->ch->ring;
     cp_ring_version(r, &sl->vh, &sl->vt);
@@ -189,82 +181,45 @@ static bool lf_sel_peek(gc_sel *s)
     return false;
 }
 
-int cp_lockfree_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+static cp_status sel_park_begin(gc_sel *s, struct sel_park *p)
 {
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_lockfree, ctx, lf_gc_of);
-    if (e == CP_OK && !s.live && !ctx) e = CP_EINVAL;   /* would block forever */
-    if (e) {
-        gc_sel_fini(&s);
-        *st = e;
-        return -1;
-    }
-    int i;
-    int spin = -1;          /* cp_spin_begin's answer, asked at the first wait */
-    unsigned pauses = 0;    /* across rounds: a busy select backs off too */
-    for (;;) {
-        cp_waiter *fin = NULL;
-        gc_sel_lock(&s);
-        if ((i = gc_sel_poll(&s, st, &fin, lf_ring_try)) >= 0) {
-            gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
-            break;
-        }
-        if ((e = cp__ctx_err_fast(ctx))) {
-            gc_sel_unlock(&s);
-            *st = e;
-            break;
-        }
-        cp_waiter w;
-        cp_lockfree_w_init(&w);
-        gc_sel_enqueue(&s, &w);
-        gc_sel_unlock(&s);
-
-        if (spin < 0) spin = cp_spin_begin();
-        uint32_t r;
-        for (unsigned k = 0;; k++) {
-            r = atomic_load_explicit(&w.state, memory_order_acquire);
-            if (r >= CP_W_DONE) break;
-            if (r == CP_W_WAITING) {
-                bool look = lf_sel_peek(&s);
-                if (!look && (k & 15) == 15) {
-                    uint64_t now = s.deadline ? cp_now_ns() : 0;
-                    look = cp__ctx_err_fast(ctx) || (s.deadline && now >= s.deadline);
-                }
-                if (look && cp_lockfree_w_cancel(&w)) {
-                    r = CP_W_CANCELED;
-                    break;
-                }
-            }
-            unsigned p = pauses++;
-            if (spin && p < LF_SPIN) {
-                for (unsigned q = 1u << (p < 6 ? p : 6); q; q--) cp_cpu_relax();
-            } else {
-                sched_yield();
-            }
-        }
-        if (s.nlocks) {
-            gc_sel_lock(&s);
-            gc_sel_dequeue(&s);
-            gc_sel_unlock(&s);
-        }
-        if (r == CP_W_DONE) {
-            i = gc_sel_done(&w, st);
-            break;
-        }
-    }
-    if (spin > 0) cp_spin_end();
-    gc_sel_fini(&s);
-    return i;
+    (void)s;
+    p->spin = -1;
+    p->pauses = 0;
+    return CP_OK;
 }
 
-int cp_lockfree_try_select(cp_case *cases, size_t n, cp_status *st)
+static void sel_park_end(gc_sel *s, struct sel_park *p)
 {
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_lockfree, NULL, lf_gc_of);
-    int i = -1;
-    if (e) *st = e;
-    else i = gc_sel_try(&s, st, lf_ring_try);
-    gc_sel_fini(&s);
-    return i;
+    (void)s;
+    if (p->spin > 0) cp_spin_end();
+}
+
+/* Events and the ctx are polled, not registered (see above). */
+static uint32_t sel_park(gc_sel *s, cp_waiter *w, cp_ctx *ctx, struct sel_park *p)
+{
+    if (p->spin < 0) p->spin = cp_spin_begin();
+    uint32_t r;
+    for (unsigned k = 0;; k++) {
+        r = atomic_load_explicit(&w->state, memory_order_acquire);
+        if (r >= CP_W_DONE) break;
+        if (r == CP_W_WAITING) {
+            bool look = lf_sel_peek(s);
+            if (!look && (k & 15) == 15) {
+                uint64_t now = s->deadline ? cp_now_ns() : 0;
+                look = cp__ctx_err_fast(ctx) || (s->deadline && now >= s->deadline);
+            }
+            if (look && cp_lockfree_w_cancel(w)) {
+                r = CP_W_CANCELED;
+                break;
+            }
+        }
+        unsigned q = p->pauses++;
+        if (p->spin && q < LF_SPIN) {
+            for (unsigned m = 1u << (q < 6 ? q : 6); m; m--) cp_cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+    return r;
 }

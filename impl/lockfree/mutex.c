@@ -23,8 +23,7 @@
  * spinner slot (more waiters than cores - 1), it calls sched_yield between
  * looks, which lets the holder run when it was preempted.
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

@@ -7,8 +7,7 @@
  * with the runner's release store after fn: what fn wrote is visible to
  * every caller that returns.
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

@@ -19,13 +19,5 @@
  * shared stack changes only under the pool's spin lock (acquire on lock,
  * release on unlock, which also orders the objects' contents).
  */
-#include "../../core/internal.h"
-
-#define PL_FAM lockfree
-#define PL_LOCK_T cp_spin
-#define PL_LOCK_STATIC_INIT CP_SPIN_INIT
-#define PL_LOCK_INIT(l) atomic_init(&(l)->v, 0)
-#define PL_LOCK_FINI(l) ((void)(l))
-#define PL_LOCK cp_spin_lock
-#define PL_UNLOCK cp_spin_unlock
+#include "adapter.h"
 #include "../pool.h"

@@ -2,7 +2,7 @@
  * The lockfree family's waiter: how a blocked thread parks and is woken (the
  * state machine of core/internal.h).
  */
-#include "waiter.h"
+#include "adapter.h"
 #include "../../core/chaos.h"
 
 void cp_lockfree_w_init(cp_waiter *w)

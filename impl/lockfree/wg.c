@@ -12,8 +12,7 @@
  * sequence; Wait's acquire load that reads 0 synchronises with all of them
  * (Done happens before Wait returns).
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

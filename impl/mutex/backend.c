@@ -1,11 +1,9 @@
 /* The mutex family's backend table: how generic code reaches it. */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 const cp_backend cp_backend_mutex = {
     .name = "mutex",
     .describe = "pthread mutex + per-waiter condition variables (CLOCK_MONOTONIC); Go's hchan under one lock",
-    .flags = 0,
-    CP_WAITER_OPS(mutex),
+    CP_WAITER_OPS(mutex)
     CP_FAMILY_OPS(mutex),
 };

@@ -1,28 +1,13 @@
 /*
  * mutex family: state under a pthread mutex, blocked threads sleep on a
  * pthread condition variable (CLOCK_MONOTONIC) owned by their waiter.
- *
- * Waiter invariant: state moves only while w->mu is held by the mover when
- * the move can end a sleep (finish, cancel, timeout), and the sleeper reads
- * state under w->mu before every cond wait, so no wake-up is lost. The claim
- * (WAITING -> CLAIMED) needs no mutex: it does not end the sleep.
+ * (The waiter's invariant: adapter.h.)
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 
 /* ---- the channel: gochan.h under a pthread mutex ---- */
-#define GC_LOCK_T pthread_mutex_t
-#define GC_LOCK_INIT(l) cp_mutex__lock_init(l)
-#define GC_LOCK_FINI(l) cp_check(pthread_mutex_destroy(l) == 0)
-#define GC_LOCK(l) cp_check(pthread_mutex_lock(l) == 0)
-#define GC_UNLOCK(l) cp_check(pthread_mutex_unlock(l) == 0)
-#define GC_W_INIT cp_mutex_w_init
-#define GC_W_FINI cp_mutex_w_fini
-#define GC_W_CLAIM cp_mutex_w_claim
-#define GC_W_FINISH cp_mutex_w_finish
-#define GC_W_PARK cp_mutex_w_park
 #include "../gochan.h"
 
 struct cp_chan {
@@ -69,73 +54,25 @@ cp_status cp_mutex_chan_close(cp_chan *ch) { return gc_close(&ch->gc); }
 size_t cp_mutex_chan_len(cp_chan *ch) { return gc_len(&ch->gc); }
 size_t cp_mutex_chan_cap(cp_chan *ch) { return ch->gc.cap; }
 
-/* ---- select: Go's selectgo under pthread mutexes ----
- * Every channel of this family is a gochan, so select is Go's algorithm as
- * it stands: lock all the channels (address order), poll the cases in random
- * order, and if none is ready enqueue one sudog per channel case, all for one
- * waiter, register that waiter on every CP_WAIT event and on the ctx, unlock
- * and sleep on the waiter's condvar (deadline: the ctx's, or a waited ctx
- * done event's owner's). The first waker claims the waiter and records its
- * case; the select then relocks and removes every sudog left behind. A
- * timeout re-polls (a waited ctx done event counts as fired at its owner's
- * deadline) and then returns the ctx's reason. */
-static gochan *m_gc_of(cp_chan *ch) { return &ch->gc; }
-static cp_status m_no_ring(cp_case *c, gc_selslot *sl) { (void)c; (void)sl; return CP_WOULDBLOCK; }
+/* ---- select: select.h's skeleton as it stands ----
+ * Every channel of this family is a gochan, so select is Go's algorithm
+ * under pthread mutexes; the park registers the waiter on every CP_WAIT
+ * event and on the ctx and sleeps on its condvar (deadline: the ctx's, or
+ * a waited ctx done event's owner's). */
+struct sel_park { char unused; };
+#include "../select.h"
 
-int cp_mutex_select(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
+static gochan *sel_gc_of(cp_chan *ch) { return &ch->gc; }
+static cp_status sel_ring_try(cp_case *c, gc_selslot *sl) { (void)c; (void)sl; return CP_WOULDBLOCK; }
+static cp_status sel_park_begin(gc_sel *s, struct sel_park *p) { (void)s; (void)p; return CP_OK; }
+static void sel_park_end(gc_sel *s, struct sel_park *p) { (void)s; (void)p; }
+
+static uint32_t sel_park(gc_sel *s, cp_waiter *w, cp_ctx *ctx, struct sel_park *p)
 {
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_mutex, ctx, m_gc_of);
-    if (e == CP_OK && !s.live && !ctx) e = CP_EINVAL;   /* would block forever */
-    if (e) {
-        gc_sel_fini(&s);
-        *st = e;
-        return -1;
-    }
-    int i;
-    for (;;) {
-        cp_waiter *fin = NULL;
-        gc_sel_lock(&s);
-        if ((i = gc_sel_poll(&s, st, &fin, m_no_ring)) >= 0) {
-            gc_sel_unlock(&s);
-            if (fin) GC_W_FINISH(fin);
-            break;
-        }
-        if ((e = cp__ctx_err_fast(ctx))) {
-            gc_sel_unlock(&s);
-            *st = e;
-            break;
-        }
-        cp_waiter w;
-        cp_wnode cn;
-        cp_mutex_w_init(&w);
-        gc_sel_enqueue(&s, &w);
-        gc_sel_unlock(&s);
-        gc_sel_watch_events(&s, &w);
-        if (cp__ctx_watch(ctx, &w, &cn)) cp_mutex_w_cancel(&w);   /* ended meanwhile */
-
-        uint32_t r = cp_mutex_w_park(&w, s.deadline);
-        cp_wlist_del(&cn);
-        gc_sel_unwatch_events(&s);
-        gc_sel_lock(&s);
-        gc_sel_dequeue(&s);
-        gc_sel_unlock(&s);
-        if (r == CP_W_DONE) i = gc_sel_done(&w, st);
-        cp_mutex_w_fini(&w);
-        if (r == CP_W_DONE) break;
-        /* cancelled or timed out: re-poll, then report the ctx */
-    }
-    gc_sel_fini(&s);
-    return i;
-}
-
-int cp_mutex_try_select(cp_case *cases, size_t n, cp_status *st)
-{
-    gc_sel s;
-    cp_status e = gc_sel_init(&s, cases, n, &cp_backend_mutex, NULL, m_gc_of);
-    int i = -1;
-    if (e) *st = e;
-    else i = gc_sel_try(&s, st, m_no_ring);
-    gc_sel_fini(&s);
-    return i;
+    (void)p;
+    cp_wnode cn;
+    gc_sel_watch(s, w, ctx, &cn);
+    uint32_t r = cp_mutex_w_park(w, s->deadline);
+    gc_sel_unwatch(s, &cn);
+    return r;
 }

@@ -8,8 +8,7 @@
  * Invariant: at most one thread holds mu; pthread provides acquire on lock
  * and release on unlock.
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

@@ -7,8 +7,7 @@
  * Orderings: the fast path's acquire load of done pairs with the release
  * store after fn (callers that take the mutex are ordered by it as well).
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

@@ -9,8 +9,7 @@
  * provides acquire on every lock and release on every unlock.
  */
 #define _GNU_SOURCE
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
 
 #include <errno.h>
 

@@ -3,7 +3,7 @@
  * state machine of core/internal.h).
  */
 #define _GNU_SOURCE
-#include "waiter.h"
+#include "adapter.h"
 #include "../../core/chaos.h"
 
 #include <errno.h>

@@ -9,12 +9,12 @@
  *   - the waiter list is empty whenever count == 0: the add that brings
  *     count to 0 claims every waiter on it (a claim that fails is a waiter
  *     its ctx cancelled; it is dropped) and finishes them after unlocking;
- *   - a waiter is on the list iff node.queued; only the lock holder moves it.
+ *   - the list is a FIFO of wq.h (see its invariants).
  * Reuse: waiters are released by the 0 they waited for, whatever Add comes
  * after (as Go's semaphore release does).
  */
-#include "../../core/internal.h"
-#include "waiter.h"
+#include "adapter.h"
+#include "../wq.h"
 
 #include <errno.h>
 
@@ -48,15 +48,7 @@ void cp_mutex_wg_free(cp_wg *wg)
     free(wg);
 }
 
-static void wg_remove(cp_wg *wg, wg_node *nd)
-{
-    if (nd->prev) nd->prev->next = nd->next;
-    else wg->first = nd->next;
-    if (nd->next) nd->next->prev = nd->prev;
-    else wg->last = nd->prev;
-    nd->next = nd->prev = NULL;
-    nd->queued = false;
-}
+CP_WQ_DEFINE(wg, wg_node, cp_wg, CP_WQ_NO_HOOK)
 
 __attribute__((noreturn, cold)) static void wg_negative(void)
 {
@@ -79,11 +71,7 @@ void cp_mutex_wg_add(cp_wg *wg, int64_t delta)
         }
     }
     cp_check(pthread_mutex_unlock(&wg->mu) == 0);
-    while (wake) {
-        nd = wake;
-        wake = nd->next;    /* read before the finish: nd dies with its waiter */
-        cp_mutex_w_finish(nd->w);
-    }
+    wg_finish_all(wake);
 }
 
 void cp_mutex_wg_done(cp_wg *wg) { cp_mutex_wg_add(wg, -1); }
@@ -107,11 +95,7 @@ cp_status cp_mutex_wg_wait(cp_wg *wg, cp_ctx *ctx)
         cp_mutex_w_fini(&w);
         return st;
     }
-    me.prev = wg->last;
-    if (wg->last) wg->last->next = &me;
-    else wg->first = &me;
-    wg->last = &me;
-    me.queued = true;
+    wg_enqueue(wg, &me);
     cp_check(pthread_mutex_unlock(&wg->mu) == 0);
 
     uint32_t s = cp_mutex_w_park(&w, cp_ctx_deadline(ctx));

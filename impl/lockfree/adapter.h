@@ -1,0 +1,51 @@
+/*
+ * The lockfree family's adapter, defined once and included by every file of
+ * the family: its internal lock, its waiter and its park/unpark, under the
+ * FAM_* names that the shared templates of impl/ (wq.h, gochan.h, select.h,
+ * condq.h, semq.h, pool.h, rwword.h) are written against.
+ *
+ *   lock:     cp_spin (test-and-test-and-set, pause then sched_yield)
+ *   waiter:   spins with a pause, then yields, on its own state word
+ *             (waiter.c); it never sleeps in the kernel
+ *   cp_mutex: a TTAS lock with exponential backoff (mutex.c)
+ *
+ * Waiter invariant: state moves by CAS (claim, cancel, timeout) or by the
+ * claimer's release store of DONE; the waiter only spins on it, so nobody
+ * touches a waiter after the store that ends its wait.
+ */
+#ifndef CP_IMPL_LOCKFREE_ADAPTER_H
+#define CP_IMPL_LOCKFREE_ADAPTER_H
+
+#include "../../core/internal.h"
+#include <cp/family.h>
+
+#define FAM_NAME lockfree
+CP_WAITER_DECLARE(lockfree)
+
+/* Retry rounds before a waiter starts yielding: with the exponential pause
+ * of lf_pause, about 1200 pauses (25 ns each on this AMD EPYC), some 30 us:
+ * about what a futex sleep and wake-up would cost. */
+#define LF_SPIN 24
+
+#define FAM_LOCK_T cp_spin
+#define FAM_LOCK_STATIC_INIT CP_SPIN_INIT
+#define FAM_LOCK_INIT(l) atomic_init(&(l)->v, 0)
+#define FAM_LOCK_FINI(l) ((void)(l))
+#define FAM_LOCK cp_spin_lock
+#define FAM_UNLOCK cp_spin_unlock
+
+#define FAM_W_INIT cp_lockfree_w_init
+/* Nothing to tear down (cp_lockfree_w_fini is empty: it exists for the table). */
+#define FAM_W_FINI(w) ((void)(w))
+#define FAM_W_CLAIM cp_lockfree_w_claim
+#define FAM_W_FINISH cp_lockfree_w_finish
+#define FAM_W_CANCEL cp_lockfree_w_cancel
+#define FAM_W_PARK cp_lockfree_w_park
+
+#define FAM_M_LOCK cp_lockfree_mutex_lock
+#define FAM_M_UNLOCK cp_lockfree_mutex_unlock
+
+/* semq.h: uncontended acquire and release are one CAS on the word. */
+#define FAM_SEM_FAST 1
+
+#endif /* CP_IMPL_LOCKFREE_ADAPTER_H */

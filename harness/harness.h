@@ -2,7 +2,7 @@
 #ifndef CP_HARNESS_H
 #define CP_HARNESS_H
 
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <signal.h>
 #include <stdio.h>

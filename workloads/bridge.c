@@ -51,7 +51,7 @@
  *     it), and a producer never holds more than 3 unreleased inner channels;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

@@ -19,7 +19,7 @@
  *   - integrity: the filler of every item matches its tag (no torn copy);
  *   - every thread joined (wl_join).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

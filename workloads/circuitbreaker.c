@@ -60,7 +60,7 @@
  * max_inflight, recovery_ns (outage end -> breaker closed again; reported
  * only when the breaker tripped during the outage and closed after it).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

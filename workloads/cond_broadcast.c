@@ -17,7 +17,7 @@
  *     the generation moved;
  *   - count mode: exactly --items rounds; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct cb_state {
     wl_run *r;

@@ -17,7 +17,7 @@
  *     by a thread that never slept: that is allowed, as in sync.Cond);
  *   - no waiter sleeps forever: all join after the closing broadcast.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct cs_state {
     wl_run *r;

@@ -39,7 +39,7 @@
  * reported, and the helper still blocked in its send (a leaked thread); it
  * is released by reading the rest of its Write, after counting.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>

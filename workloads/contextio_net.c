@@ -41,7 +41,7 @@
  * reproduce, and the playbooks have no networking snippet.
  */
 #define _GNU_SOURCE     /* accept4 */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

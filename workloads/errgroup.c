@@ -73,7 +73,7 @@
  * group's ctx, and joined. Only the seed's own promises are checked there
  * (the first error, no leak): it has no ctx of its own to cancel on Wait.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -48,7 +48,7 @@
  *     how many, instead of hanging it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -39,7 +39,7 @@
  *   - the generator closes its channel on exit (the drain ends CP_CLOSED);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

@@ -52,7 +52,7 @@
  * A run restarts at most 256 times (thread slots); past that the steward
  * only watches, and no fault is injected once fewer than 2 restarts remain.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -17,7 +17,7 @@
  *     critical section is never disturbed (mutual exclusion);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 enum { P_OUTSIDE_NS };
 

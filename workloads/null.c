@@ -17,7 +17,7 @@
  *   - per-thread order and integrity of every item (as chan checks them);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

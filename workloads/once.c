@@ -15,7 +15,7 @@
  *     (a plain field: the Once must publish it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct round {
     cp_once *o;

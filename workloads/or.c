@@ -45,7 +45,7 @@
  *     leave while the caller makes its sources, so it seldom sleeps);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -38,7 +38,7 @@
  *     (else FAIL, naming how many leaked), and the wrapper closed its output;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

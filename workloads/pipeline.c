@@ -43,7 +43,7 @@
  *     the run, naming how many, instead of hanging it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

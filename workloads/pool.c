@@ -23,7 +23,7 @@
  *   - count: pairs done == --items in count mode (all ops counted);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

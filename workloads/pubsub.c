@@ -56,7 +56,7 @@
  * panic: send on closed channel): those sends are counted and fail the run.
  * At shutdown the deliveries still pending are counted the same way.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

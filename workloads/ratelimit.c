@@ -79,7 +79,7 @@
  * and fails ("leaked 1 thread"), then releases it (an internal ctx) so that
  * it can be joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -48,7 +48,7 @@
  * removes one: the map grows with every client ever seen (map_size_end),
  * and the idle check fails with the count of leaked entries.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -42,7 +42,7 @@
  * failed, one more full backoff before the error is returned. The run fails
  * naming the calls that slept after their final attempt and the time lost.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@
  *   - a reader never sees the value go backwards;
  *   - count mode: exactly --items ops; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 enum { P_WRITE_RATIO };
 #define SLOTS 64

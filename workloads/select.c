@@ -20,7 +20,7 @@
  *     shares of the receives from 1/K, in percent);
  *   - every thread joined (wl_join).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

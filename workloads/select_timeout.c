@@ -46,7 +46,7 @@
  * phantoms are counted; after 10000 of them the consumer gives up and the
  * run fails, naming the count.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

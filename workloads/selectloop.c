@@ -41,7 +41,7 @@
  *   - per-worker order: each worker sees seq increase (one FIFO producer);
  *   - count mode: exactly --items sent; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 enum { P_STOP };
 enum { M_STOP_TO_EXIT, M_LATE };

@@ -17,7 +17,7 @@
  *   - afterwards try_acquire(K) succeeds: no permit leaked;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

@@ -26,7 +26,7 @@
  * small ones, grant order, cancel of the head) is tested deterministically
  * in tests/unit/test_sync.c instead.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

@@ -50,7 +50,7 @@
  * the first negative index (runtime error: index -k out of bounds). The
  * seed variant applies to impl=1 (sharded).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

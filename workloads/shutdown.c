@@ -42,7 +42,7 @@
  * drain_ms=0 --work-ns=1000000. After counting, the workers are released
  * (their ctx is cancelled) and joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>

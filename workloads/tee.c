@@ -44,7 +44,7 @@
  *     FAIL, naming how many leaked);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 

@@ -14,7 +14,7 @@
  *     before each Done equals N * rounds when each Wait returns;
  *   - Wait returns CP_OK; every round completes; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct wg_state {
     wl_run *r;

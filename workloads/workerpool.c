@@ -22,7 +22,7 @@
  *     second of the cancel (else the run fails, naming the cancel latency);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

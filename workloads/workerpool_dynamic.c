@@ -44,7 +44,7 @@
  *     the cancel (else the run fails, naming the time);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,15 +1,17 @@
 /*
- * The contract between the harness and a workload (one pattern of the
- * catalogue). A workload is written only against <cp/cp.h> and this file;
- * it is compiled once per family (-DCP_FAMILY=..., direct calls) and once
- * generic (calls through the backend table), and the harness picks the
- * (workload, family) entry once per run.
+ * The contract between a workload (one pattern of the catalogue) and the
+ * runtime below it (runtime/: threads and their start gate, the clock,
+ * histograms, failure reports). A workload is written only against
+ * <cp/cp.h> and this file; it is compiled once per family (-DCP_FAMILY=...,
+ * direct calls) and once generic (calls through the backend table), and the
+ * harness, above the runtime, picks the (workload, family) entry once per
+ * run and drives it (runtime/driver.h).
  *
  * A run function: spawns its threads with wl_spawn (they wait at a start
  * gate), opens the gate with wl_start (and wl_wait_duration), joins them
- * with wl_join, checks its
- * invariants (wl_fail on any violation), and sets r->ops. Latency is
- * recorded by each thread into its own histogram (t->hist), allocation-free.
+ * with wl_join, checks its invariants (wl_fail on any violation), and sets
+ * r->ops. Latency is recorded by each thread into its own histogram
+ * (t->hist), allocation-free.
  */
 #ifndef CP_WORKLOAD_H
 #define CP_WORKLOAD_H
@@ -19,7 +21,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "harness/hist.h"
+#include "runtime/hist.h"
 
 #define WL_MAX_SET 8
 #define WL_MAX_THREADS 1024
@@ -59,7 +61,7 @@ typedef struct wl_thread {
     void *arg;
     struct wl_run *run;
     uint64_t ended;
-    uint64_t alloc_bytes;           /* harness: bytes this thread allocated (jemalloc) */
+    uint64_t alloc_bytes;           /* bytes this thread allocated (the driver's hook: jemalloc) */
 } __attribute__((aligned(64))) wl_thread;
 
 typedef struct wl_run {
@@ -72,9 +74,7 @@ typedef struct wl_run {
     uint64_t ops;                   /* set by the workload: what it counts as done */
     char fail[512];                 /* first failed invariant, empty if none */
     int nfail;
-    struct { const char *name; cp_chan *ch; } watch[8];
-    int nwatch;
-    void *pthreads;                 /* harness-private */
+    struct wl_rt *rt;               /* runtime-owned (runtime/driver.h): the OS threads, watched channels */
     uint64_t fair_min, fair_max;    /* lock patterns: fewest/most ops of one thread (0: n/a) */
     double metric[8];               /* the pattern's own figures (wl_metric), by index */
     unsigned metric_set;            /* bit i: metric[i] was reported this repetition */
@@ -122,7 +122,7 @@ static inline const char *wl_check_permits(const wl_cfg *c)
     return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
 }
 
-/* ---- provided by the harness ---- */
+/* ---- provided by the runtime (runtime/threads.c, runtime/clock.c) ---- */
 int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
 void wl_start(wl_run *r);           /* stamps t_start, opens the gate */
 void wl_wait_duration(wl_run *r);   /* time-based run: sleep until t_start +
@@ -131,7 +131,7 @@ void wl_join(wl_run *r);            /* joins every thread; t_end = last thread's
 void wl_fail(wl_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wl_watch(wl_run *r, const char *name, cp_chan *ch);
 void wl_work(int64_t ns);           /* calibrated busy work */
-uint64_t wl_now(void);              /* the harness clock, ns */
+uint64_t wl_now(void);              /* the runtime's clock, ns */
 void wl_sleep_ns(uint64_t ns);
 
 /* Time since t0, for a latency that crosses threads: the TSCs of two vCPUs

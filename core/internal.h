@@ -221,9 +221,8 @@ struct cp_backend {
 };
 
 extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
-/* Negative controls (impl/broken/, chaos builds only): NULL if not built in
- * or unknown. Never listed by cp_backend_count(). */
-const cp_backend *cp__backend_find_broken(const char *name);
+/* cp__backend_find_broken (the negative controls): core/hooks.h */
+#include "hooks.h"
 
 /* A family's table entries: its waiter ops, then every primitive op, by the
  * naming convention cp_<family>_<op>. */

@@ -194,7 +194,9 @@ static void write_row(FILE *f, const hw_opts *o, const hw_meta *m, const config 
     } else {
         fputs(",,,", f);
     }
-    if (r->fair_max) fprintf(f, ",%llu,%llu,", (unsigned long long)r->fair_min, (unsigned long long)r->fair_max);
+    uint64_t fmin, fmax;    /* the fairness metrics (runtime/workload.h), in their own columns */
+    if (wl_fairness_of(c->w, r->metric, r->metric_set, &fmin, &fmax))
+        fprintf(f, ",%llu,%llu,", (unsigned long long)fmin, (unsigned long long)fmax);
     else fputs(",,,", f);
     csv_str(f, m->cpu_model);
     /* the unit of replication (docs/csv.md): the invocation, or with
@@ -303,7 +305,7 @@ static void table_row(const hw_meta *m, const hw_opts *o, const config *c, rep_r
         int k = 0;
         for (int j = 0; j < n; j++)
             if (reps[j].metric_set >> i & 1) v[k++] = reps[j].metric[i];
-        if (!k || ln >= sizeof line) continue;
+        if (!k || ln >= sizeof line || c->w->metrics[i].own_column) continue;   /* fairness: the line above */
         st_summary s;
         st_summarize(v, (size_t)k, &s);
         const char *u = c->w->metrics[i].unit;
@@ -679,7 +681,8 @@ int hw_run_all(const hw_opts *o)
         res.failed = run.nfail > 0;
         memcpy(res.metric, run.metric, sizeof res.metric);
         res.metric_set = run.metric_set;
-        res.fairness = run.fair_max ? (double)run.fair_min / (double)run.fair_max : -1;
+        uint64_t fmin, fmax;
+        res.fairness = wl_fairness_of(c->w, run.metric, run.metric_set, &fmin, &fmax) ? (double)fmin / (double)fmax : -1;
         if (res.failed) {
             S->failed = any_failed = 1;
             fprintf(stderr, "cpbench: FAIL %s impl=%s %s%s%s (rep %d): %s\n", c->w->name,

@@ -75,7 +75,6 @@ typedef struct wl_run {
     char fail[512];                 /* first failed invariant, empty if none */
     int nfail;
     struct wl_rt *rt;               /* runtime-owned (runtime/driver.h): the OS threads, watched channels */
-    uint64_t fair_min, fair_max;    /* lock patterns: fewest/most ops of one thread (0: n/a) */
     double metric[8];               /* the pattern's own figures (wl_metric), by index */
     unsigned metric_set;            /* bit i: metric[i] was reported this repetition */
 } wl_run;
@@ -89,12 +88,33 @@ typedef struct wl_metric_def {
     const char *name;       /* [a-z0-9_]+, unique within the pattern */
     const char *unit;       /* "ns", "count", "ops/s", "%", ... */
     const char *help;
+    int own_column;         /* 1: a CSV column of its own (docs/csv.md), not an entry of metrics */
 } wl_metric_def;
 static inline void wl_metric(wl_run *r, int i, double v)
 {
     r->metric[i] = v;
     r->metric_set |= 1u << i;
 }
+struct wl_workload;
+/* The index of the metric called name in w's table, -1 if it has none. */
+int wl_metric_index(const struct wl_workload *w, const char *name);
+
+/* A lock pattern's fairness: the fewest and the most ops one thread did, two
+ * metrics its table declares with WL_METRICS_FAIRNESS (at index i, i + 1) and
+ * wl_fairness reports. They keep their own CSV columns (fair_min_ops,
+ * fair_max_ops) and the table shows their ratio under the pattern's row. */
+#define WL_FAIR_MIN "fair_min_ops"
+#define WL_FAIR_MAX "fair_max_ops"
+#define WL_METRICS_FAIRNESS                                                             \
+    { WL_FAIR_MIN, "count", "fewest ops of one thread (CSV column fair_min_ops)", 1 },  \
+    { WL_FAIR_MAX, "count", "most ops of one thread (CSV column fair_max_ops)", 1 }
+/* From the ops of threads first .. first + n - 1 (after wl_join): reports
+ * the fairness metrics at index i, i + 1 (not when no thread did an op) and
+ * returns the threads' total, fewest and most ops. */
+typedef struct wl_spread { uint64_t sum, min, max; } wl_spread;
+wl_spread wl_fairness(wl_run *r, int first, int n, int i);
+/* The fairness a run reported (w: its pattern): 1 and *min, *max; 0 if none. */
+int wl_fairness_of(const struct wl_workload *w, const double *metric, unsigned set, uint64_t *min, uint64_t *max);
 
 typedef struct wl_workload {
     const char *name, *group, *desc;

@@ -19,6 +19,8 @@
  */
 #include "runtime/workload.h"
 
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
+
 struct cb_state {
     wl_run *r;
     cp_mutex *m;
@@ -104,14 +106,9 @@ static int cond_broadcast_run(wl_run *r)
     wl_wait_duration(r);
     wl_join(r);
 
-    uint64_t rounds = r->thr[r->nthr - 1].ops, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < s.waiters; i++) {
-        uint64_t o = r->thr[i].ops;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = s.waiters ? mn : 0;
-    r->fair_max = mx;
+    uint64_t rounds = r->thr[r->nthr - 1].ops;
+    wl_spread f = wl_fairness(r, 0, s.waiters, M_FAIR);
+    uint64_t mn = f.min, mx = f.max;
     if (s.skipped)
         wl_fail(r, "%llu wake-ups skipped a generation", (unsigned long long)s.skipped);
     if (s.spurious)
@@ -140,4 +137,5 @@ WL_DEFINE(cond_broadcast) = {
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 5000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_broadcast_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

@@ -19,6 +19,8 @@
  */
 #include "runtime/workload.h"
 
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
+
 struct cs_state {
     wl_run *r;
     cp_mutex *m;
@@ -121,14 +123,7 @@ static int cond_signal_run(wl_run *r)
     if (c->duration <= 0 && s.issued != (uint64_t)c->k.items)
         wl_fail(r, "issued %llu tickets, asked for --items=%lld", (unsigned long long)s.issued,
                 (long long)c->k.items);
-    uint64_t mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr - 1; i++) {     /* the waiters */
-        uint64_t o = r->thr[i].ops;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr > 1 ? mn : 0;
-    r->fair_max = mx;
+    wl_fairness(r, 0, r->nthr - 1, M_FAIR);     /* the waiters */
     r->ops = s.consumed;
     cp_cond_free(s.ready);
     cp_cond_free(s.taken);
@@ -147,4 +142,5 @@ WL_DEFINE(cond_signal) = {
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_signal_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

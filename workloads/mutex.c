@@ -8,7 +8,7 @@
  * acquire the lock (cp_mutex_lock's duration), sampled 1 in --lat-sample.
  * Count-based runs share one budget of --items increments (taken under the
  * lock), so how the ops split between threads shows the lock's fairness:
- * run->fair_min / fair_max hold the fewest and most ops of one thread.
+ * the fairness metrics (wl_fairness) are the fewest and most ops of one thread.
  *
  * Invariants, checked on every run:
  *   - the counter (plain memory, ordered only by the lock) equals the sum of
@@ -20,6 +20,7 @@
 #include "runtime/workload.h"
 
 enum { P_OUTSIDE_NS };
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct mx_state {
     wl_run *r;
@@ -88,15 +89,7 @@ static int mutex_run(wl_run *r)
     wl_wait_duration(r);
     wl_join(r);
 
-    uint64_t sum = 0, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr; i++) {
-        uint64_t o = r->thr[i].ops;
-        sum += o;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr ? mn : 0;
-    r->fair_max = mx;
+    uint64_t sum = wl_fairness(r, 0, r->nthr, M_FAIR).sum;
     if (atomic_load(&s.overlaps))
         wl_fail(r, "mutual exclusion broken: %llu critical sections saw another thread inside",
                 (unsigned long long)atomic_load(&s.overlaps));
@@ -124,4 +117,5 @@ WL_DEFINE(mutex) = {
         { NULL, 0, NULL },
     },
     .run = mutex_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

@@ -17,6 +17,7 @@
 #include "runtime/workload.h"
 
 enum { P_WRITE_RATIO };
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 #define SLOTS 64
 
 struct rw_state {
@@ -95,15 +96,7 @@ static int rwmutex_run(wl_run *r)
     wl_wait_duration(r);
     wl_join(r);
 
-    uint64_t ops = 0, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr; i++) {
-        uint64_t o = r->thr[i].ops;
-        ops += o;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr ? mn : 0;
-    r->fair_max = mx;
+    uint64_t ops = wl_fairness(r, 0, r->nthr, M_FAIR).sum;
     if (atomic_load(&s.torn))
         wl_fail(r, "torn write: %llu reads saw the 64 slots disagree",
                 (unsigned long long)atomic_load(&s.torn));
@@ -133,4 +126,5 @@ WL_DEFINE(rwmutex) = {
         { NULL, 0, NULL },
     },
     .run = rwmutex_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

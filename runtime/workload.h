@@ -57,6 +57,7 @@ typedef struct wl_thread {
     uint64_t ops;                   /* this thread's ops, published at its end */
     _Atomic(const char *) phase;    /* what it is doing, for the watchdog */
     char name[24];
+    int rank;                       /* its index among the threads one wl_spawn_n started */
     void *(*fn)(struct wl_thread *self, void *arg);
     void *arg;
     struct wl_run *run;
@@ -153,6 +154,108 @@ void wl_watch(wl_run *r, const char *name, cp_chan *ch);
 void wl_work(int64_t ns);           /* calibrated busy work */
 uint64_t wl_now(void);              /* the runtime's clock, ns */
 void wl_sleep_ns(uint64_t ns);
+
+/* ---- the shape every run function shares ----
+ * Set-up and tear-down only: nothing here sits in a per-op loop. */
+
+/* n threads of fn(self, arg), ranks 0 .. n-1 (self->rank); returns the slot
+ * of the first (r->thr[first .. first + n - 1]). */
+int  wl_spawn_n(wl_run *r, int n, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
+/* wl_start, wl_wait_duration, wl_join: the run from its gate to its end. */
+void wl_start_and_join(wl_run *r);
+
+/* Thread i's share of total split over n threads: the first total % n get
+ * one more. */
+static inline uint64_t wl_share(uint64_t total, int n, int i)
+{
+    return total / (uint64_t)n + ((uint64_t)i < total % (uint64_t)n);
+}
+
+/* Count-based runs: what the pattern counts must be --items; else wl_fail
+ * with fmt, which takes got (%llu) then --items (%lld). */
+#define wl_check_items(r, got, fmt)                                                       \
+    do {                                                                                  \
+        if ((r)->cfg->duration <= 0 && (uint64_t)(got) != (uint64_t)(r)->cfg->k.items)     \
+            wl_fail((r), fmt, (unsigned long long)(got), (long long)(r)->cfg->k.items);   \
+    } while (0)
+
+/* Errors seen by the workload's threads, for wl_fail after wl_join: the
+ * first one's description (a string literal) and two figures, and a count.
+ * The first to claim `first` (CAS) writes a and b; they are read after the
+ * join, which orders them. */
+typedef struct wl_errors {
+    _Atomic(const char *) first;
+    _Atomic uint64_t a, b, n;
+} wl_errors;
+void wl_note(wl_errors *e, const char *what, uint64_t a, uint64_t b);
+/* After wl_join: wl_fail "<first>: <a>, <b> (<n> errors)" if any; returns n. */
+uint64_t wl_errors_fail(wl_run *r, wl_errors *e);
+
+/* A group of n threads whose last one to leave does something (closes the
+ * channel they feed, fires an event): Go's deferred close after a
+ * WaitGroup. A stage: n threads between channel in and out, the last of
+ * them closes out. */
+typedef struct wl_group { _Atomic int live; } wl_group;
+static inline void wl_group_init(wl_group *g, int n) { atomic_init(&g->live, n); }
+static inline int wl_group_leave(wl_group *g)      /* 1: the caller was the last */
+{
+    return atomic_fetch_sub(&g->live, 1) == 1;
+}
+typedef struct wl_stage { cp_chan *in, *out; wl_group g; } wl_stage;
+static inline void wl_stage_init(wl_stage *st, cp_chan *in, cp_chan *out, int n)
+{
+    st->in = in;
+    st->out = out;
+    wl_group_init(&st->g, n);
+}
+static inline void wl_stage_leave(wl_stage *st)
+{
+    if (wl_group_leave(&st->g)) cp_chan_close(st->out);
+}
+
+/* Raises *x to v if v is larger (a "latest time" several threads stamp). */
+static inline void wl_max_store(_Atomic uint64_t *x, uint64_t v)
+{
+    uint64_t prev = atomic_load_explicit(x, memory_order_relaxed);
+    while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
+}
+
+/* Time-based runs: sleeps until the end of --duration, or until done fires
+ * (every worker stopped: a cancel ended them, the rest would be idle); then
+ * as wl_wait_duration. Count-based: returns at once. */
+void wl_wait_duration_or(wl_run *r, cp_event *done);
+
+/* A cancellation test: wl_start; when cancel_ms > 0, cancels ctx that many
+ * ms after the start; wl_wait_duration; wl_join. Returns when it cancelled
+ * (wl_now), 0 if it did not. */
+uint64_t wl_start_cancel_join(wl_run *r, cp_ctx *ctx, int64_t cancel_ms);
+/* After it: fails if the threads took over a second from the cancel to stop. */
+void wl_check_cancel_stop(wl_run *r, uint64_t cancelled_at);
+
+/* A set of ids (job ids, item tags below 2^40), for "no id counted twice":
+ * a bitmap grown by chunks of 2^20 ids. Single-threaded. */
+#define WL_IDSET_CHUNK_BITS 20
+typedef struct wl_idset { uint8_t **chunk; size_t nchunks; } wl_idset;
+int wl_idset_grow(wl_idset *s, size_t c);      /* 0, or -1: out of memory */
+/* 1 if id was in the set already, else 0 (and now it is); -1: out of memory */
+static inline int wl_idset_mark(wl_idset *s, uint64_t id)
+{
+    size_t c = (size_t)(id >> WL_IDSET_CHUNK_BITS);
+    if ((c >= s->nchunks || !s->chunk[c]) && wl_idset_grow(s, c)) return -1;
+    uint64_t bit = id & ((1u << WL_IDSET_CHUNK_BITS) - 1);
+    uint8_t m = (uint8_t)(1u << (bit & 7));
+    int was = (s->chunk[c][bit >> 3] & m) != 0;
+    s->chunk[c][bit >> 3] |= m;
+    return was;
+}
+void wl_idset_free(wl_idset *s);
+
+/* A pattern's .params bound to its enum by designated initializers
+ * ([P_X] = { ... }, then the { NULL } terminator), and checked at compile
+ * time to hold one entry per parameter: WL_PARAMS_CHECK(array, P_COUNT). */
+#define WL_NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define WL_PARAMS_CHECK(arr, count) \
+    _Static_assert(WL_NELEMS(arr) == (size_t)(count) + 1, #arr ": one entry per parameter enum value, then the terminator")
 
 /* Time since t0, for a latency that crosses threads: the TSCs of two vCPUs
  * may differ by more than a hand-off takes, so a difference that comes out

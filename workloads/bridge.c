@@ -55,7 +55,7 @@
 
 #include <stdlib.h>
 
-enum { P_INNER, P_CANCEL_AT };
+enum { P_INNER, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED, M_LATE };
 enum { V_DEFAULT, V_SEED };
 
@@ -313,7 +313,7 @@ static int bridge_run(wl_run *r)
         struct producer *p = &s.prod[i];
         p->s = &s;
         p->id = (uint32_t)i;
-        p->share = items / (uint64_t)s.producers + ((uint64_t)i < items % (uint64_t)s.producers);
+        p->share = wl_share(items, s.producers, i);
         atomic_init(&p->released, 0);
         if (!(p->mu = cp_mutex_new(c->b))) goto out;
     }
@@ -439,6 +439,13 @@ static const char *bridge_check(const wl_cfg *c)
     return NULL;
 }
 
+static const wl_param bridge_params[] = {
+    [P_INNER] = { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(bridge_params, P_COUNT);
+
 WL_DEFINE(bridge) = {
     .name = "bridge",
     .group = "flows",
@@ -447,12 +454,7 @@ WL_DEFINE(bridge) = {
     .latency = "producer send into inner channel -> consumer receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 30000 },
-    .params = (const wl_param[]){
-        { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
-        { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never",
-          2000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = bridge_params,
     .run = bridge_run,
     .check = bridge_check,
     .seed_key = "flows_bridge",

@@ -100,11 +100,9 @@ static int cond_broadcast_run(wl_run *r)
     s.gen_cv = cp_cond_new(c->b);
     s.arrived_cv = cp_cond_new(c->b);
     if (!s.m || !s.gen_cv || !s.arrived_cv) return -1;
-    for (int i = 0; i < s.waiters; i++) wl_spawn(r, "waiter", cb_waiter, &s);
+    wl_spawn_n(r, s.waiters, "waiter", cb_waiter, &s);
     wl_spawn(r, "broadcaster", cb_broadcaster, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t rounds = r->thr[r->nthr - 1].ops;
     wl_spread f = wl_fairness(r, 0, s.waiters, M_FAIR);
@@ -116,9 +114,7 @@ static int cond_broadcast_run(wl_run *r)
     if (s.waiters && (mn != rounds || mx != rounds))
         wl_fail(r, "a broadcast missed a waiter: %llu rounds, waiters saw %llu..%llu",
                 (unsigned long long)rounds, (unsigned long long)mn, (unsigned long long)mx);
-    if (c->duration <= 0 && rounds != (uint64_t)c->k.items)
-        wl_fail(r, "%llu rounds, asked for --items=%lld", (unsigned long long)rounds,
-                (long long)c->k.items);
+    wl_check_items(r, rounds, "%llu rounds, asked for --items=%lld");
     r->ops = rounds;
     cp_cond_free(s.gen_cv);
     cp_cond_free(s.arrived_cv);

@@ -106,11 +106,9 @@ static int cond_signal_run(wl_run *r)
     s.ready = cp_cond_new(c->b);
     s.taken = cp_cond_new(c->b);
     if (!s.m || !s.ready || !s.taken) return -1;
-    for (int i = 0; i < c->k.threads; i++) wl_spawn(r, "waiter", cs_waiter, &s);
+    wl_spawn_n(r, c->k.threads, "waiter", cs_waiter, &s);
     wl_spawn(r, "signaller", cs_signaller, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t want_sum = s.issued * (s.issued + 1) / 2;
     if (s.consumed != s.issued || s.consumed_sum != want_sum)
@@ -120,9 +118,7 @@ static int cond_signal_run(wl_run *r)
     if (s.wakes_before_close > s.signals)
         wl_fail(r, "%llu wake-ups from %llu signals: a signal woke more than one waiter",
                 (unsigned long long)s.wakes_before_close, (unsigned long long)s.signals);
-    if (c->duration <= 0 && s.issued != (uint64_t)c->k.items)
-        wl_fail(r, "issued %llu tickets, asked for --items=%lld", (unsigned long long)s.issued,
-                (long long)c->k.items);
+    wl_check_items(r, s.issued, "issued %llu tickets, asked for --items=%lld");
     wl_fairness(r, 0, r->nthr - 1, M_FAIR);     /* the waiters */
     r->ops = s.consumed;
     cp_cond_free(s.ready);

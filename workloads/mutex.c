@@ -19,7 +19,7 @@
  */
 #include "runtime/workload.h"
 
-enum { P_OUTSIDE_NS };
+enum { P_OUTSIDE_NS, P_COUNT };
 enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct mx_state {
@@ -31,16 +31,14 @@ struct mx_state {
     _Atomic uint64_t overlaps;
 };
 
-struct mx_arg { struct mx_state *s; uint64_t id; };
-
 static void *mx_worker(wl_thread *self, void *arg)
 {
-    struct mx_arg *a = arg;
-    struct mx_state *s = a->s;
+    struct mx_state *s = arg;
+    const uint64_t id = (uint64_t)self->rank;
     wl_run *r = s->r;
     const int64_t work = r->cfg->k.work_ns, outside = r->cfg->set[P_OUTSIDE_NS];
     const int64_t sample = r->cfg->lat_sample;
-    int64_t until_sample = sample ? (int64_t)(a->id % (uint64_t)sample) : 0;
+    int64_t until_sample = sample ? (int64_t)(id % (uint64_t)sample) : 0;
     uint64_t done = 0, overlaps = 0;
 
     wl_phase(self, "lock");
@@ -58,10 +56,10 @@ static void *mx_worker(wl_thread *self, void *arg)
             cp_mutex_unlock(s->m);
             break;
         }
-        s->owner = a->id + 1;
+        s->owner = id + 1;
         s->counter++;
         if (work) wl_work(work);
-        overlaps += s->owner != a->id + 1;
+        overlaps += s->owner != id + 1;
         cp_mutex_unlock(s->m);
         done++;
         if (outside) wl_work(outside);
@@ -77,17 +75,11 @@ static int mutex_run(wl_run *r)
     const wl_cfg *c = r->cfg;
     int T = (int)c->k.threads;
     struct mx_state s = { .r = r, .budget = c->duration > 0 ? 0 : (uint64_t)c->k.items };
-    struct mx_arg a[WL_MAX_THREADS];
     s.m = cp_mutex_new(c->b);
     if (!s.m) return -1;
     if (s.budget == 0 && c->duration <= 0) s.budget = 1; /* --items=0: one op */
-    for (int i = 0; i < T; i++) {
-        a[i] = (struct mx_arg){ &s, (uint64_t)i };
-        wl_spawn(r, "locker", mx_worker, &a[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, T, "locker", mx_worker, &s);
+    wl_start_and_join(r);
 
     uint64_t sum = wl_fairness(r, 0, r->nthr, M_FAIR).sum;
     if (atomic_load(&s.overlaps))
@@ -104,6 +96,12 @@ static int mutex_run(wl_run *r)
     return 0;
 }
 
+static const wl_param mutex_params[] = {
+    [P_OUTSIDE_NS] = { "outside_ns", 0, "busy work between critical sections (ns)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(mutex_params, P_COUNT);
+
 WL_DEFINE(mutex) = {
     .name = "mutex",
     .group = "primitives",
@@ -112,10 +110,7 @@ WL_DEFINE(mutex) = {
     .latency = "lock acquire",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED,
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 2000000 },
-    .params = (const wl_param[]){
-        { "outside_ns", 0, "busy work between critical sections (ns)" },
-        { NULL, 0, NULL },
-    },
+    .params = mutex_params,
     .run = mutex_run,
     .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

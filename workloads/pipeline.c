@@ -47,7 +47,7 @@
 
 #include <stdlib.h>
 
-enum { P_STAGES, P_WIDTH, P_CANCEL_AT };
+enum { P_STAGES, P_WIDTH, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
 
@@ -319,6 +319,14 @@ static const char *pipeline_check(const wl_cfg *c)
     return NULL;
 }
 
+static const wl_param pipeline_params[] = {
+    [P_STAGES] = { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
+    [P_WIDTH] = { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pipeline_params, P_COUNT);
+
 WL_DEFINE(pipeline) = {
     .name = "pipeline",
     .group = "flows",
@@ -327,12 +335,7 @@ WL_DEFINE(pipeline) = {
     .latency = "source send start -> sink receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
-    .params = (const wl_param[]){
-        { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
-        { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
-        { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = pipeline_params,
     .run = pipeline_run,
     .check = pipeline_check,
     .seed_key = "flows_pipeline",

@@ -6,11 +6,14 @@
  *     decision stream, count the decisions taken (no-ops without -DCP_CHAOS);
  *   - the negative-control backends (impl/broken/): deliberately wrong
  *     backends that the invariant checks must catch, found by name, never
- *     listed by cp_backend_count().
+ *     listed by cp_backend_count();
+ *   - cp_cpu_relax, the pause of the library's spin loops, for a driver's
+ *     own (the harness's placement probe spins as the backends do).
  */
 #ifndef CP_CORE_HOOKS_H
 #define CP_CORE_HOOKS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -25,5 +28,17 @@ uint64_t cp_chaos_points_hit(void);     /* chaos decisions taken, all threads */
 /* Negative controls (impl/broken/, chaos builds only): NULL if not built in
  * or unknown. */
 const cp_backend *cp__backend_find_broken(const char *name);
+
+/* One pause of a spin-wait loop. */
+static inline void cp_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield" ::: "memory");
+#else
+    atomic_signal_fence(memory_order_seq_cst);
+#endif
+}
 
 #endif /* CP_CORE_HOOKS_H */

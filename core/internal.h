@@ -43,16 +43,7 @@
 #define cp_likely(x) __builtin_expect(!!(x), 1)
 #define cp_unlikely(x) __builtin_expect(!!(x), 0)
 
-static inline void cp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
+#include "hooks.h"     /* cp_cpu_relax; cp__backend_find_broken (the negative controls) */
 
 /* ---- how many threads may spin at once ----
  * Spinning pays only while the thread we wait for has a core to run on. As
@@ -221,8 +212,6 @@ struct cp_backend {
 };
 
 extern const cp_backend cp_backend_mutex, cp_backend_lockfree, cp_backend_futex;
-/* cp__backend_find_broken (the negative controls): core/hooks.h */
-#include "hooks.h"
 
 /* A family's table entries: its waiter ops, then every primitive op, by the
  * naming convention cp_<family>_<op>. */

@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/hooks.h"      /* cp_chaos_thread */
+#include "core/hooks.h"      /* cp_chaos_thread, cp_cpu_relax */
 
 /* ---- pinning (--pin): thread i of a run -> a CPU ---- */
 static int pin_cpus[WL_MAX_THREADS], npin;     /* npin == 0: no pinning */
@@ -218,17 +218,6 @@ int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run
  * round trip ~57 ns) and a far one (~335 ns) every few seconds, which changes
  * a cross-core result by up to 3x. This measures the current round trip: two
  * threads pinned to CPUs 0 and 1 bounce one cache line `iters` times. */
-static inline void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
-
 struct pingpong { _Atomic uint64_t v __attribute__((aligned(64))); uint64_t iters; int cpu; };
 
 static int pin_self(int cpu)
@@ -244,7 +233,7 @@ static void *pong(void *p)
     struct pingpong *pp = p;
     pin_self(pp->cpu);
     for (uint64_t i = 0; i < pp->iters; i++) {
-        while (atomic_load_explicit(&pp->v, memory_order_acquire) != 2 * i + 1) relax();
+        while (atomic_load_explicit(&pp->v, memory_order_acquire) != 2 * i + 1) cp_cpu_relax();
         atomic_store_explicit(&pp->v, 2 * i + 2, memory_order_release);
     }
     return NULL;
@@ -270,7 +259,7 @@ double hw_xcore_rt_ns(uint64_t iters)
     uint64_t t0 = cp_now_ns();
     for (uint64_t i = 0; i < iters; i++) {
         atomic_store_explicit(&pp.v, 2 * i + 1, memory_order_release);
-        while (atomic_load_explicit(&pp.v, memory_order_acquire) != 2 * i + 2) relax();
+        while (atomic_load_explicit(&pp.v, memory_order_acquire) != 2 * i + 2) cp_cpu_relax();
     }
     uint64_t dt = cp_now_ns() - t0;
     pthread_join(t, NULL);

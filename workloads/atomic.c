@@ -28,6 +28,11 @@
 
 enum { P_MODE, P_COUNT };
 enum { BATCH = 1000 };
+static const wl_param atomic_params[] = {
+    [P_MODE] = { "mode", 0, "0: shared counter, fetch_add; 1: per-thread padded counters, fetch_add; 2: per-thread, load+store" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(atomic_params, P_COUNT);
 
 struct padded { _Atomic uint64_t v; char pad[64 - sizeof(uint64_t)]; };
 
@@ -100,12 +105,6 @@ static int atomic_run(wl_run *r)
     free(s);
     return 0;
 }
-
-static const wl_param atomic_params[] = {
-    [P_MODE] = { "mode", 0, "0: shared counter, fetch_add; 1: per-thread padded counters, fetch_add; 2: per-thread, load+store" },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(atomic_params, P_COUNT);
 
 WL_DEFINE(atomic) = {
     .name = "atomic",

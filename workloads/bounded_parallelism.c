@@ -65,6 +65,15 @@
 enum { P_BATCH, P_FAIL_EVERY, P_SEM, P_CANCEL_AFTER_MS, P_COUNT };
 enum { V_DEFAULT, V_SEED };
 enum { O_NONE, O_DONE, O_FAILED, O_CANCELLED };
+static const wl_param bounded_parallelism_params[] = {
+    [P_BATCH] = { "batch", 100, "items per processItems call (a round)", 64 },
+    [P_FAIL_EVERY] = { "fail_every", 4, "every K-th round's middle item fails (and the downstream hangs); 0: never", 4 },
+    [P_SEM] = { "sem", 0, "the P tokens: 0 a channel of tokens (the seed's), 1 a cp_sem (default variant only)", 1 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the caller's ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(bounded_parallelism_params, P_COUNT);
+
 #define E_INJECTED 1000         /* the failing item's error code (not a cp_status) */
 
 struct round;
@@ -470,15 +479,6 @@ static const char *bp_check(const wl_cfg *c)
     if (2 * c->k.threads + 1 > WL_MAX_THREADS) return "--threads: 2P carriers + the caller exceed the thread limit";
     return NULL;
 }
-
-static const wl_param bounded_parallelism_params[] = {
-    [P_BATCH] = { "batch", 100, "items per processItems call (a round)", 64 },
-    [P_FAIL_EVERY] = { "fail_every", 4, "every K-th round's middle item fails (and the downstream hangs); 0: never", 4 },
-    [P_SEM] = { "sem", 0, "the P tokens: 0 a channel of tokens (the seed's), 1 a cp_sem (default variant only)", 1 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the caller's ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(bounded_parallelism_params, P_COUNT);
 
 WL_DEFINE(bounded_parallelism) = {
     .name = "bounded_parallelism",

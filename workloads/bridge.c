@@ -58,6 +58,12 @@
 enum { P_INNER, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED, M_LATE };
 enum { V_DEFAULT, V_SEED };
+static const wl_param bridge_params[] = {
+    [P_INNER] = { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(bridge_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* consumer's cancel -> every thread exited */
 #define RING 4                          /* a producer's unreleased inner channels */
@@ -438,13 +444,6 @@ static const char *bridge_check(const wl_cfg *c)
     if (c->set[P_INNER] > UINT32_MAX) return "--set inner must be < 2^32";
     return NULL;
 }
-
-static const wl_param bridge_params[] = {
-    [P_INNER] = { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
-    [P_CANCEL_AT] = { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never", 2000 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(bridge_params, P_COUNT);
 
 WL_DEFINE(bridge) = {
     .name = "bridge",

@@ -68,6 +68,19 @@
 enum { P_TRIP, P_OPEN_US, P_PROBES, P_INTERVAL_MS, P_FAIL_PCT, P_OUTAGE_AT_MS, P_OUTAGE_MS, P_REJECT_US, P_COUNT };
 enum { M_CALLS_PER_S, M_REJECTED, M_TRIPS, M_MAX_INFLIGHT, M_RECOVERY_NS };
 enum { ST_CLOSED, ST_HALF, ST_OPEN };
+static const wl_param circuitbreaker_params[] = {
+    [P_TRIP] = { "trip_after", 5, "trip to open after K consecutive failures (ReadyToTrip)", 8 },
+    [P_OPEN_US] = { "open_us", 2000, "stay open T us, then half-open (Timeout)", 3000 },
+    [P_PROBES] = { "probes", 3, "half-open admits M calls; M consecutive successes close (MaxRequests)", 4 },
+    [P_INTERVAL_MS] = { "interval_ms", 0, "closed: clear the counts every I ms (Interval); 0: never", 5 },
+    [P_FAIL_PCT] = { "fail_pct", 2, "each downstream call fails with probability P %", 100 },
+    [P_OUTAGE_AT_MS] = { "outage_at_ms", 5, "the outage starts this many ms after the start", 10 },
+    [P_OUTAGE_MS] = { "outage_ms", 20, "the downstream fails every call for T ms; 0: no outage", 20 },
+    [P_REJECT_US] = { "reject_us", 20, "a rejected caller waits this long before its next call", 100 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(circuitbreaker_params, P_COUNT);
+
 static const char *const st_name[] = { "closed", "half-open", "open" };
 
 enum { DEC_RUN_OK, DEC_RUN_FAILED, DEC_REJECT_OPEN, DEC_REJECT_MANY };
@@ -417,19 +430,6 @@ static const char *circuitbreaker_check(const wl_cfg *c)
     if (c->set[P_FAIL_PCT] > 100) return "--set fail_pct must be 0..100";
     return NULL;
 }
-
-static const wl_param circuitbreaker_params[] = {
-    [P_TRIP] = { "trip_after", 5, "trip to open after K consecutive failures (ReadyToTrip)", 8 },
-    [P_OPEN_US] = { "open_us", 2000, "stay open T us, then half-open (Timeout)", 3000 },
-    [P_PROBES] = { "probes", 3, "half-open admits M calls; M consecutive successes close (MaxRequests)", 4 },
-    [P_INTERVAL_MS] = { "interval_ms", 0, "closed: clear the counts every I ms (Interval); 0: never", 5 },
-    [P_FAIL_PCT] = { "fail_pct", 2, "each downstream call fails with probability P %", 100 },
-    [P_OUTAGE_AT_MS] = { "outage_at_ms", 5, "the outage starts this many ms after the start", 10 },
-    [P_OUTAGE_MS] = { "outage_ms", 20, "the downstream fails every call for T ms; 0: no outage", 20 },
-    [P_REJECT_US] = { "reject_us", 20, "a rejected caller waits this long before its next call", 100 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(circuitbreaker_params, P_COUNT);
 
 WL_DEFINE(circuitbreaker) = {
     .name = "circuitbreaker",

@@ -49,6 +49,12 @@
 enum { P_CHUNK, P_CANCEL_PCT, P_COUNT };
 enum { M_CANCEL_NS, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param contextio_params[] = {
+    [P_CHUNK] = { "chunk", 4096, "bytes per chunk: Write looks at its ctx before each", 64 },
+    [P_CANCEL_PCT] = { "cancel_pct", 50, "the sink cancels a Write once this % of it arrived; 0: never", 100 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(contextio_params, P_COUNT);
 
 #define BOUND_NS 1000000000ull
 #define MAX_CHUNK (1 << 20)
@@ -382,13 +388,6 @@ static const char *contextio_check(const wl_cfg *c)
         return "--capacity x --set chunk: at most 256 MiB of channel buffer";
     return NULL;
 }
-
-static const wl_param contextio_params[] = {
-    [P_CHUNK] = { "chunk", 4096, "bytes per chunk: Write looks at its ctx before each", 64 },
-    [P_CANCEL_PCT] = { "cancel_pct", 50, "the sink cancels a Write once this % of it arrived; 0: never", 100 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(contextio_params, P_COUNT);
 
 WL_DEFINE(contextio) = {
     .name = "contextio",

@@ -56,6 +56,11 @@
 
 enum { P_DEADLINE_MS, P_COUNT };
 enum { M_OVERSHOOT };
+static const wl_param contextio_net_params[] = {
+    [P_DEADLINE_MS] = { "deadline_ms", 20, "phase 2: the read's deadline, in ms (the peer never answers)", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(contextio_net_params, P_COUNT);
 
 #define OP_BOUND_NS 5000000000ull
 #define OVERSHOOT_BOUND_NS 1000000000ull
@@ -368,12 +373,6 @@ static const char *contextio_net_check(const wl_cfg *c)
     if (c->set[P_DEADLINE_MS] > 60000) return "--set deadline_ms: at most 60000";
     return NULL;
 }
-
-static const wl_param contextio_net_params[] = {
-    [P_DEADLINE_MS] = { "deadline_ms", 20, "phase 2: the read's deadline, in ms (the peer never answers)", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(contextio_net_params, P_COUNT);
 
 WL_DEFINE(contextio_net) = {
     .name = "contextio_net",

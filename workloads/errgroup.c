@@ -82,6 +82,13 @@
 enum { P_TASKS, P_LIMIT, P_FAIL_AT, P_COUNT };
 enum { M_SEEN_NS, M_WAIT_NS, M_MAX_ACTIVE, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param errgroup_params[] = {
+    [P_TASKS] = { "tasks", 8, "tasks per group (Go() calls before Wait)", 16 },
+    [P_LIMIT] = { "limit", 0, "SetLimit(L): at most L tasks at once, Go() blocks; 0: no limit", 8 },
+    [P_FAIL_AT] = { "fail_at", 0, "the K-th task (1-based) returns an error; 0: none fails", 10 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(errgroup_params, P_COUNT);
 
 #define MAX_TASKS 4096
 #define SLICE_NS 1000
@@ -416,14 +423,6 @@ static const char *errgroup_check(const wl_cfg *c)
     if (c->set[P_LIMIT] > MAX_TASKS) return "--set limit: at most 4096";
     return NULL;
 }
-
-static const wl_param errgroup_params[] = {
-    [P_TASKS] = { "tasks", 8, "tasks per group (Go() calls before Wait)", 16 },
-    [P_LIMIT] = { "limit", 0, "SetLimit(L): at most L tasks at once, Go() blocks; 0: no limit", 8 },
-    [P_FAIL_AT] = { "fail_at", 0, "the K-th task (1-based) returns an error; 0: none fails", 10 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(errgroup_params, P_COUNT);
 
 WL_DEFINE(errgroup) = {
     .name = "errgroup",

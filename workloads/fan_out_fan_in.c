@@ -57,6 +57,12 @@ enum { P_MERGE, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
 enum { MERGE_FORWARD, MERGE_SHARED };
+static const wl_param fan_out_fan_in_params[] = {
+    [P_MERGE] = { "merge", MERGE_FORWARD, "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the ctx after K results and leaves; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(fan_out_fan_in_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
 
@@ -391,13 +397,6 @@ static const char *fofi_check(const wl_cfg *c)
     return c->set[P_MERGE] > MERGE_SHARED ? "--set merge must be 0 (forward: a forwarder per worker) or 1 (shared)"
                                           : NULL;
 }
-
-static const wl_param fan_out_fan_in_params[] = {
-    [P_MERGE] = { "merge", MERGE_FORWARD, "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },
-    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the ctx after K results and leaves; 0: never", 2000 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(fan_out_fan_in_params, P_COUNT);
 
 WL_DEFINE(fan_out_fan_in) = {
     .name = "fan_out_fan_in",

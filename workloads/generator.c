@@ -46,6 +46,12 @@
 enum { P_START, P_STEP, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param generator_params[] = {
+    [P_START] = { "start", 1, "first value of the sequence", 1000 },
+    [P_STEP] = { "step", 3, "difference between consecutive values", 7 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(generator_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* cancel -> generator exit */
 
@@ -211,13 +217,6 @@ out:
     free(p);
     return rc;
 }
-
-static const wl_param generator_params[] = {
-    [P_START] = { "start", 1, "first value of the sequence", 1000 },
-    [P_STEP] = { "step", 3, "difference between consecutive values", 7 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(generator_params, P_COUNT);
 
 WL_DEFINE(generator) = {
     .name = "generator",

@@ -60,6 +60,17 @@
 enum { P_FAULT, P_FAULT_EVERY, P_MAX_FAULTS, P_PULSE_US, P_TIMEOUT_US, P_CANCEL_AFTER_MS, P_COUNT };
 enum { F_NONE, F_HANG, F_DIE };
 enum { M_DETECT_P50, M_DETECT_MAX, M_RECOVER_P50, M_RECOVER_MAX, M_RESTARTS, M_FAULTS, M_SPURIOUS };
+static const wl_param healing_params[] = {
+    [P_FAULT] = { "fault", F_HANG, "0 none, 1 hang (stop beating until cancelled), 2 die (the ward's thread returns)", 2 },
+    [P_FAULT_EVERY] = { "fault_every", 1000, "every K-th unit taken faults (up to max_faults); 0: never", 2000 },
+    [P_MAX_FAULTS] = { "max_faults", 16, "faults per run at most", 0 },
+    [P_PULSE_US] = { "pulse_us", 1000, "the ward's heartbeat period (its cp_ticker)", 0 },
+    [P_TIMEOUT_US] = { "timeout_us", 10000, "the steward's deadline between beats", 0 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the run's ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(healing_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 #define BUDGET 256              /* restarts per run */
 #define NONE UINT64_MAX
@@ -422,17 +433,6 @@ static const char *healing_check(const wl_cfg *c)
     if ((uint64_t)c->k.items >> CHUNK_BITS >= MAX_CHUNKS) return "--items: at most 2^32 units";
     return NULL;
 }
-
-static const wl_param healing_params[] = {
-    [P_FAULT] = { "fault", F_HANG, "0 none, 1 hang (stop beating until cancelled), 2 die (the ward's thread returns)", 2 },
-    [P_FAULT_EVERY] = { "fault_every", 1000, "every K-th unit taken faults (up to max_faults); 0: never", 2000 },
-    [P_MAX_FAULTS] = { "max_faults", 16, "faults per run at most", 0 },
-    [P_PULSE_US] = { "pulse_us", 1000, "the ward's heartbeat period (its cp_ticker)", 0 },
-    [P_TIMEOUT_US] = { "timeout_us", 10000, "the steward's deadline between beats", 0 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the run's ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(healing_params, P_COUNT);
 
 WL_DEFINE(healing) = {
     .name = "healing",

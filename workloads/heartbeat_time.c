@@ -41,6 +41,12 @@
 #include <string.h>
 
 enum { P_PERIOD_US, P_CANCEL_AFTER_MS, P_COUNT };
+static const wl_param heartbeat_time_params[] = {
+    [P_PERIOD_US] = { "period_us", 1000, "heartbeat period (the ticker's), us", 2000 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(heartbeat_time_params, P_COUNT);
 
 struct beat { uint32_t worker; uint32_t _pad; uint64_t seq, tick; };
 struct result { uint32_t worker; uint32_t _pad; uint64_t seq; };
@@ -268,13 +274,6 @@ static const char *hb_check(const wl_cfg *c)
 {
     return c->set[P_PERIOD_US] < 1 ? "--set period_us (the heartbeat period) must be >= 1" : NULL;
 }
-
-static const wl_param heartbeat_time_params[] = {
-    [P_PERIOD_US] = { "period_us", 1000, "heartbeat period (the ticker's), us", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(heartbeat_time_params, P_COUNT);
 
 WL_DEFINE(heartbeat_time) = {
     .name = "heartbeat_time",

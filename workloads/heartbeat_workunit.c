@@ -40,6 +40,12 @@
 #include <string.h>
 
 enum { P_DROP, P_CANCEL_AFTER_MS, P_COUNT };
+static const wl_param heartbeat_workunit_params[] = {
+    [P_DROP] = { "drop", 0, "1: a beat the heartbeat channel cannot take is dropped (Go's select/default); 0: sent", 1 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(heartbeat_workunit_params, P_COUNT);
 
 struct beat { uint32_t worker; uint32_t _pad; uint64_t seq; };
 struct result { uint32_t worker; uint32_t beat_dropped; uint64_t seq, t_beat; };
@@ -240,13 +246,6 @@ out:
     cp_ctx_free(h.ctx);
     return rc;
 }
-
-static const wl_param heartbeat_workunit_params[] = {
-    [P_DROP] = { "drop", 0, "1: a beat the heartbeat channel cannot take is dropped (Go's select/default); 0: sent", 1 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(heartbeat_workunit_params, P_COUNT);
 
 WL_DEFINE(heartbeat_workunit) = {
     .name = "heartbeat_workunit",

@@ -20,6 +20,12 @@
 #include "runtime/workload.h"
 
 enum { P_OUTSIDE_NS, P_COUNT };
+static const wl_param mutex_params[] = {
+    [P_OUTSIDE_NS] = { "outside_ns", 0, "busy work between critical sections (ns)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(mutex_params, P_COUNT);
+
 enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct mx_state {
@@ -95,12 +101,6 @@ static int mutex_run(wl_run *r)
     cp_mutex_free(s.m);
     return 0;
 }
-
-static const wl_param mutex_params[] = {
-    [P_OUTSIDE_NS] = { "outside_ns", 0, "busy work between critical sections (ns)" },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(mutex_params, P_COUNT);
 
 WL_DEFINE(mutex) = {
     .name = "mutex",

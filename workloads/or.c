@@ -52,6 +52,13 @@
 
 enum { P_SOURCES, P_IMPL, P_COUNT };
 enum { M_HELPERS, M_EXIT_MEAN, M_EXIT_MAX };
+static const wl_param or_params[] = {
+    [P_SOURCES] = { "sources", 8, "K: done events combined into one", 6 },
+    [P_IMPL] = { "impl", 0, "0: recursive (the seed's or-channel, floor(K/2) helpers); 1: flat (one select over all K)", 1 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(or_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull      /* fire -> combined, combined -> helpers exited */
 
 struct level {                  /* one helper goroutine of the recursion */
@@ -381,13 +388,6 @@ static const char *or_check(const wl_cfg *c)
     if (c->variant == 1 && c->set[P_IMPL] == 1) return "--variant=seed is the recursive or's leak: needs --set impl=0";
     return NULL;
 }
-
-static const wl_param or_params[] = {
-    [P_SOURCES] = { "sources", 8, "K: done events combined into one", 6 },
-    [P_IMPL] = { "impl", 0, "0: recursive (the seed's or-channel, floor(K/2) helpers); 1: flat (one select over all K)", 1 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(or_params, P_COUNT);
 
 WL_DEFINE(or) = {
     .name = "or",

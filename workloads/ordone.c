@@ -44,6 +44,12 @@
 
 enum { P_SRC_ITEMS, P_COUNT };
 enum { M_STOP_TO_JOINED };
+static const wl_param ordone_params[] = {
+    [P_SRC_ITEMS] = { "src_items", 0, "the upstream sends M items in all, then closes; 0: it never ends by itself", 4000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ordone_params, P_COUNT);
+
 #define TAG_SHIFT 40
 #define BOUND_NS 1000000000ull
 
@@ -297,12 +303,6 @@ out:
     cp_wg_free(s.upstream);
     return ret;
 }
-
-static const wl_param ordone_params[] = {
-    [P_SRC_ITEMS] = { "src_items", 0, "the upstream sends M items in all, then closes; 0: it never ends by itself", 4000 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(ordone_params, P_COUNT);
 
 WL_DEFINE(ordone) = {
     .name = "ordone",

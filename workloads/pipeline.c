@@ -50,6 +50,13 @@
 enum { P_STAGES, P_WIDTH, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param pipeline_params[] = {
+    [P_STAGES] = { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
+    [P_WIDTH] = { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pipeline_params, P_COUNT);
 
 #define TAG_SHIFT 40
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
@@ -309,14 +316,6 @@ static const char *pipeline_check(const wl_cfg *c)
     if (c->set[P_WIDTH] > 64) return "--set width must be <= 64";
     return NULL;
 }
-
-static const wl_param pipeline_params[] = {
-    [P_STAGES] = { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
-    [P_WIDTH] = { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
-    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(pipeline_params, P_COUNT);
 
 WL_DEFINE(pipeline) = {
     .name = "pipeline",

@@ -29,6 +29,12 @@
 #include <string.h>
 
 enum { P_ALLOC, P_HOLD, P_COUNT };
+static const wl_param pool_params[] = {
+    [P_ALLOC] = { "alloc", 0, "0: cp_pool get/put; 1: plain malloc/free (the allocator it is compared with)" },
+    [P_HOLD] = { "hold", 1, "objects a thread gets before it puts them back (> 32 overflows its cache)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pool_params, P_COUNT);
 
 #define TAG_SHIFT 40
 
@@ -125,13 +131,6 @@ static int pool_run(wl_run *r)
     cp_pool_free(s.p);      /* frees what the pool holds; the threads have exited */
     return 0;
 }
-
-static const wl_param pool_params[] = {
-    [P_ALLOC] = { "alloc", 0, "0: cp_pool get/put; 1: plain malloc/free (the allocator it is compared with)" },
-    [P_HOLD] = { "hold", 1, "objects a thread gets before it puts them back (> 32 overflows its cache)" },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(pool_params, P_COUNT);
 
 WL_DEFINE(pool) = {
     .name = "pool",

@@ -64,6 +64,15 @@
 enum { P_TOPICS, P_POLICY, P_UNSUB_EVERY, P_GOROUTINES, P_COUNT };
 enum { POL_BLOCK, POL_DROP_NEWEST, POL_DROP_OLDEST, POL_MIXED };
 enum { M_DELIVERED, M_DROPPED_NEWEST, M_DROPPED_OLDEST, M_CUT, M_LAG_P99, M_GOROUTINES_PEAK, M_CLOSED_SENDS };
+static const wl_param pubsub_params[] = {
+    [P_TOPICS] = { "topics", 2, "topics; subscriber s takes topic s % topics", 4 },
+    [P_POLICY] = { "policy", 3, "0 block, 1 drop_newest, 2 drop_oldest, 3 mixed (subscriber s: s % 3)", 3 },
+    [P_UNSUB_EVERY] = { "unsub_every", 500, "odd subscribers leave after N messages and subscribe again; 0: never", 200 },
+    [P_GOROUTINES] = { "goroutines", 4, "seed variant: threads that run the per-message goroutines", 0 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pubsub_params, P_COUNT);
+
 #define TAG_SHIFT 40
 #define SEED_MAX_PENDING (1u << 20)
 #define SEED_MAX_SUBS 1000
@@ -612,15 +621,6 @@ static const char *pubsub_check(const wl_cfg *c)
     if (c->variant == 1 && c->set[P_GOROUTINES] < 1) return "--set goroutines must be >= 1";
     return NULL;
 }
-
-static const wl_param pubsub_params[] = {
-    [P_TOPICS] = { "topics", 2, "topics; subscriber s takes topic s % topics", 4 },
-    [P_POLICY] = { "policy", 3, "0 block, 1 drop_newest, 2 drop_oldest, 3 mixed (subscriber s: s % 3)", 3 },
-    [P_UNSUB_EVERY] = { "unsub_every", 500, "odd subscribers leave after N messages and subscribe again; 0: never", 200 },
-    [P_GOROUTINES] = { "goroutines", 4, "seed variant: threads that run the per-message goroutines", 0 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(pubsub_params, P_COUNT);
 
 WL_DEFINE(pubsub) = {
     .name = "pubsub",

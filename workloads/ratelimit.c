@@ -89,6 +89,18 @@ enum { P_LIMIT, P_BURST, P_N, P_OP, P_STRATEGY, P_DEADLINE_US, P_CANCEL_AFTER_MS
 enum { OP_WAIT, OP_ALLOW, OP_RESERVE, OP_MIX };
 enum { S_AUTO, S_LOCKED, S_CAS, S_TICKER };
 enum { M_ACHIEVED, M_ERROR_PCT, M_WAIT_P50, M_WAIT_P99, M_LATE_P99, M_REJECTED, M_STRATEGY, M_TICKS_LOST };
+static const wl_param ratelimit_params[] = {
+    [P_LIMIT] = { "limit", 10000, "the rate, tokens/s", 1000000 },
+    [P_BURST] = { "burst", 10, "the bucket's size (it starts full)", 100 },
+    [P_N] = { "n", 1, "tokens per call (WaitN / AllowN / ReserveN), 1..burst", 3 },
+    [P_OP] = { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
+    [P_STRATEGY] = { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
+    [P_DEADLINE_US] = { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none", 2000 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ratelimit_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull      /* cancel -> every thread stopped */
 #define FP 1024u                    /* cas state: units of 1/1024 ns */
 #define NEVER UINT64_MAX
@@ -706,18 +718,6 @@ static const char *ratelimit_check(const wl_cfg *c)
         return "--items x n / limit: a count-based run of more than 10 s (use --duration for long runs)";
     return NULL;
 }
-
-static const wl_param ratelimit_params[] = {
-    [P_LIMIT] = { "limit", 10000, "the rate, tokens/s", 1000000 },
-    [P_BURST] = { "burst", 10, "the bucket's size (it starts full)", 100 },
-    [P_N] = { "n", 1, "tokens per call (WaitN / AllowN / ReserveN), 1..burst", 3 },
-    [P_OP] = { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
-    [P_STRATEGY] = { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
-    [P_DEADLINE_US] = { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(ratelimit_params, P_COUNT);
 
 WL_DEFINE(ratelimit) = {
     .name = "ratelimit",

@@ -56,6 +56,19 @@
 
 enum { P_CLIENTS, P_SKEW, P_CHURN, P_LIMIT, P_BURST, P_IDLE_MS, P_SHARDS, P_CANCEL_AFTER_MS, P_COUNT };
 enum { M_ALLOW_NS, M_SIZE_MAX, M_SIZE_END, M_EVICTED, M_ADMITTED_PCT, M_CLIENTS_SEEN };
+static const wl_param ratelimit_perclient_params[] = {
+    [P_CLIENTS] = { "clients", 1000, "C clients (Zipf ranks)", 5000 },
+    [P_SKEW] = { "skew", 110, "Zipf exponent x 100 (110: s = 1.1; 0: uniform)", 200 },
+    [P_CHURN] = { "churn", 50, "new client ids per 1000 requests of a thread (0: a fixed population)", 500 },
+    [P_LIMIT] = { "limit", 1000, "tokens/s per client", 10000 },
+    [P_BURST] = { "burst", 5, "bucket size per client (it starts full)", 20 },
+    [P_IDLE_MS] = { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
+    [P_SHARDS] = { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ratelimit_perclient_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct entry {
@@ -505,19 +518,6 @@ static const char *perclient_check(const wl_cfg *c)
     if (c->set[P_SKEW] > 1000) return "--set skew: the Zipf exponent x 100, at most 1000";
     return NULL;
 }
-
-static const wl_param ratelimit_perclient_params[] = {
-    [P_CLIENTS] = { "clients", 1000, "C clients (Zipf ranks)", 5000 },
-    [P_SKEW] = { "skew", 110, "Zipf exponent x 100 (110: s = 1.1; 0: uniform)", 200 },
-    [P_CHURN] = { "churn", 50, "new client ids per 1000 requests of a thread (0: a fixed population)", 500 },
-    [P_LIMIT] = { "limit", 1000, "tokens/s per client", 10000 },
-    [P_BURST] = { "burst", 5, "bucket size per client (it starts full)", 20 },
-    [P_IDLE_MS] = { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
-    [P_SHARDS] = { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(ratelimit_perclient_params, P_COUNT);
 
 WL_DEFINE(ratelimit_perclient) = {
     .name = "ratelimit_perclient",

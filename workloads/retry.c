@@ -51,6 +51,18 @@ enum { P_FAIL_PCT, P_MAX_ATTEMPTS, P_BASE_US, P_CAP_US, P_JITTER, P_OUTAGE_MS, P
 enum { J_NONE, J_FULL, J_EQUAL };
 enum { M_ATTEMPTS_PER_SUCCESS, M_SUCCESS_P50, M_SUCCESS_P99, M_EXHAUSTED, M_SLEEPS, M_WASTED, M_CANCEL_NS };
 enum { R_OK, R_EXHAUSTED, R_CANCELED };
+static const wl_param retry_params[] = {
+    [P_FAIL_PCT] = { "fail_pct", 30, "each attempt fails with this probability, %", 80 },
+    [P_MAX_ATTEMPTS] = { "max_attempts", 5, "attempts per call at most", 6 },
+    [P_BASE_US] = { "base_us", 50, "the first backoff; doubled after each failed attempt", 100 },
+    [P_CAP_US] = { "cap_us", 5000, "the backoff's cap", 0 },
+    [P_JITTER] = { "jitter", J_FULL, "0 none, 1 full (uniform in [0, d]), 2 equal (d/2 + uniform in [0, d/2])", 2 },
+    [P_OUTAGE_MS] = { "outage_ms", 0, "every attempt fails during the first T ms of the run", 5 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the clients' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(retry_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct retry_state {
@@ -330,18 +342,6 @@ static const char *retry_check(const wl_cfg *c)
         return "--items with these backoffs: a count-based run of more than 10 s expected (use --duration)";
     return NULL;
 }
-
-static const wl_param retry_params[] = {
-    [P_FAIL_PCT] = { "fail_pct", 30, "each attempt fails with this probability, %", 80 },
-    [P_MAX_ATTEMPTS] = { "max_attempts", 5, "attempts per call at most", 6 },
-    [P_BASE_US] = { "base_us", 50, "the first backoff; doubled after each failed attempt", 100 },
-    [P_CAP_US] = { "cap_us", 5000, "the backoff's cap", 0 },
-    [P_JITTER] = { "jitter", J_FULL, "0 none, 1 full (uniform in [0, d]), 2 equal (d/2 + uniform in [0, d/2])", 2 },
-    [P_OUTAGE_MS] = { "outage_ms", 0, "every attempt fails during the first T ms of the run", 5 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the clients' ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(retry_params, P_COUNT);
 
 WL_DEFINE(retry) = {
     .name = "retry",

@@ -17,6 +17,12 @@
 #include "runtime/workload.h"
 
 enum { P_WRITE_RATIO, P_COUNT };
+static const wl_param rwmutex_params[] = {
+    [P_WRITE_RATIO] = { "write_ratio", 10, "one op in N is a write (1: all writes)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(rwmutex_params, P_COUNT);
+
 enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 #define SLOTS 64
 
@@ -99,12 +105,6 @@ static int rwmutex_run(wl_run *r)
     cp_rwlock_free(s.l);
     return 0;
 }
-
-static const wl_param rwmutex_params[] = {
-    [P_WRITE_RATIO] = { "write_ratio", 10, "one op in N is a write (1: all writes)" },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(rwmutex_params, P_COUNT);
 
 WL_DEFINE(rwmutex) = {
     .name = "rwmutex",

@@ -54,6 +54,18 @@
 enum { P_MODE, P_TIMEOUT_US, P_HI_PCT, P_PAUSE_PCT, P_PAUSE_US, P_IDLE_NS, P_CANCEL_AFTER_MS, P_COUNT };
 enum { M_TIMEOUTS, M_DEFAULTS, M_BEYOND_P50, M_BEYOND_P99, M_OVERTAKES };
 enum { HI, LO };
+static const wl_param select_timeout_params[] = {
+    [P_MODE] = { "mode", 2, "0: every select has a timeout case, 1: a default case, 2: alternate", 2 },
+    [P_TIMEOUT_US] = { "timeout_us", 100, "the timeout case fires this long after the select starts", 300 },
+    [P_HI_PCT] = { "hi_pct", 10, "percent of items sent on the high-priority channel", 100 },
+    [P_PAUSE_PCT] = { "pause_pct", 1, "after an item, a producer pauses with this probability (%)", 2 },
+    [P_PAUSE_US] = { "pause_us", 300, "the pause (slow phase) in us", 300 },
+    [P_IDLE_NS] = { "idle_ns", 500, "after a default case, the consumer works this long before it looks again", 2000 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel producers and consumer after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(select_timeout_params, P_COUNT);
+
 #define TAG_SHIFT 40
 #define PHANTOM_LIMIT 10000
 
@@ -344,18 +356,6 @@ static const char *select_timeout_check(const wl_cfg *c)
     if (c->set[P_PAUSE_PCT] > 100) return "--set pause_pct must be 0..100";
     return NULL;
 }
-
-static const wl_param select_timeout_params[] = {
-    [P_MODE] = { "mode", 2, "0: every select has a timeout case, 1: a default case, 2: alternate", 2 },
-    [P_TIMEOUT_US] = { "timeout_us", 100, "the timeout case fires this long after the select starts", 300 },
-    [P_HI_PCT] = { "hi_pct", 10, "percent of items sent on the high-priority channel", 100 },
-    [P_PAUSE_PCT] = { "pause_pct", 1, "after an item, a producer pauses with this probability (%)", 2 },
-    [P_PAUSE_US] = { "pause_us", 300, "the pause (slow phase) in us", 300 },
-    [P_IDLE_NS] = { "idle_ns", 500, "after a default case, the consumer works this long before it looks again", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel producers and consumer after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(select_timeout_params, P_COUNT);
 
 WL_DEFINE(select_timeout) = {
     .name = "select_timeout",

@@ -45,6 +45,12 @@
 
 enum { P_STOP, P_COUNT };
 enum { M_STOP_TO_EXIT, M_LATE };
+static const wl_param selectloop_params[] = {
+    [P_STOP] = { "stop", 0, "how the workers are stopped: 0 cancel their ctx, 1 close the input", 1 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(selectloop_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct job { uint64_t seq, ts; };
@@ -243,12 +249,6 @@ static const char *selectloop_check(const wl_cfg *c)
 {
     return c->set[P_STOP] > 1 ? "--set stop must be 0 (cancel the ctx) or 1 (close the input)" : NULL;
 }
-
-static const wl_param selectloop_params[] = {
-    [P_STOP] = { "stop", 0, "how the workers are stopped: 0 cancel their ctx, 1 close the input", 1 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(selectloop_params, P_COUNT);
 
 WL_DEFINE(selectloop) = {
     .name = "selectloop",

@@ -58,6 +58,16 @@
 enum { P_IMPL, P_READ_PCT, P_DEL_PCT, P_KEYS, P_SHARDS, P_COUNT };
 enum { IMPL_LOCKED, IMPL_SHARDED, IMPL_READMOSTLY };
 enum { M_HIT_PCT, M_ENTRIES };
+static const wl_param shardedmap_params[] = {
+    [P_IMPL] = { "impl", 1, "0 locked (one rwlock), 1 sharded (N rwlocks), 2 readmostly (sync.Map-like)", 2 },
+    [P_READ_PCT] = { "read_pct", 90, "percent of ops that are gets (99, 90, 50 ...)", 100 },
+    [P_DEL_PCT] = { "del_pct", 20, "percent of writes that are deletes", 100 },
+    [P_KEYS] = { "keys", 4096, "distinct keys (\"user:%010u\")", 8192 },
+    [P_SHARDS] = { "shards", 16, "impl=1: shards, each with its own rwlock (1..256)", 64 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(shardedmap_params, P_COUNT);
+
 #define MAX_SHARDS 256
 #define MAX_KEYS (1 << 22)
 #define KEY_LEN 15                      /* "user:" + 10 digits */
@@ -523,16 +533,6 @@ static const char *shardedmap_check(const wl_cfg *c)
         return "--variant=seed is the sharded map's shard index: it needs --set impl=1";
     return NULL;
 }
-
-static const wl_param shardedmap_params[] = {
-    [P_IMPL] = { "impl", 1, "0 locked (one rwlock), 1 sharded (N rwlocks), 2 readmostly (sync.Map-like)", 2 },
-    [P_READ_PCT] = { "read_pct", 90, "percent of ops that are gets (99, 90, 50 ...)", 100 },
-    [P_DEL_PCT] = { "del_pct", 20, "percent of writes that are deletes", 100 },
-    [P_KEYS] = { "keys", 4096, "distinct keys (\"user:%010u\")", 8192 },
-    [P_SHARDS] = { "shards", 16, "impl=1: shards, each with its own rwlock (1..256)", 64 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(shardedmap_params, P_COUNT);
 
 WL_DEFINE(shardedmap) = {
     .name = "shardedmap",

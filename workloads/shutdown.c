@@ -50,6 +50,11 @@
 enum { P_DRAIN_MS, P_COUNT };
 enum { M_INTAKE_NS, M_DRAIN_NS, M_HARD_NS, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param shutdown_params[] = {
+    [P_DRAIN_MS] = { "drain_ms", 5, "soft drain deadline in ms; past it, the workers are cancelled", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(shutdown_params, P_COUNT);
 
 #define SLICE_NS 1000
 #define BOUND_NS 1000000000ull
@@ -302,12 +307,6 @@ static int shutdown_run(wl_run *r)
     cp_wg_free(s->workers);
     return 0;
 }
-
-static const wl_param shutdown_params[] = {
-    [P_DRAIN_MS] = { "drain_ms", 5, "soft drain deadline in ms; past it, the workers are cancelled", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(shutdown_params, P_COUNT);
 
 WL_DEFINE(shutdown) = {
     .name = "shutdown",

@@ -50,6 +50,12 @@
 
 enum { P_STOP_AT, P_COUNT };
 enum { M_OUT1_P50, M_OUT2_P50, M_SKEW_MAX, M_STOP_TO_EXIT };
+static const wl_param tee_params[] = {
+    [P_STOP_AT] = { "stop_at", 0, "reader 2 leaves after K items and cancels the ctx (the seed variant leaks only then); 0: it reads to the end", 3000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(tee_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct item { uint64_t seq, ts; };
@@ -314,12 +320,6 @@ out:
     cp_wg_free(s.others);
     return ret;
 }
-
-static const wl_param tee_params[] = {
-    [P_STOP_AT] = { "stop_at", 0, "reader 2 leaves after K items and cancels the ctx (the seed variant leaks only then); 0: it reads to the end", 3000 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(tee_params, P_COUNT);
 
 WL_DEFINE(tee) = {
     .name = "tee",

@@ -25,6 +25,12 @@
 #include "runtime/workload.h"
 
 enum { P_FAIL_EVERY, P_CANCEL_AFTER_MS, P_COUNT };
+static const wl_param workerpool_params[] = {
+    [P_FAIL_EVERY] = { "fail_every", 0, "every K-th job fails (reported as a failed result); 0: none", 10 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(workerpool_params, P_COUNT);
 
 /* submitted: when the job was (intended to be) submitted, 0 if not timed;
  * actual: open loop only, when it really was. */
@@ -191,13 +197,6 @@ static int workerpool_run(wl_run *r)
     cp_chan_free(p.results);
     return 0;
 }
-
-static const wl_param workerpool_params[] = {
-    [P_FAIL_EVERY] = { "fail_every", 0, "every K-th job fails (reported as a failed result); 0: none", 10 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(workerpool_params, P_COUNT);
 
 WL_DEFINE(workerpool) = {
     .name = "workerpool",

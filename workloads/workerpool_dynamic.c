@@ -50,6 +50,18 @@
 #include <string.h>
 
 enum { P_MIN, P_MARK, P_GROW_TICKS, P_TICK_US, P_IDLE_US, P_BURST, P_PAUSE_US, P_CANCEL_AFTER_MS, P_COUNT };
+static const wl_param workerpool_dynamic_params[] = {
+    [P_MIN] = { "min", 1, "fewest workers (the pool starts with min; --threads is the most)", 4 },
+    [P_MARK] = { "mark", 8, "backlog mark: queue depth above it counts as pressure", 16 },
+    [P_GROW_TICKS] = { "grow_ticks", 2, "add a worker after this many consecutive ticks under pressure (0: 1)", 4 },
+    [P_TICK_US] = { "tick_us", 200, "the scaler's ticker period, us", 0 },
+    [P_IDLE_US] = { "idle_us", 1000, "a worker retires after this long without a job (not below min), us", 2000 },
+    [P_BURST] = { "burst", 5000, "jobs per burst at full speed; 0: one burst, no pauses", 5000 },
+    [P_PAUSE_US] = { "pause_us", 5000, "quiet time between bursts, us", 2000 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(workerpool_dynamic_params, P_COUNT);
 
 struct job { uint64_t id, submitted; };
 struct result { uint64_t id, submitted; };
@@ -406,19 +418,6 @@ static const char *dyn_check(const wl_cfg *c)
     if (c->set[P_TICK_US] < 1) return "--set tick_us (the scaler's period) must be >= 1";
     return NULL;
 }
-
-static const wl_param workerpool_dynamic_params[] = {
-    [P_MIN] = { "min", 1, "fewest workers (the pool starts with min; --threads is the most)", 4 },
-    [P_MARK] = { "mark", 8, "backlog mark: queue depth above it counts as pressure", 16 },
-    [P_GROW_TICKS] = { "grow_ticks", 2, "add a worker after this many consecutive ticks under pressure (0: 1)", 4 },
-    [P_TICK_US] = { "tick_us", 200, "the scaler's ticker period, us", 0 },
-    [P_IDLE_US] = { "idle_us", 1000, "a worker retires after this long without a job (not below min), us", 2000 },
-    [P_BURST] = { "burst", 5000, "jobs per burst at full speed; 0: one burst, no pauses", 5000 },
-    [P_PAUSE_US] = { "pause_us", 5000, "quiet time between bursts, us", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
-    { NULL, 0, NULL },
-};
-WL_PARAMS_CHECK(workerpool_dynamic_params, P_COUNT);
 
 WL_DEFINE(workerpool_dynamic) = {
     .name = "workerpool_dynamic",

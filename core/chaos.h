@@ -19,11 +19,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Harness side: global on/off and per-thread seeding (no-ops without chaos). */
-bool cp_chaos_available(void);
-void cp_chaos_enable(bool on);
-void cp_chaos_thread(uint64_t seed, uint64_t thread_index);
-uint64_t cp_chaos_points_hit(void);     /* chaos decisions taken, all threads */
+/* The driver's side (on/off, per-thread seeding): core/hooks.h. */
+#include "hooks.h"
 
 #ifdef CP_CHAOS
 extern _Atomic int cp__chaos_on;

@@ -43,16 +43,7 @@
 #define cp_likely(x) __builtin_expect(!!(x), 1)
 #define cp_unlikely(x) __builtin_expect(!!(x), 0)
 
-static inline void cp_cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
-#else
-    atomic_signal_fence(memory_order_seq_cst);
-#endif
-}
+#include "hooks.h"     /* cp_cpu_relax; cp__backend_find_broken (the negative controls) */
 
 /* ---- how many threads may spin at once ----
  * Spinning pays only while the thread we wait for has a core to run on. As
@@ -179,9 +170,6 @@ struct cp_backend {
 #define CP__BACKEND_EXTERN(f) extern const cp_backend cp_backend_##f;
 CP_FAMILY_LIST(CP__BACKEND_EXTERN)
 #undef CP__BACKEND_EXTERN
-/* Negative controls (impl/broken/, chaos builds only): NULL if not built in
- * or unknown. Never listed by cp_backend_count(). */
-const cp_backend *cp__backend_find_broken(const char *name);
 
 /* The waiter ops, listed once: X(f, ret, op, params) for each. A family
  * declares its cp_<family>_w_* symbols with CP_WAITER_DECLARE(f) (in its

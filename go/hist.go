@@ -1,6 +1,6 @@
 package main
 
-// Hist is cpbench's latency histogram (harness/hist.c) in Go: the same
+// Hist is cpbench's latency histogram (runtime/hist.c) in Go: the same
 // HdrHistogram log-linear layout (3 significant digits, 1 ns to an hour),
 // so that a Go histogram sent to cpbench lands slot for slot in a C one and
 // is merged and summarised by the same code. Not safe for concurrent use:

@@ -1,6 +1,6 @@
 package main
 
-// The Go side of cpbench's workload contract (workloads/workload.h): a
+// The Go side of cpbench's workload contract (runtime/workload.h): a
 // pattern's Run spawns its goroutines with Spawn (they wait at a start gate),
 // opens the gate with Start (and WaitDuration), waits for them with Join,
 // checks its invariants (Fail on any violation) and sets r.Ops. Latency is

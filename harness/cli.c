@@ -3,7 +3,7 @@
  * and what was expected, and exit status 2.
  */
 #include "harness/harness.h"
-#include "core/internal.h"   /* cp__backend_find_broken */
+#include "core/hooks.h"      /* cp__backend_find_broken: the negative controls */
 
 #include <errno.h>
 #include <limits.h>
@@ -206,7 +206,7 @@ void hw_metrics_str(const wl_workload *w, const double *metric, unsigned set, ch
     size_t m = 0;
     buf[0] = 0;
     for (int i = 0; w->metrics && w->metrics[i].name && i < WL_MAX_METRICS; i++)
-        if (set >> i & 1 && m < n)
+        if (set >> i & 1 && m < n && !w->metrics[i].own_column)
             m += (size_t)snprintf(buf + m, n - m, "%s%s=%.6f", m ? ";" : "", w->metrics[i].name, metric[i]);
 }
 

@@ -343,13 +343,6 @@ static void hist_line(const char *p, cp_hist *h)
     }
 }
 
-static int metric_index(const wl_workload *w, const char *name)
-{
-    for (int i = 0; w->metrics && w->metrics[i].name && i < WL_MAX_METRICS; i++)
-        if (!strcmp(w->metrics[i].name, name)) return i;
-    return -1;
-}
-
 int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r, cp_hist *merged,
               cp_hist *merged_u)
 {
@@ -407,14 +400,16 @@ int hw_go_run(const wl_workload *w, const wl_cfg *c, double timeout_s, wl_run *r
             char name[64];
             double v;
             if (sscanf(line + 7, "%63s %lg", name, &v) != 2) go_die("bad metric line: %s", line);
-            int i = metric_index(w, name);
+            int i = wl_metric_index(w, name);
             if (i < 0) go_die("%s reports a metric '%s' that the C pattern does not declare", w->name, name);
             wl_metric(r, i, v);
         } else if (!strncmp(line, "fair ", 5)) {
             unsigned long long lo, hi;
             if (sscanf(line + 5, "%llu %llu", &lo, &hi) != 2) go_die("bad fair line: %s", line);
-            r->fair_min = lo;
-            r->fair_max = hi;
+            int lo_i = wl_metric_index(w, WL_FAIR_MIN), hi_i = wl_metric_index(w, WL_FAIR_MAX);
+            if (lo_i < 0 || hi_i < 0) go_die("%s reports its fairness, which the C pattern does not declare", w->name);
+            wl_metric(r, lo_i, (double)lo);
+            wl_metric(r, hi_i, (double)hi);
         } else if (!strncmp(line, "fail ", 5)) {
             int nf = 0, off = 0;
             sscanf(line + 5, "%d %n", &nf, &off);

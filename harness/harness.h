@@ -2,7 +2,7 @@
 #ifndef CP_HARNESS_H
 #define CP_HARNESS_H
 
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -96,7 +96,8 @@ void hw_usage(FILE *f);
 int  hw_parse(int argc, char **argv, hw_opts *o, int *want_list, int *want_help);
 const char *hw_variant_name(const wl_workload *w, int v);    /* "default" for a pattern without variants */
 int hw_variant_index(const wl_workload *w, const char *name);  /* -1: w has no such variant */
-/* "name=value;name=value" of the metrics reported (the CSV's metrics column) */
+/* "name=value;name=value" of the metrics reported (the CSV's metrics column;
+ * not those with a column of their own, own_column: the fairness) */
 void hw_metrics_str(const wl_workload *w, const double *metric, unsigned set, char *buf, size_t n);
 void hw_list_catalogue(FILE *f);
 void hw_pattern_help(FILE *f, const hw_entry *e);

@@ -144,7 +144,8 @@ static int measure(const hw_opts *o, const hw_config *c, int rep, wl_run *run, c
     res->failed = run->nfail > 0;
     memcpy(res->metric, run->metric, sizeof res->metric);
     res->metric_set = run->metric_set;
-    res->fairness = run->fair_max ? (double)run->fair_min / (double)run->fair_max : -1;
+    uint64_t fmin, fmax;    /* the fairness metrics (runtime/workload.h) */
+    res->fairness = wl_fairness_of(c->w, run->metric, run->metric_set, &fmin, &fmax) ? (double)fmin / (double)fmax : -1;
     return 0;
 }
 

@@ -55,7 +55,7 @@ typedef struct hw_row {
     const hw_run_env *env;
     const hw_config *c;
     int rep;
-    const wl_run *run;                  /* nthr, fail, fair_min/max, metrics */
+    const wl_run *run;                  /* nthr, fail, metrics */
     const cp_hist *hist, *hist_u;       /* its latencies; open loop: from the actual start (else NULL) */
     const hw_rep_result *res;
     const struct rusage *ru0, *ru1;     /* around it (go: zero and the child's) */

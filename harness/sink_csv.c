@@ -93,7 +93,8 @@ COL(allocs_per_op)
 }
 COL(fair)           /* a: 0 the fewest, 1 the most ops of one thread */
 {
-    if (R->run->fair_max) U(a ? R->run->fair_max : R->run->fair_min);
+    uint64_t fmin, fmax;    /* the fairness metrics (runtime/workload.h), in their own columns */
+    if (wl_fairness_of(R->c->w, R->run->metric, R->run->metric_set, &fmin, &fmax)) U(a ? fmax : fmin);
 }
 COL(cpu_model) { (void)a, hw_csv_field(f, R->env->m->cpu_model); }
 COL(invocation) { (void)a, fputs(R->env->m->invocation, f); }

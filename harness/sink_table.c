@@ -103,7 +103,7 @@ static void table_row(const hw_meta *m, const hw_opts *o, const hw_config *c, co
         int k = 0;
         for (int j = 0; j < n; j++)
             if (reps[j].metric_set >> i & 1) v[k++] = reps[j].metric[i];
-        if (!k || ln >= sizeof line) continue;
+        if (!k || ln >= sizeof line || c->w->metrics[i].own_column) continue;   /* fairness: the line above */
         st_summary s;
         st_summarize(v, (size_t)k, &s);
         const char *u = c->w->metrics[i].unit;

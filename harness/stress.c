@@ -13,7 +13,7 @@
  * not always (run it with --until-fail).
  */
 #include "harness/harness.h"
-#include "core/chaos.h"
+#include "core/hooks.h"      /* the chaos points: on/off, hits */
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,132 +1,22 @@
 /*
- * What the harness gives a workload: threads behind a start gate, the clock,
- * calibrated busy work, invariant reporting; and the watchdog that turns a
- * stuck run into a report and exit 1 instead of a hang.
+ * The harness's driver of one run: the runtime's hooks (pinning, chaos
+ * seeding, allocation counts), the watchdog that turns a stuck run into a
+ * report and exit 1 instead of a hang, and the placement probe. The threads,
+ * the clock and busy work are the runtime's (runtime/).
  */
 #define _GNU_SOURCE
 #include "harness/harness.h"
+#include "runtime/driver.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "core/chaos.h"
-#include "core/internal.h"   /* cp_likely */
-
-/* ---- clock ----
- * The invariant TSC when the CPU has one and the kernel trusts it (it is the
- * system clocksource, so it is synchronised across CPUs), calibrated against
- * CLOCK_MONOTONIC at start-up: about 10 ns a read here against 24 ns for
- * clock_gettime. Otherwise, or with CPBENCH_CLOCK=monotonic, clock_gettime. */
-static int use_tsc;
-static uint64_t tsc_base, mono_base, tsc_mult;    /* ns = (tsc - base) * mult >> 32 */
-static char clock_desc[96] = "clock_gettime(CLOCK_MONOTONIC)";
-
-#if defined(__x86_64__)
-#include <x86intrin.h>
-static int tsc_trusted(void)
-{
-    const char *force = getenv("CPBENCH_CLOCK");
-    if (force && !strcmp(force, "monotonic")) return 0;
-    char buf[64] = "";
-    FILE *f = fopen("/sys/devices/system/clocksource/clocksource0/current_clocksource", "r");
-    if (!f) return 0;
-    int ok = fgets(buf, sizeof buf, f) && !strncmp(buf, "tsc", 3);
-    fclose(f);
-    if (!ok) return 0;
-    /* constant_tsc and nonstop_tsc: the rate does not change with P/C-states */
-    f = fopen("/proc/cpuinfo", "r");
-    if (!f) return 0;
-    char line[4096];
-    int flags = 0;
-    while (fgets(line, sizeof line, f))
-        if (!strncmp(line, "flags", 5)) {
-            flags = strstr(line, " constant_tsc") && strstr(line, " nonstop_tsc");
-            break;
-        }
-    fclose(f);
-    return flags;
-}
-
-static void tsc_calibrate(void)
-{
-    if (!tsc_trusted()) return;
-    uint64_t m0 = cp_now_ns(), t0 = __rdtsc();
-    wl_sleep_ns(20000000);
-    uint64_t m1 = cp_now_ns(), t1 = __rdtsc();
-    if (t1 <= t0 || m1 <= m0) return;
-    tsc_mult = (uint64_t)(((unsigned __int128)(m1 - m0) << 32) / (t1 - t0));
-    tsc_base = t1;
-    mono_base = m1;
-    use_tsc = 1;
-    snprintf(clock_desc, sizeof clock_desc, "invariant TSC at %.3f GHz (calibrated against CLOCK_MONOTONIC)",
-             (double)(t1 - t0) / (double)(m1 - m0));
-}
-
-uint64_t wl_now(void)
-{
-    if (cp_likely(use_tsc))
-        return mono_base + (uint64_t)(((unsigned __int128)(__rdtsc() - tsc_base) * tsc_mult) >> 32);
-    return cp_now_ns();
-}
-#else
-static void tsc_calibrate(void) {}
-uint64_t wl_now(void) { return cp_now_ns(); }
-#endif
-
-const char *hw_clock_desc(void) { return clock_desc; }
-
-void wl_sleep_ns(uint64_t ns)
-{
-    uint64_t until = cp_now_ns() + ns;
-    struct timespec ts = { (time_t)(until / 1000000000u), (long)(until % 1000000000u) };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR) {}
-}
-
-double hw_clock_cost_ns(void)
-{
-    enum { N = 200000 };
-    uint64_t best = ~0ull;
-    for (int k = 0; k < 5; k++) {
-        uint64_t t0 = cp_now_ns(), x = 0;
-        for (int i = 0; i < N; i++) x += wl_now();
-        uint64_t dt = cp_now_ns() - t0;
-        __asm__ __volatile__("" ::"r"(x));
-        if (dt < best) best = dt;
-    }
-    return (double)best / N;
-}
-
-/* ---- calibrated busy work: a dependent loop the compiler cannot remove ---- */
-static double loops_per_ns = 1.0;
-
-static __attribute__((noinline)) void spin_loops(uint64_t n)
-{
-    for (uint64_t i = 0; i < n; i++) __asm__ __volatile__("" ::: "memory");
-}
-
-void hw_calibrate(void)
-{
-    tsc_calibrate();
-    uint64_t n = 1000000, best = ~0ull;
-    for (int k = 0; k < 5; k++) {
-        uint64_t t0 = cp_now_ns();
-        spin_loops(n);
-        uint64_t dt = cp_now_ns() - t0;
-        if (dt < best) best = dt;
-    }
-    loops_per_ns = best ? (double)n / (double)best : 1.0;
-}
-
-void wl_work(int64_t ns)
-{
-    if (ns > 0) spin_loops((uint64_t)((double)ns * loops_per_ns));
-}
+#include "core/hooks.h"      /* cp_chaos_thread, cp_cpu_relax */
 
 /* ---- pinning (--pin): thread i of a run -> a CPU ---- */
 static int pin_cpus[WL_MAX_THREADS], npin;     /* npin == 0: no pinning */
@@ -146,7 +36,6 @@ static void pin_thread(int index)
     pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 }
 
-/* ---- threads ---- */
 /* ---- allocation statistics (jemalloc's mallctl, when linked) ---- */
 #ifdef CP_HAVE_JEMALLOC
 #include <jemalloc/jemalloc.h>
@@ -176,115 +65,24 @@ static uint64_t thread_allocated(void) { return 0; }
 int hw_alloc_count(uint64_t *count) { (void)count; return -1; }
 #endif
 
-static void *trampoline(void *p)
+/* Every workload thread, before its start gate (runtime hook): chaos's
+ * decision stream depends on (seed, its index) only; --pin places it. */
+static void thread_start(const wl_run *r, int index)
 {
-    wl_thread *t = p;
-    /* chaos: this thread's decision stream depends on (seed, its index) only */
-    cp_chaos_thread(t->run->cfg->seed, (uint64_t)(t - t->run->thr));
-    pin_thread((int)(t - t->run->thr));
-    wl_phase(t, "start gate");
-    for (unsigned n = 0; !atomic_load_explicit(&t->run->go, memory_order_acquire); n++) {
-        if (n < 256) cp_now_ns();   /* a short, pause-free spin */
-        else sched_yield();
-    }
-    uint64_t a0 = thread_allocated();
-    t->fn(t, t->arg);
-    t->ended = wl_now();
-    t->alloc_bytes = thread_allocated() - a0;
-    return NULL;
+    cp_chaos_thread(r->cfg->seed, (uint64_t)index);
+    pin_thread(index);
 }
 
-static cp_hist *hist_pool[WL_MAX_THREADS], *hist_u_pool[WL_MAX_THREADS];
-
-int wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *, void *), void *arg)
+/* The clock and the busy-work loop are the runtime's (runtime/clock.c). */
+void hw_calibrate(void)
 {
-    if (r->nthr >= WL_MAX_THREADS) {
-        fprintf(stderr, "cpbench: too many threads (max %d)\n", WL_MAX_THREADS);
-        exit(2);
-    }
-    int i = r->nthr;
-    wl_thread *t = &r->thr[i];
-    if (!hist_pool[i] && !(hist_pool[i] = cp_hist_new(3, 3600ull * 1000000000ull))) {
-        fprintf(stderr, "cpbench: out of memory for latency histograms\n");
-        exit(1);
-    }
-    cp_hist_reset(hist_pool[i]);
-    if (r->cfg->rate > 0) {
-        if (!hist_u_pool[i] && !(hist_u_pool[i] = cp_hist_new(3, 3600ull * 1000000000ull))) {
-            fprintf(stderr, "cpbench: out of memory for latency histograms\n");
-            exit(1);
-        }
-        cp_hist_reset(hist_u_pool[i]);
-    }
-    memset(t, 0, sizeof *t);
-    t->hist = hist_pool[i];
-    t->hist_u = r->cfg->rate > 0 ? hist_u_pool[i] : NULL;
-    t->fn = fn;
-    t->arg = arg;
-    t->run = r;
-    snprintf(t->name, sizeof t->name, "%s", name);
-    atomic_init(&t->phase, "created");
-    int rc = pthread_create(&((pthread_t *)r->pthreads)[i], NULL, trampoline, t);
-    if (rc) {
-        fprintf(stderr, "cpbench: pthread_create: %s\n", strerror(rc));
-        exit(1);
-    }
-    /* release: the watchdog reads slots below nthr (name, phase) */
-    __atomic_store_n(&r->nthr, i + 1, __ATOMIC_RELEASE);
-    return i;
+    wl_rt_calibrate();
+    static const wl_rt_hooks h = { .thread_start = thread_start, .thread_allocated = thread_allocated };
+    wl_rt_set_hooks(&h);
 }
 
-void wl_start(wl_run *r)
-{
-    r->t_start = wl_now();
-    atomic_store_explicit(&r->go, 1, memory_order_release);
-}
-
-void wl_wait_duration(wl_run *r)
-{
-    if (r->cfg->duration <= 0) return;
-    uint64_t until = r->t_start + (uint64_t)(r->cfg->duration * 1e9);
-    uint64_t now = wl_now();
-    if (until > now) wl_sleep_ns(until - now);
-    atomic_store(&r->stop, 1);
-}
-
-void wl_join(wl_run *r)
-{
-    uint64_t end = r->t_start;
-    for (int i = 0; i < r->nthr; i++) {
-        pthread_join(((pthread_t *)r->pthreads)[i], NULL);
-        if (r->thr[i].ended > end) end = r->thr[i].ended;
-    }
-#ifdef CP_AB_SLOWDOWN_PCT
-    /* The power experiment of `cpbench ab` only (results/baseline/README.md):
-     * a build that is CP_AB_SLOWDOWN_PCT percent slower in ops/s, for real:
-     * the measured interval is stretched by busy work of d * p / (100 - p). */
-    uint64_t extra = (end - r->t_start) * (uint64_t)CP_AB_SLOWDOWN_PCT / (100 - (uint64_t)CP_AB_SLOWDOWN_PCT);
-    while (wl_now() < end + extra) __builtin_ia32_pause();
-    end = wl_now();
-#endif
-    r->t_end = end;
-}
-
-void wl_fail(wl_run *r, const char *fmt, ...)
-{
-    if (r->nfail++ == 0) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->fail, sizeof r->fail, fmt, ap);
-        va_end(ap);
-    }
-}
-
-void wl_watch(wl_run *r, const char *name, cp_chan *ch)
-{
-    if (r->nwatch < (int)(sizeof r->watch / sizeof r->watch[0])) {
-        r->watch[r->nwatch].name = name;
-        r->watch[r->nwatch].ch = ch;
-        __atomic_store_n(&r->nwatch, r->nwatch + 1, __ATOMIC_RELEASE);   /* for the watchdog */
-    }
-}
+const char *hw_clock_desc(void) { return wl_clock_desc(); }
+double hw_clock_cost_ns(void) { return wl_clock_cost_ns(); }
 
 /* ---- watchdog ---- */
 static pthread_mutex_t wd_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -302,7 +100,7 @@ static void wd_report(void)
     /* Only what the run published for us: slots below nthr, watches below
      * nwatch (release-stored), phases (atomic), channel state (thread-safe). */
     int nthr = __atomic_load_n(&r->nthr, __ATOMIC_ACQUIRE);
-    int nwatch = __atomic_load_n(&r->nwatch, __ATOMIC_ACQUIRE);
+    int nwatch = __atomic_load_n(&r->rt->nwatch, __ATOMIC_ACQUIRE);
     /* which limit was hit, in the user's own precision; not a guess at why
      * (a hang, a lost wake-up, or a run that is merely longer than the
      * limit: the phases below tell) */
@@ -320,8 +118,8 @@ static void wd_report(void)
         fprintf(stderr, "  #%-3d %-10s %s\n", i, r->thr[i].name,
                 atomic_load_explicit(&r->thr[i].phase, memory_order_relaxed));
     for (int i = 0; i < nwatch; i++)
-        fprintf(stderr, "  channel %-8s len %zu cap %zu\n", r->watch[i].name,
-                cp_chan_len(r->watch[i].ch), cp_chan_cap(r->watch[i].ch));
+        fprintf(stderr, "  channel %-8s len %zu cap %zu\n", r->rt->watch[i].name,
+                cp_chan_len(r->rt->watch[i].ch), cp_chan_cap(r->rt->watch[i].ch));
     if (hw_replay_line[0]) fprintf(stderr, "%s\n", hw_replay_line);
     fprintf(stderr, "cpbench: watchdog: the run did not finish within its limit; exiting with status 1\n");
 }
@@ -389,18 +187,10 @@ void hw_stop_current_run(void)
     hw_go_stop();
 }
 
-static wl_thread thread_slots[WL_MAX_THREADS];
-static pthread_t pthread_slots[WL_MAX_THREADS];
-
 int hw_run_one(const wl_workload *w, const wl_cfg *cfg, double timeout_s, wl_run *r, cp_hist *merged,
                cp_hist *merged_u)
 {
-    memset(r, 0, sizeof *r);
-    r->cfg = cfg;
-    r->thr = thread_slots;
-    r->pthreads = pthread_slots;
-    atomic_init(&r->go, 0);
-    atomic_init(&r->stop, 0);
+    wl_run_init(r, cfg);
     wd_arm(r, w, timeout_s);
     atomic_store(&current_run, r);
     if (hw_interrupted) atomic_store(&r->stop, 1);

@@ -21,35 +21,37 @@
  *     --items in count mode;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_MODE };
+enum { P_MODE, P_COUNT };
 enum { BATCH = 1000 };
+static const wl_param atomic_params[] = {
+    [P_MODE] = { "mode", 0, "0: shared counter, fetch_add; 1: per-thread padded counters, fetch_add; 2: per-thread, load+store" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(atomic_params, P_COUNT);
 
 struct padded { _Atomic uint64_t v; char pad[64 - sizeof(uint64_t)]; };
 
 struct atomic_state {
     wl_run *r;
     int mode;
-    uint64_t per_thread, extra;
     struct padded shared;               /* mode 0 */
     struct padded *mine;                /* modes 1, 2: one per thread */
     _Atomic uint64_t ops;
 } __attribute__((aligned(64)));
 
-struct atomic_arg { struct atomic_state *s; int id; };
-
 static void *atomic_thread(wl_thread *self, void *arg)
 {
-    struct atomic_arg *a = arg;
-    struct atomic_state *s = a->s;
+    struct atomic_state *s = arg;
+    const int id = self->rank;
     wl_run *r = s->r;
-    const uint64_t n = s->per_thread + ((uint64_t)a->id < s->extra);
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, (int)r->cfg->k.threads, id);
     const int64_t every = r->cfg->lat_sample ? (r->cfg->lat_sample + BATCH - 1) / BATCH : 0;
-    _Atomic uint64_t *ctr = s->mode == 0 ? &s->shared.v : &s->mine[a->id].v;
+    _Atomic uint64_t *ctr = s->mode == 0 ? &s->shared.v : &s->mine[id].v;
     const int mode = s->mode;
     int64_t until_sample = 0;
     uint64_t done = 0;
@@ -86,31 +88,19 @@ static int atomic_run(wl_run *r)
     s->r = r;
     s->mode = (int)c->set[P_MODE];
     if (s->mode > 2) { wl_fail(r, "--set mode=%d: expected 0, 1 or 2", s->mode); free(s); return 0; }
-    s->per_thread = (uint64_t)c->k.items / (uint64_t)threads;
-    s->extra = (uint64_t)c->k.items % (uint64_t)threads;
     s->mine = aligned_alloc(64, (size_t)threads * sizeof *s->mine);
     if (!s->mine) { free(s); return -1; }
     memset(s->mine, 0, (size_t)threads * sizeof *s->mine);
-    struct atomic_arg *aa = calloc((size_t)threads, sizeof *aa);
-    if (!aa) { free(s->mine); free(s); return -1; }
-    for (int i = 0; i < threads; i++) {
-        aa[i] = (struct atomic_arg){ s, i };
-        wl_spawn(r, "incr", atomic_thread, &aa[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, threads, "incr", atomic_thread, s);
+    wl_start_and_join(r);
 
     uint64_t ops = atomic_load(&s->ops), total = atomic_load(&s->shared.v);
     for (int i = 0; i < threads; i++) total += atomic_load(&s->mine[i].v);
     if (total != ops)
         wl_fail(r, "total: counters sum to %llu, threads did %llu increments", (unsigned long long)total,
                 (unsigned long long)ops);
-    if (c->duration <= 0 && ops != (uint64_t)c->k.items)
-        wl_fail(r, "count: %llu increments done, asked for %lld", (unsigned long long)ops,
-                (long long)c->k.items);
+    wl_check_items(r, ops, "count: %llu increments done, asked for %lld");
     r->ops = ops;
-    free(aa);
     free(s->mine);
     free(s);
     return 0;
@@ -125,9 +115,6 @@ WL_DEFINE(atomic) = {
     .latency = "one batch of 1000 increments",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 100000000 },
-    .params = (const wl_param[]){
-        { "mode", 0, "0: shared counter, fetch_add; 1: per-thread padded counters, fetch_add; 2: per-thread, load+store" },
-        { NULL, 0, NULL },
-    },
+    .params = atomic_params,
     .run = atomic_run,
 };

@@ -51,13 +51,19 @@
  *     it), and a producer never holds more than 3 unreleased inner channels;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
-enum { P_INNER, P_CANCEL_AT };
+enum { P_INNER, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED, M_LATE };
 enum { V_DEFAULT, V_SEED };
+static const wl_param bridge_params[] = {
+    [P_INNER] = { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(bridge_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* consumer's cancel -> every thread exited */
 #define RING 4                          /* a producer's unreleased inner channels */
@@ -313,7 +319,7 @@ static int bridge_run(wl_run *r)
         struct producer *p = &s.prod[i];
         p->s = &s;
         p->id = (uint32_t)i;
-        p->share = items / (uint64_t)s.producers + ((uint64_t)i < items % (uint64_t)s.producers);
+        p->share = wl_share(items, s.producers, i);
         atomic_init(&p->released, 0);
         if (!(p->mu = cp_mutex_new(c->b))) goto out;
     }
@@ -447,12 +453,7 @@ WL_DEFINE(bridge) = {
     .latency = "producer send into inner channel -> consumer receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 30000 },
-    .params = (const wl_param[]){
-        { "inner", 16, "items per inner channel (the last one in count mode: the remainder)", 64 },
-        { "cancel_at", 0, "the consumer cancels after N items, then drains until the bridge closes; 0: never",
-          2000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = bridge_params,
     .run = bridge_run,
     .check = bridge_check,
     .seed_key = "flows_bridge",

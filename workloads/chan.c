@@ -19,7 +19,7 @@
  *   - integrity: the filler of every item matches its tag (no torn copy);
  *   - every thread joined (wl_join).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -32,38 +32,24 @@ struct chan_state {
     int producers, consumers;
     size_t payload;
     size_t hdr;             /* tag + timestamps: 16 bytes, 24 in open loop; filler after */
-    uint64_t per_producer, extra;    /* count-based: items each, first `extra` get one more */
-    _Atomic int live_producers;
-    _Atomic uint64_t sent, sent_sum, recv, recv_sum, errors;
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a, err_b;
+    wl_stage producers_out;     /* the producers -> ch; the last one closes it */
+    _Atomic uint64_t sent, sent_sum, recv, recv_sum;
+    wl_errors err;
 };
-
-static void note_error(struct chan_state *s, const char *what, uint64_t a, uint64_t b)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
-        atomic_store(&s->err_a, a);
-        atomic_store(&s->err_b, b);
-    }
-    atomic_fetch_add(&s->errors, 1);
-}
 
 static inline unsigned char fill_byte(uint64_t tag) { return (unsigned char)(wl_mix(tag) | 1); }
 
-struct prod_arg { struct chan_state *s; int id; };
-
 static void *producer(wl_thread *self, void *arg)
 {
-    struct prod_arg *a = arg;
-    struct chan_state *s = a->s;
+    struct chan_state *s = arg;
     wl_run *r = s->r;
+    const int id = self->rank;
     const int64_t sample = r->cfg->lat_sample;
     const size_t payload = s->payload;
-    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, s->producers, id);
     const double rate = r->cfg->rate;
     const uint64_t interval = rate > 0 ? (uint64_t)((double)s->producers * 1e9 / rate) : 0;
-    const uint64_t phase = rate > 0 ? (uint64_t)((double)a->id * 1e9 / rate) : 0;
+    const uint64_t phase = rate > 0 ? (uint64_t)((double)id * 1e9 / rate) : 0;
     unsigned char item[payload];
     uint64_t seq = 0, sum = 0;
     int64_t until_sample = 0;
@@ -71,7 +57,7 @@ static void *producer(wl_thread *self, void *arg)
     memset(item, 0, payload);
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        uint64_t tag = (uint64_t)a->id << TAG_SHIFT | seq;
+        uint64_t tag = (uint64_t)id << TAG_SHIFT | seq;
         memcpy(item, &tag, 8);
         uint64_t intended = interval ? wl_pace(r, seq, interval, phase) : 0;
         if (interval && !intended) break;   /* stopped while waiting for its time */
@@ -88,7 +74,7 @@ static void *producer(wl_thread *self, void *arg)
         if (payload > s->hdr) item[payload - 1] = fill_byte(tag);
         cp_status st = cp_chan_send(s->ch, item, NULL);
         if (st != CP_OK) {
-            note_error(s, "send failed (status, seq)", (uint64_t)st, seq);
+            wl_note(&s->err, "send failed (status, seq)", (uint64_t)st, seq);
             break;
         }
         sum += wl_mix(tag);
@@ -97,7 +83,7 @@ static void *producer(wl_thread *self, void *arg)
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
     wl_phase(self, "close");
-    if (atomic_fetch_sub(&s->live_producers, 1) == 1) cp_chan_close(s->ch);
+    wl_stage_leave(&s->producers_out);
     wl_phase(self, "done");
     return NULL;
 }
@@ -112,7 +98,7 @@ static void *consumer(wl_thread *self, void *arg)
     uint64_t n = 0, sum = 0;
     cp_status st;
 
-    if (!last) { note_error(s, "out of memory", 0, 0); return NULL; }
+    if (!last) { wl_note(&s->err, "out of memory", 0, 0); return NULL; }
     for (int i = 0; i < s->producers; i++) last[i] = -1;
     wl_phase(self, "recv");
     while ((st = cp_chan_recv(s->ch, item, NULL)) == CP_OK) {
@@ -134,18 +120,18 @@ static void *consumer(wl_thread *self, void *arg)
         uint64_t pid = tag >> TAG_SHIFT;
         int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
         if (pid >= (uint64_t)s->producers) {
-            note_error(s, "item from an unknown producer (producer, seq)", pid, (uint64_t)seq);
+            wl_note(&s->err, "item from an unknown producer (producer, seq)", pid, (uint64_t)seq);
         } else {
-            if (seq <= last[pid]) note_error(s, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
+            if (seq <= last[pid]) wl_note(&s->err, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
             last[pid] = seq;
         }
         if (payload > s->hdr && item[payload - 1] != fill_byte(tag))
-            note_error(s, "torn item: filler does not match tag (tag, byte)", tag, item[payload - 1]);
+            wl_note(&s->err, "torn item: filler does not match tag (tag, byte)", tag, item[payload - 1]);
         sum += wl_mix(tag);
         n++;
         if (work) wl_work(work);
     }
-    if (st != CP_CLOSED) note_error(s, "recv ended with (status) instead of closed", (uint64_t)st, 0);
+    if (st != CP_CLOSED) wl_note(&s->err, "recv ended with (status) instead of closed", (uint64_t)st, 0);
     free(last);
     atomic_fetch_add(&s->recv, n);
     atomic_fetch_add(&s->recv_sum, sum);
@@ -164,40 +150,25 @@ static int chan_run(wl_run *r)
         .payload = (size_t)c->k.payload,
         .hdr = c->rate > 0 ? 24 : 16,
     };
-    s.per_producer = (uint64_t)c->k.items / (uint64_t)s.producers;
-    s.extra = (uint64_t)c->k.items % (uint64_t)s.producers;
-    atomic_init(&s.live_producers, s.producers);
     s.ch = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity);
     if (!s.ch) return -1;
+    wl_stage_init(&s.producers_out, NULL, s.ch, s.producers);
     wl_watch(r, "items", s.ch);
 
-    struct prod_arg *pa = calloc((size_t)s.producers, sizeof *pa);
-    if (!pa) { cp_chan_free(s.ch); return -1; }
-    for (int i = 0; i < s.consumers; i++) wl_spawn(r, "consumer", consumer, &s);
-    for (int i = 0; i < s.producers; i++) {
-        pa[i] = (struct prod_arg){ &s, i };
-        wl_spawn(r, "producer", producer, &pa[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, s.consumers, "consumer", consumer, &s);
+    wl_spawn_n(r, s.producers, "producer", producer, &s);
+    wl_start_and_join(r);
 
     uint64_t sent = atomic_load(&s.sent), recv = atomic_load(&s.recv);
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s: %llu, %llu (%llu errors)", atomic_load(&s.first_error),
-                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
-                (unsigned long long)atomic_load(&s.errors));
+    wl_errors_fail(r, &s.err);
     if (recv != sent)
         wl_fail(r, "count: received %llu items, sent %llu", (unsigned long long)recv,
                 (unsigned long long)sent);
     else if (atomic_load(&s.recv_sum) != atomic_load(&s.sent_sum))
         wl_fail(r, "checksum: received items' sum %016llx != sent %016llx",
                 (unsigned long long)atomic_load(&s.recv_sum), (unsigned long long)atomic_load(&s.sent_sum));
-    if (c->duration <= 0 && sent != (uint64_t)c->k.items)
-        wl_fail(r, "count: sent %llu items, asked for %lld", (unsigned long long)sent,
-                (long long)c->k.items);
+    wl_check_items(r, sent, "count: sent %llu items, asked for %lld");
     r->ops = recv;
-    free(pa);
     cp_chan_free(s.ch);
     return 0;
 }

@@ -60,14 +60,27 @@
  * max_inflight, recovery_ns (outage end -> breaker closed again; reported
  * only when the breaker tripped during the outage and closed after it).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_TRIP, P_OPEN_US, P_PROBES, P_INTERVAL_MS, P_FAIL_PCT, P_OUTAGE_AT_MS, P_OUTAGE_MS, P_REJECT_US };
+enum { P_TRIP, P_OPEN_US, P_PROBES, P_INTERVAL_MS, P_FAIL_PCT, P_OUTAGE_AT_MS, P_OUTAGE_MS, P_REJECT_US, P_COUNT };
 enum { M_CALLS_PER_S, M_REJECTED, M_TRIPS, M_MAX_INFLIGHT, M_RECOVERY_NS };
 enum { ST_CLOSED, ST_HALF, ST_OPEN };
+static const wl_param circuitbreaker_params[] = {
+    [P_TRIP] = { "trip_after", 5, "trip to open after K consecutive failures (ReadyToTrip)", 8 },
+    [P_OPEN_US] = { "open_us", 2000, "stay open T us, then half-open (Timeout)", 3000 },
+    [P_PROBES] = { "probes", 3, "half-open admits M calls; M consecutive successes close (MaxRequests)", 4 },
+    [P_INTERVAL_MS] = { "interval_ms", 0, "closed: clear the counts every I ms (Interval); 0: never", 5 },
+    [P_FAIL_PCT] = { "fail_pct", 2, "each downstream call fails with probability P %", 100 },
+    [P_OUTAGE_AT_MS] = { "outage_at_ms", 5, "the outage starts this many ms after the start", 10 },
+    [P_OUTAGE_MS] = { "outage_ms", 20, "the downstream fails every call for T ms; 0: no outage", 20 },
+    [P_REJECT_US] = { "reject_us", 20, "a rejected caller waits this long before its next call", 100 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(circuitbreaker_params, P_COUNT);
+
 static const char *const st_name[] = { "closed", "half-open", "open" };
 
 enum { DEC_RUN_OK, DEC_RUN_FAILED, DEC_REJECT_OPEN, DEC_REJECT_MANY };
@@ -368,9 +381,7 @@ static int circuitbreaker_run(wl_run *r)
     if (b->outage_end < b->outage_start) b->outage_end = b->outage_start;
     atomic_store(&s.t0, t0);
     if (b->interval_ns) b->expiry = t0 + b->interval_ns;
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
     uint64_t t_end = cp_now_ns();
 
     gen_end(b);                         /* the last generation's admissions */
@@ -397,8 +408,7 @@ static int circuitbreaker_run(wl_run *r)
                    "bound 1 s; max in flight %llu with %d callers): the lock is held across the protected call",
                 (double)atomic_load(&s.rdv_waited_ns) / 1e9, (unsigned long long)atomic_load(&s.max_inflight),
                 s.threads);
-    if (c->duration <= 0 && attempts != (uint64_t)c->k.items)
-        wl_fail(r, "made %llu calls, asked for %lld", (unsigned long long)attempts, (long long)c->k.items);
+    wl_check_items(r, attempts, "made %llu calls, asked for %lld");
 
     double secs = t_end > t0 ? (double)(t_end - t0) / 1e9 : 0;
     wl_metric(r, M_CALLS_PER_S, secs > 0 ? (double)calls / secs : 0);
@@ -429,17 +439,7 @@ WL_DEFINE(circuitbreaker) = {
     .latency = "Execute: admit + call + record, or the rejection",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = 1000, .items = 50000 },
-    .params = (const wl_param[]){
-        { "trip_after", 5, "trip to open after K consecutive failures (ReadyToTrip)", 8 },
-        { "open_us", 2000, "stay open T us, then half-open (Timeout)", 3000 },
-        { "probes", 3, "half-open admits M calls; M consecutive successes close (MaxRequests)", 4 },
-        { "interval_ms", 0, "closed: clear the counts every I ms (Interval); 0: never", 5 },
-        { "fail_pct", 2, "each downstream call fails with probability P %", 100 },
-        { "outage_at_ms", 5, "the outage starts this many ms after the start", 10 },
-        { "outage_ms", 20, "the downstream fails every call for T ms; 0: no outage", 20 },
-        { "reject_us", 20, "a rejected caller waits this long before its next call", 100 },
-        { NULL, 0, NULL },
-    },
+    .params = circuitbreaker_params,
     .run = circuitbreaker_run,
     .check = circuitbreaker_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -17,7 +17,9 @@
  *     the generation moved;
  *   - count mode: exactly --items rounds; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
+
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct cb_state {
     wl_run *r;
@@ -98,20 +100,13 @@ static int cond_broadcast_run(wl_run *r)
     s.gen_cv = cp_cond_new(c->b);
     s.arrived_cv = cp_cond_new(c->b);
     if (!s.m || !s.gen_cv || !s.arrived_cv) return -1;
-    for (int i = 0; i < s.waiters; i++) wl_spawn(r, "waiter", cb_waiter, &s);
+    wl_spawn_n(r, s.waiters, "waiter", cb_waiter, &s);
     wl_spawn(r, "broadcaster", cb_broadcaster, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
-    uint64_t rounds = r->thr[r->nthr - 1].ops, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < s.waiters; i++) {
-        uint64_t o = r->thr[i].ops;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = s.waiters ? mn : 0;
-    r->fair_max = mx;
+    uint64_t rounds = r->thr[r->nthr - 1].ops;
+    wl_spread f = wl_fairness(r, 0, s.waiters, M_FAIR);
+    uint64_t mn = f.min, mx = f.max;
     if (s.skipped)
         wl_fail(r, "%llu wake-ups skipped a generation", (unsigned long long)s.skipped);
     if (s.spurious)
@@ -119,9 +114,7 @@ static int cond_broadcast_run(wl_run *r)
     if (s.waiters && (mn != rounds || mx != rounds))
         wl_fail(r, "a broadcast missed a waiter: %llu rounds, waiters saw %llu..%llu",
                 (unsigned long long)rounds, (unsigned long long)mn, (unsigned long long)mx);
-    if (c->duration <= 0 && rounds != (uint64_t)c->k.items)
-        wl_fail(r, "%llu rounds, asked for --items=%lld", (unsigned long long)rounds,
-                (long long)c->k.items);
+    wl_check_items(r, rounds, "%llu rounds, asked for --items=%lld");
     r->ops = rounds;
     cp_cond_free(s.gen_cv);
     cp_cond_free(s.arrived_cv);
@@ -140,4 +133,5 @@ WL_DEFINE(cond_broadcast) = {
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 5000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_broadcast_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

@@ -17,7 +17,9 @@
  *     by a thread that never slept: that is allowed, as in sync.Cond);
  *   - no waiter sleeps forever: all join after the closing broadcast.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
+
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct cs_state {
     wl_run *r;
@@ -104,11 +106,9 @@ static int cond_signal_run(wl_run *r)
     s.ready = cp_cond_new(c->b);
     s.taken = cp_cond_new(c->b);
     if (!s.m || !s.ready || !s.taken) return -1;
-    for (int i = 0; i < c->k.threads; i++) wl_spawn(r, "waiter", cs_waiter, &s);
+    wl_spawn_n(r, c->k.threads, "waiter", cs_waiter, &s);
     wl_spawn(r, "signaller", cs_signaller, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t want_sum = s.issued * (s.issued + 1) / 2;
     if (s.consumed != s.issued || s.consumed_sum != want_sum)
@@ -118,17 +118,8 @@ static int cond_signal_run(wl_run *r)
     if (s.wakes_before_close > s.signals)
         wl_fail(r, "%llu wake-ups from %llu signals: a signal woke more than one waiter",
                 (unsigned long long)s.wakes_before_close, (unsigned long long)s.signals);
-    if (c->duration <= 0 && s.issued != (uint64_t)c->k.items)
-        wl_fail(r, "issued %llu tickets, asked for --items=%lld", (unsigned long long)s.issued,
-                (long long)c->k.items);
-    uint64_t mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr - 1; i++) {     /* the waiters */
-        uint64_t o = r->thr[i].ops;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr > 1 ? mn : 0;
-    r->fair_max = mx;
+    wl_check_items(r, s.issued, "issued %llu tickets, asked for --items=%lld");
+    wl_fairness(r, 0, r->nthr - 1, M_FAIR);     /* the waiters */
     r->ops = s.consumed;
     cp_cond_free(s.ready);
     cp_cond_free(s.taken);
@@ -147,4 +138,5 @@ WL_DEFINE(cond_signal) = {
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
     .params = (const wl_param[]){ { NULL, 0, NULL } },
     .run = cond_signal_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

@@ -39,16 +39,22 @@
  * reported, and the helper still blocked in its send (a leaked thread); it
  * is released by reading the rest of its Write, after counting.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_CHUNK, P_CANCEL_PCT };
+enum { P_CHUNK, P_CANCEL_PCT, P_COUNT };
 enum { M_CANCEL_NS, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param contextio_params[] = {
+    [P_CHUNK] = { "chunk", 4096, "bytes per chunk: Write looks at its ctx before each", 64 },
+    [P_CANCEL_PCT] = { "cancel_pct", 50, "the sink cancels a Write once this % of it arrived; 0: never", 100 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(contextio_params, P_COUNT);
 
 #define BOUND_NS 1000000000ull
 #define MAX_CHUNK (1 << 20)
@@ -354,9 +360,7 @@ static int contextio_run(wl_run *r)
     wl_spawn(r, "sink", sink, s);
     if (s->seed) wl_spawn(r, "helper", helper, s);
     wl_spawn(r, "writer", writer, s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     if (s->nfail) wl_fail(r, "%s%s", s->fail, s->nfail > 1 ? " (and more)" : "");
     if (s->writes != s->made)
@@ -393,11 +397,7 @@ WL_DEFINE(contextio) = {
     .latency = "chunk: ctx look + send",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 4,
                   .payload = 65536, .work_ns = WL_UNUSED, .items = 50000 },
-    .params = (const wl_param[]){
-        { "chunk", 4096, "bytes per chunk: Write looks at its ctx before each", 64 },
-        { "cancel_pct", 50, "the sink cancels a Write once this % of it arrived; 0: never", 100 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = contextio_params,
     .run = contextio_run,
     .check = contextio_check,
     .seed_key = "orchestration_contextio",

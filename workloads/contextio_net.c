@@ -41,7 +41,7 @@
  * reproduce, and the playbooks have no networking snippet.
  */
 #define _GNU_SOURCE     /* accept4 */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -54,8 +54,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-enum { P_DEADLINE_MS };
+enum { P_DEADLINE_MS, P_COUNT };
 enum { M_OVERSHOOT };
+static const wl_param contextio_net_params[] = {
+    [P_DEADLINE_MS] = { "deadline_ms", 20, "phase 2: the read's deadline, in ms (the peer never answers)", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(contextio_net_params, P_COUNT);
 
 #define OP_BOUND_NS 5000000000ull
 #define OVERSHOOT_BOUND_NS 1000000000ull
@@ -342,13 +347,11 @@ static int contextio_net_run(wl_run *r)
     }
     uint64_t items = (uint64_t)c->k.items;
     for (int i = 0; i < s->clients; i++) {
-        ca[i] = (struct client_arg){ s, i, items / (uint64_t)s->clients + ((uint64_t)i < items % (uint64_t)s->clients) };
+        ca[i] = (struct client_arg){ s, i, wl_share(items, s->clients, i) };
         wl_spawn(r, "handler", handler, s);
     }
     for (int i = 0; i < s->clients; i++) wl_spawn(r, "client", client, &ca[i]);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
     net_close(s, &s->lfd);      /* the port is released */
 
     if (atomic_load(&s->nfail))
@@ -379,10 +382,7 @@ WL_DEFINE(contextio_net) = {
     .latency = "RTT: write start -> echo fully read",
     .defaults = { .threads = 1, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = 64, .work_ns = WL_UNUSED, .items = 5000 },
-    .params = (const wl_param[]){
-        { "deadline_ms", 20, "phase 2: the read's deadline, in ms (the peer never answers)", 5 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = contextio_net_params,
     .run = contextio_net_run,
     .check = contextio_net_check,
     .seed_key = "orchestration_contextio_net",

@@ -73,15 +73,22 @@
  * group's ctx, and joined. Only the seed's own promises are checked there
  * (the first error, no leak): it has no ctx of its own to cancel on Wait.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-enum { P_TASKS, P_LIMIT, P_FAIL_AT };
+enum { P_TASKS, P_LIMIT, P_FAIL_AT, P_COUNT };
 enum { M_SEEN_NS, M_WAIT_NS, M_MAX_ACTIVE, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param errgroup_params[] = {
+    [P_TASKS] = { "tasks", 8, "tasks per group (Go() calls before Wait)", 16 },
+    [P_LIMIT] = { "limit", 0, "SetLimit(L): at most L tasks at once, Go() blocks; 0: no limit", 8 },
+    [P_FAIL_AT] = { "fail_at", 0, "the K-th task (1-based) returns an error; 0: none fails", 10 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(errgroup_params, P_COUNT);
 
 #define MAX_TASKS 4096
 #define SLICE_NS 1000
@@ -387,11 +394,9 @@ static int errgroup_run(wl_run *r)
     wl_watch(r, "runq", s->runq);
     if (s->sem) wl_watch(r, "limit", s->sem);
 
-    for (int i = 0; i < runners; i++) wl_spawn(r, "runner", runner, s);
+    wl_spawn_n(r, runners, "runner", runner, s);
     wl_spawn(r, "owner", owner, s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     if (s->nfail) wl_fail(r, "%s%s", s->fail, s->nfail > 1 ? " (and more)" : "");
     int64_t max_active = atomic_load(&s->max_active);
@@ -427,12 +432,7 @@ WL_DEFINE(errgroup) = {
     .latency = "Go() call -> the task returned",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = 2000, .items = 50000 },
-    .params = (const wl_param[]){
-        { "tasks", 8, "tasks per group (Go() calls before Wait)", 16 },
-        { "limit", 0, "SetLimit(L): at most L tasks at once, Go() blocks; 0: no limit", 8 },
-        { "fail_at", 0, "the K-th task (1-based) returns an error; 0: none fails", 10 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = errgroup_params,
     .run = errgroup_run,
     .check = errgroup_check,
     .seed_key = "orchestration_errgroup",

@@ -48,15 +48,21 @@
  *     how many, instead of hanging it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_MERGE, P_CANCEL_AT };
+enum { P_MERGE, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
 enum { MERGE_FORWARD, MERGE_SHARED };
+static const wl_param fan_out_fan_in_params[] = {
+    [P_MERGE] = { "merge", MERGE_FORWARD, "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the ctx after K results and leaves; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(fan_out_fan_in_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
 
@@ -400,12 +406,7 @@ WL_DEFINE(fan_out_fan_in) = {
     .latency = "source send start -> sink receive end",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 30000 },
-    .params = (const wl_param[]){
-        { "merge", MERGE_FORWARD,
-          "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },
-        { "cancel_at", 0, "the sink cancels the ctx after K results and leaves; 0: never", 2000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = fan_out_fan_in_params,
     .run = fofi_run,
     .check = fofi_check,
     .seed_key = "flows_fan_out_fan_in",

@@ -39,13 +39,19 @@
  *   - the generator closes its channel on exit (the drain ends CP_CLOSED);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
-enum { P_START, P_STEP };
+enum { P_START, P_STEP, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param generator_params[] = {
+    [P_START] = { "start", 1, "first value of the sequence", 1000 },
+    [P_STEP] = { "step", 3, "difference between consecutive values", 7 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(generator_params, P_COUNT);
 
 #define EXIT_BOUND_NS 1000000000ull     /* cancel -> generator exit */
 
@@ -129,7 +135,7 @@ static int generator_run(wl_run *r)
             .r = r,
             .start = (uint64_t)c->set[P_START],
             .step = (uint64_t)c->set[P_STEP],
-            .quota = items / (uint64_t)npairs + ((uint64_t)i < items % (uint64_t)npairs),
+            .quota = wl_share(items, npairs, i),
             .ch = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity),
             .ctx = cp_ctx_with_cancel(c->b, NULL),
             .exited = cp_event_new(c->b),
@@ -220,11 +226,7 @@ WL_DEFINE(generator) = {
     .latency = "generator send start -> consumer receive end",
     .defaults = { .threads = 1, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 50000 },
-    .params = (const wl_param[]){
-        { "start", 1, "first value of the sequence", 1000 },
-        { "step", 3, "difference between consecutive values", 7 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = generator_params,
     .run = generator_run,
     .seed_key = "flows_generator",
     .variants = (const char *const[]){ "default", "seed", NULL },

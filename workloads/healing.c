@@ -52,14 +52,25 @@
  * A run restarts at most 256 times (thread slots); past that the steward
  * only watches, and no fault is injected once fewer than 2 restarts remain.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_FAULT, P_FAULT_EVERY, P_MAX_FAULTS, P_PULSE_US, P_TIMEOUT_US, P_CANCEL_AFTER_MS };
+enum { P_FAULT, P_FAULT_EVERY, P_MAX_FAULTS, P_PULSE_US, P_TIMEOUT_US, P_CANCEL_AFTER_MS, P_COUNT };
 enum { F_NONE, F_HANG, F_DIE };
 enum { M_DETECT_P50, M_DETECT_MAX, M_RECOVER_P50, M_RECOVER_MAX, M_RESTARTS, M_FAULTS, M_SPURIOUS };
+static const wl_param healing_params[] = {
+    [P_FAULT] = { "fault", F_HANG, "0 none, 1 hang (stop beating until cancelled), 2 die (the ward's thread returns)", 2 },
+    [P_FAULT_EVERY] = { "fault_every", 1000, "every K-th unit taken faults (up to max_faults); 0: never", 2000 },
+    [P_MAX_FAULTS] = { "max_faults", 16, "faults per run at most", 0 },
+    [P_PULSE_US] = { "pulse_us", 1000, "the ward's heartbeat period (its cp_ticker)", 0 },
+    [P_TIMEOUT_US] = { "timeout_us", 10000, "the steward's deadline between beats", 0 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the run's ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(healing_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 #define BUDGET 256              /* restarts per run */
 #define NONE UINT64_MAX
@@ -432,15 +443,7 @@ WL_DEFINE(healing) = {
     .latency = "unit sent -> done (redone units included)",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 64,
                   .payload = WL_UNUSED, .work_ns = 2000, .items = 5000 },
-    .params = (const wl_param[]){
-        { "fault", F_HANG, "0 none, 1 hang (stop beating until cancelled), 2 die (the ward's thread returns)", 2 },
-        { "fault_every", 1000, "every K-th unit taken faults (up to max_faults); 0: never", 2000 },
-        { "max_faults", 16, "faults per run at most", 0 },
-        { "pulse_us", 1000, "the ward's heartbeat period (its cp_ticker)", 0 },
-        { "timeout_us", 10000, "the steward's deadline between beats", 0 },
-        { "cancel_after_ms", 0, "cancel the run's ctx after T ms; 0: never", 5 },
-        { NULL, 0, NULL },
-    },
+    .params = healing_params,
     .run = healing_run,
     .check = healing_check,
     .metrics = (const wl_metric_def[]){

@@ -8,7 +8,7 @@
  * acquire the lock (cp_mutex_lock's duration), sampled 1 in --lat-sample.
  * Count-based runs share one budget of --items increments (taken under the
  * lock), so how the ops split between threads shows the lock's fairness:
- * run->fair_min / fair_max hold the fewest and most ops of one thread.
+ * the fairness metrics (wl_fairness) are the fewest and most ops of one thread.
  *
  * Invariants, checked on every run:
  *   - the counter (plain memory, ordered only by the lock) equals the sum of
@@ -17,9 +17,16 @@
  *     critical section is never disturbed (mutual exclusion);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
-enum { P_OUTSIDE_NS };
+enum { P_OUTSIDE_NS, P_COUNT };
+static const wl_param mutex_params[] = {
+    [P_OUTSIDE_NS] = { "outside_ns", 0, "busy work between critical sections (ns)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(mutex_params, P_COUNT);
+
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 
 struct mx_state {
     wl_run *r;
@@ -30,16 +37,14 @@ struct mx_state {
     _Atomic uint64_t overlaps;
 };
 
-struct mx_arg { struct mx_state *s; uint64_t id; };
-
 static void *mx_worker(wl_thread *self, void *arg)
 {
-    struct mx_arg *a = arg;
-    struct mx_state *s = a->s;
+    struct mx_state *s = arg;
+    const uint64_t id = (uint64_t)self->rank;
     wl_run *r = s->r;
     const int64_t work = r->cfg->k.work_ns, outside = r->cfg->set[P_OUTSIDE_NS];
     const int64_t sample = r->cfg->lat_sample;
-    int64_t until_sample = sample ? (int64_t)(a->id % (uint64_t)sample) : 0;
+    int64_t until_sample = sample ? (int64_t)(id % (uint64_t)sample) : 0;
     uint64_t done = 0, overlaps = 0;
 
     wl_phase(self, "lock");
@@ -57,10 +62,10 @@ static void *mx_worker(wl_thread *self, void *arg)
             cp_mutex_unlock(s->m);
             break;
         }
-        s->owner = a->id + 1;
+        s->owner = id + 1;
         s->counter++;
         if (work) wl_work(work);
-        overlaps += s->owner != a->id + 1;
+        overlaps += s->owner != id + 1;
         cp_mutex_unlock(s->m);
         done++;
         if (outside) wl_work(outside);
@@ -76,27 +81,13 @@ static int mutex_run(wl_run *r)
     const wl_cfg *c = r->cfg;
     int T = (int)c->k.threads;
     struct mx_state s = { .r = r, .budget = c->duration > 0 ? 0 : (uint64_t)c->k.items };
-    struct mx_arg a[WL_MAX_THREADS];
     s.m = cp_mutex_new(c->b);
     if (!s.m) return -1;
     if (s.budget == 0 && c->duration <= 0) s.budget = 1; /* --items=0: one op */
-    for (int i = 0; i < T; i++) {
-        a[i] = (struct mx_arg){ &s, (uint64_t)i };
-        wl_spawn(r, "locker", mx_worker, &a[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, T, "locker", mx_worker, &s);
+    wl_start_and_join(r);
 
-    uint64_t sum = 0, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr; i++) {
-        uint64_t o = r->thr[i].ops;
-        sum += o;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr ? mn : 0;
-    r->fair_max = mx;
+    uint64_t sum = wl_fairness(r, 0, r->nthr, M_FAIR).sum;
     if (atomic_load(&s.overlaps))
         wl_fail(r, "mutual exclusion broken: %llu critical sections saw another thread inside",
                 (unsigned long long)atomic_load(&s.overlaps));
@@ -119,9 +110,7 @@ WL_DEFINE(mutex) = {
     .latency = "lock acquire",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED,
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 2000000 },
-    .params = (const wl_param[]){
-        { "outside_ns", 0, "busy work between critical sections (ns)" },
-        { NULL, 0, NULL },
-    },
+    .params = mutex_params,
     .run = mutex_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

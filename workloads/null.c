@@ -17,7 +17,7 @@
  *   - per-thread order and integrity of every item (as chan checks them);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,22 +25,19 @@
 struct null_state {
     wl_run *r;
     size_t payload;
-    uint64_t per_thread, extra;
     _Atomic uint64_t sent, sent_sum, recv, recv_sum, errors;
 };
-
-struct null_arg { struct null_state *s; int id; };
 
 static inline unsigned char fill_byte(uint64_t tag) { return (unsigned char)(wl_mix(tag) | 1); }
 
 static void *null_thread(wl_thread *self, void *arg)
 {
-    struct null_arg *a = arg;
-    struct null_state *s = a->s;
+    struct null_state *s = arg;
+    const int id = self->rank;
     wl_run *r = s->r;
     const int64_t sample = r->cfg->lat_sample;
     const size_t payload = s->payload;
-    const uint64_t n = s->per_thread + ((uint64_t)a->id < s->extra);
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, (int)r->cfg->k.threads, id);
     unsigned char item[payload];
     volatile unsigned char *slot = item;    /* the "channel": the compiler must really copy */
     uint64_t seq = 0, sum_in = 0, sum_out = 0, errors = 0;
@@ -49,7 +46,7 @@ static void *null_thread(wl_thread *self, void *arg)
     memset(item, 0, payload);
     wl_phase(self, "loop");
     for (; wl_more(r, seq, n); seq++) {
-        uint64_t tag = (uint64_t)a->id << 40 | seq, ts = 0;
+        uint64_t tag = (uint64_t)id << 40 | seq, ts = 0;
         if (sample && --until_sample <= 0) {
             until_sample = sample;
             ts = wl_now();
@@ -86,27 +83,16 @@ static int null_run(wl_run *r)
     const wl_cfg *c = r->cfg;
     int threads = (int)c->k.threads;
     struct null_state s = { .r = r, .payload = (size_t)c->k.payload };
-    s.per_thread = (uint64_t)c->k.items / (uint64_t)threads;
-    s.extra = (uint64_t)c->k.items % (uint64_t)threads;
-    struct null_arg *aa = calloc((size_t)threads, sizeof *aa);
-    if (!aa) return -1;
-    for (int i = 0; i < threads; i++) {
-        aa[i] = (struct null_arg){ &s, i };
-        wl_spawn(r, "null", null_thread, &aa[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, threads, "null", null_thread, &s);
+    wl_start_and_join(r);
     uint64_t sent = atomic_load(&s.sent), recv = atomic_load(&s.recv);
     if (recv != sent || atomic_load(&s.recv_sum) != atomic_load(&s.sent_sum))
         wl_fail(r, "checksum: %llu items out, %llu in, sums differ or not", (unsigned long long)recv,
                 (unsigned long long)sent);
     if (atomic_load(&s.errors))
         wl_fail(r, "order or integrity: %llu items out of order or torn", (unsigned long long)atomic_load(&s.errors));
-    if (c->duration <= 0 && sent != (uint64_t)c->k.items)
-        wl_fail(r, "count: %llu items, asked for %lld", (unsigned long long)sent, (long long)c->k.items);
+    wl_check_items(r, sent, "count: %llu items, asked for %lld");
     r->ops = recv;
-    free(aa);
     return 0;
 }
 

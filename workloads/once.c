@@ -15,7 +15,7 @@
  *     (a plain field: the Once must publish it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct round {
     cp_once *o;
@@ -103,18 +103,15 @@ static int once_run(wl_run *r)
     s.tokens = cp_chan_new(c->b, sizeof(struct init_arg *), (size_t)s.n);
     if (!s.wg || !s.tokens) { cp_wg_free(s.wg); cp_chan_free(s.tokens); return -1; }
     wl_watch(r, "tokens", s.tokens);
-    for (int i = 0; i < s.n; i++) wl_spawn(r, "racer", racer, &s);
+    wl_spawn_n(r, s.n, "racer", racer, &s);
     wl_spawn(r, "coordinator", coordinator, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t rounds = atomic_load(&s.rounds);
     if (atomic_load(&s.errors))
         wl_fail(r, "%llu violations: fn ran other than once, or a caller saw no value",
                 (unsigned long long)atomic_load(&s.errors));
-    if (c->duration <= 0 && rounds != (uint64_t)c->k.items)
-        wl_fail(r, "ran %llu rounds, asked for %lld", (unsigned long long)rounds, (long long)c->k.items);
+    wl_check_items(r, rounds, "ran %llu rounds, asked for %lld");
     r->ops = rounds * (uint64_t)s.n;
     cp_chan_free(s.tokens);
     cp_wg_free(s.wg);

@@ -45,13 +45,20 @@
  *     leave while the caller makes its sources, so it seldom sleeps);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_SOURCES, P_IMPL };
+enum { P_SOURCES, P_IMPL, P_COUNT };
 enum { M_HELPERS, M_EXIT_MEAN, M_EXIT_MAX };
+static const wl_param or_params[] = {
+    [P_SOURCES] = { "sources", 8, "K: done events combined into one", 6 },
+    [P_IMPL] = { "impl", 0, "0: recursive (the seed's or-channel, floor(K/2) helpers); 1: flat (one select over all K)", 1 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(or_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull      /* fire -> combined, combined -> helpers exited */
 
 struct level {                  /* one helper goroutine of the recursion */
@@ -75,17 +82,8 @@ struct or_state {
     _Atomic int source_fired;   /* set (release) before the round's source fires */
     _Atomic int combined_fires;
     _Atomic uint64_t last_exit;     /* the round's last helper exit (wl_now) */
-    _Atomic uint64_t errors;
-    _Atomic(const char *) first_error;
-    _Atomic int err_level;
+    wl_errors err;                  /* a: the level */
 };
-
-static void note_error(struct or_state *s, const char *what, int level)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) atomic_store(&s->err_level, level);
-    atomic_fetch_add(&s->errors, 1);
-}
 
 /* Helpers one or() of n inputs starts: recursive floor(n/2) for n >= 2
  * (each level passes n-3 inputs plus its orDone down), the seed's
@@ -107,7 +105,7 @@ static cp_event *or_make(struct or_state *s, int L, cp_event *const *in, size_t 
     lv->done = cp_event_new(s->b);
     if (!lv->done) {
         /* levels L.. will not run: account for them so that no wait hangs */
-        note_error(s, "out of memory for an orDone event at level", L);
+        wl_note(&s->err, "out of memory for an orDone event at level", (uint64_t)L, 0);
         for (int j = L; j < s->nlevels; j++) {
             atomic_fetch_sub(&s->live, 1);
             cp_wg_done(s->armed);
@@ -149,17 +147,16 @@ static void *helper(wl_thread *self, void *arg)
         cp_status st;
         int i = cp_select(lv->cases, m, s->reap, &st);
         if (i >= 0) {
-            if (!cp_event_fired(lv->cases[i].ev)) note_error(s, "select returned an input that has not fired, level", L);
+            if (!cp_event_fired(lv->cases[i].ev)) wl_note(&s->err, "select returned an input that has not fired, level", (uint64_t)L, 0);
             if (!atomic_load_explicit(&s->source_fired, memory_order_acquire))
-                note_error(s, "a helper fired before any source fired, level", L);
+                wl_note(&s->err, "a helper fired before any source fired, level", (uint64_t)L, 0);
             if (L == 0) atomic_fetch_add(&s->combined_fires, 1);
             cp_event_fire(lv->done);    /* defer close(orDone) */
             n++;
         } else if (st != CP_CANCELED) {
-            note_error(s, "helper's select failed, level", L);
+            wl_note(&s->err, "helper's select failed, level", (uint64_t)L, 0);
         }
-        for (uint64_t now = wl_now(), t = atomic_load(&s->last_exit);
-             now > t && !atomic_compare_exchange_weak(&s->last_exit, &t, now);) {}
+        wl_max_store(&s->last_exit, wl_now());
         atomic_fetch_sub(&s->live, 1);
         cp_wg_done(s->exited);          /* last touch of the round's events */
         wl_phase(self, "spawn");
@@ -306,10 +303,10 @@ static void *caller(wl_thread *self, void *arg)
             reap_round(s);
             break;
         }
-        if (atomic_load(&s->errors)) break;
+        if (atomic_load(&s->err.n)) break;
     }
     wl_phase(self, "wait helpers");
-    if (have_prev && finish_round(s, &prev, &exits, &exit_sum, &exit_max) && !atomic_load(&s->errors) &&
+    if (have_prev && finish_round(s, &prev, &exits, &exit_sum, &exit_max) && !atomic_load(&s->err.n) &&
         r->cfg->duration <= 0 && round != n)
         wl_fail(r, "ran %llu rounds, asked for %llu", (unsigned long long)round, (unsigned long long)n);
 out:
@@ -360,13 +357,11 @@ static int or_run(wl_run *r)
         wl_spawn(r, "helper", helper, &ha[L]);
     }
     wl_spawn(r, "caller", caller, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s %d (%llu errors)", atomic_load(&s.first_error), atomic_load(&s.err_level),
-                (unsigned long long)atomic_load(&s.errors));
+    if (atomic_load(&s.err.n))
+        wl_fail(r, "%s %d (%llu errors)", atomic_load(&s.err.first), (int)atomic_load(&s.err.a),
+                (unsigned long long)atomic_load(&s.err.n));
     wl_metric(r, M_HELPERS, s.nlevels);
     ret = 0;
 out:
@@ -402,11 +397,7 @@ WL_DEFINE(or) = {
     .latency = "first source fired -> combined event seen fired",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 2000 },
-    .params = (const wl_param[]){
-        { "sources", 8, "K: done events combined into one", 6 },
-        { "impl", 0, "0: recursive (the seed's or-channel, floor(K/2) helpers); 1: flat (one select over all K)", 1 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = or_params,
     .run = or_run,
     .check = or_check,
     .seed_key = "flows_or",

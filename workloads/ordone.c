@@ -38,12 +38,18 @@
  *     (else FAIL, naming how many leaked), and the wrapper closed its output;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
-enum { P_SRC_ITEMS };
+enum { P_SRC_ITEMS, P_COUNT };
 enum { M_STOP_TO_JOINED };
+static const wl_param ordone_params[] = {
+    [P_SRC_ITEMS] = { "src_items", 0, "the upstream sends M items in all, then closes; 0: it never ends by itself", 4000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ordone_params, P_COUNT);
+
 #define TAG_SHIFT 40
 #define BOUND_NS 1000000000ull
 
@@ -61,20 +67,12 @@ struct od_state {
     _Atomic uint64_t offers;        /* items the wrapper has begun to hand over; one more than
                                      * the consumer received: it holds one it is trying to send */
     _Atomic int wrapper_done;
-    _Atomic uint64_t sent, sent_sum, errors;
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a;
+    _Atomic uint64_t sent, sent_sum;
+    wl_errors err;
     uint64_t abandoned, abandoned_sum;      /* the wrapper's, read after wl_join */
     uint64_t got, got_sum;                  /* the consumer's */
     int saw_closed;
 };
-
-static void note_error(struct od_state *s, const char *what, uint64_t a)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) atomic_store(&s->err_a, a);
-    atomic_fetch_add(&s->errors, 1);
-}
 
 static void upstream_exit(struct od_state *s)
 {
@@ -106,7 +104,7 @@ static void *producer(wl_thread *self, void *arg)
         int i = cp_select(cs, 2, NULL, &st);
         if (i != 0) break;                      /* <-ctx.Done() */
         if (st != CP_OK) {
-            note_error(s, "producer's send failed (status)", (uint64_t)st);
+            wl_note(&s->err, "producer's send failed (status)", (uint64_t)st, 0);
             break;
         }
         sum += wl_mix(it.tag);
@@ -135,7 +133,7 @@ static void *wrapper(wl_thread *self, void *arg)
         int i = cp_select(rx, 2, NULL, &st);
         if (i != 0 || st == CP_CLOSED) break;  /* ctx done, or the upstream closed */
         if (st != CP_OK) {
-            note_error(s, "wrapper's receive failed (status)", (uint64_t)st);
+            wl_note(&s->err, "wrapper's receive failed (status)", (uint64_t)st, 0);
             break;
         }
         wl_phase(self, "send out");
@@ -148,7 +146,7 @@ static void *wrapper(wl_thread *self, void *arg)
             break;
         }
         if (st != CP_OK) {
-            note_error(s, "wrapper's send failed (status)", (uint64_t)st);
+            wl_note(&s->err, "wrapper's send failed (status)", (uint64_t)st, 0);
             break;
         }
         n++;
@@ -169,7 +167,7 @@ static void *consumer(wl_thread *self, void *arg)
     const int64_t work = r->cfg->k.work_ns;
     int64_t *last = calloc((size_t)s->producers, sizeof *last);
     struct item v;
-    if (!last) note_error(s, "out of memory", 0);
+    if (!last) wl_note(&s->err, "out of memory", 0, 0);
     else
         for (int i = 0; i < s->producers; i++) last[i] = -1;
     wl_phase(self, "recv");
@@ -180,16 +178,16 @@ static void *consumer(wl_thread *self, void *arg)
             break;
         }
         if (st != CP_OK) {
-            note_error(s, "consumer's receive failed (status)", (uint64_t)st);
+            wl_note(&s->err, "consumer's receive failed (status)", (uint64_t)st, 0);
             break;
         }
         if (v.ts) cp_hist_record(self->hist, wl_since(v.ts));
         uint64_t pid = v.tag >> TAG_SHIFT;
         int64_t seq = (int64_t)(v.tag & ((1ull << TAG_SHIFT) - 1));
         if (pid >= (uint64_t)s->producers) {
-            note_error(s, "item from an unknown producer", pid);
+            wl_note(&s->err, "item from an unknown producer", pid, 0);
         } else {
-            if (seq <= last[pid]) note_error(s, "per-producer FIFO broken at seq", (uint64_t)seq);
+            if (seq <= last[pid]) wl_note(&s->err, "per-producer FIFO broken at seq", (uint64_t)seq, 0);
             last[pid] = seq;
         }
         s->got++;
@@ -259,9 +257,7 @@ static int ordone_run(wl_run *r)
         pa[i] = (struct prod_arg){ &s, i };
         wl_spawn(r, "producer", producer, &pa[i]);
     }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t left = 0, left_sum = 0;
     struct item v;
@@ -270,9 +266,9 @@ static int ordone_run(wl_run *r)
         left_sum += wl_mix(v.tag);
     }
     uint64_t sent = atomic_load(&s.sent);
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s %llu (%llu errors)", atomic_load(&s.first_error), (unsigned long long)atomic_load(&s.err_a),
-                (unsigned long long)atomic_load(&s.errors));
+    if (atomic_load(&s.err.n))
+        wl_fail(r, "%s %llu (%llu errors)", atomic_load(&s.err.first), (unsigned long long)atomic_load(&s.err.a),
+                (unsigned long long)atomic_load(&s.err.n));
     if (sent != s.got + s.abandoned + left)
         wl_fail(r, "items lost: sent %llu != received %llu + abandoned by the wrapper %llu + left upstream %llu",
                 (unsigned long long)sent, (unsigned long long)s.got, (unsigned long long)s.abandoned,
@@ -316,10 +312,7 @@ WL_DEFINE(ordone) = {
     .latency = "producer send start -> consumer receive",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
-    .params = (const wl_param[]){
-        { "src_items", 0, "the upstream sends M items in all, then closes; 0: it never ends by itself", 4000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = ordone_params,
     .run = ordone_run,
     .seed_key = "flows_ordone",
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -43,13 +43,20 @@
  *     the run, naming how many, instead of hanging it);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
-enum { P_STAGES, P_WIDTH, P_CANCEL_AT };
+enum { P_STAGES, P_WIDTH, P_CANCEL_AT, P_COUNT };
 enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param pipeline_params[] = {
+    [P_STAGES] = { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
+    [P_WIDTH] = { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
+    [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pipeline_params, P_COUNT);
 
 #define TAG_SHIFT 40
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
@@ -57,19 +64,19 @@ enum { V_DEFAULT, V_SEED };
 struct item { uint64_t tag, v, ts; };
 
 struct pipe;
-struct stage { struct pipe *p; int s; cp_chan *in, *out; _Atomic int live; };
+struct stage { struct pipe *p; int s; wl_stage io; };   /* W threads, ch[s] -> ch[s + 1] */
 
 struct pipe {
     wl_run *r;
     int sources, stages, width;
     int seed;
-    uint64_t per_source, extra, cancel_at;
+    uint64_t cancel_at;
     cp_chan **ch;               /* stages + 1 channels: ch[s] feeds stage s, ch[stages] the sink */
     struct stage *st;
     cp_ctx *ctx;
     cp_event *all_exited;       /* fired by the last thread (sources and stages) to exit */
     _Atomic int live;           /* sources and stage threads still running */
-    _Atomic int live_sources;
+    wl_stage sources_out;       /* the sources -> ch[0]; the last one closes it */
     _Atomic uint64_t sent, sent_sum, dropped, dropped_sum;
     /* the sink's, read after wl_join */
     uint64_t got, got_sum, bad_value, bad_order, bad_tag, cancelled_at;
@@ -89,21 +96,19 @@ static void thread_exit(struct pipe *p)
     if (atomic_fetch_sub(&p->live, 1) == 1) cp_event_fire(p->all_exited);
 }
 
-struct src_arg { struct pipe *p; int id; };
-
 static void *source(wl_thread *self, void *arg)
 {
-    struct src_arg *a = arg;
-    struct pipe *p = a->p;
+    struct pipe *p = arg;
     wl_run *r = p->r;
+    const int id = self->rank;
     const int64_t sample = r->cfg->lat_sample;
-    const uint64_t n = p->per_source + ((uint64_t)a->id < p->extra);
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, p->sources, id);
     cp_ctx *ctx = p->seed ? NULL : p->ctx;
     int64_t until_sample = 0;
     uint64_t seq = 0, sum = 0;
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        struct item it = { .tag = (uint64_t)a->id << TAG_SHIFT | seq };
+        struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq };
         it.v = it.tag;
         if (sample && --until_sample <= 0) {
             until_sample = sample;
@@ -116,7 +121,7 @@ static void *source(wl_thread *self, void *arg)
     atomic_fetch_add(&p->sent_sum, sum);
     self->ops = seq;
     wl_phase(self, "close");
-    if (atomic_fetch_sub(&p->live_sources, 1) == 1) cp_chan_close(p->ch[0]);
+    wl_stage_leave(&p->sources_out);
     wl_phase(self, "done");
     thread_exit(p);
     return NULL;
@@ -131,11 +136,11 @@ static void *stage(wl_thread *self, void *arg)
     uint64_t n = 0;
     struct item it;
     wl_phase(self, "recv");
-    while (cp_chan_recv(sg->in, &it, ctx) == CP_OK) {
+    while (cp_chan_recv(sg->io.in, &it, ctx) == CP_OK) {
         it.v = map_stage(it.v, sg->s);
         if (work) wl_work(work);
         wl_phase(self, "send");
-        if (cp_chan_send(sg->out, &it, ctx) != CP_OK) {
+        if (cp_chan_send(sg->io.out, &it, ctx) != CP_OK) {
             /* cancelled with an item in hand: dropped, and accounted for */
             atomic_fetch_add(&p->dropped, 1);
             atomic_fetch_add(&p->dropped_sum, map_rest(p, it.v, sg->s + 1));
@@ -146,7 +151,7 @@ static void *stage(wl_thread *self, void *arg)
     }
     self->ops = n;
     wl_phase(self, "close");
-    if (atomic_fetch_sub(&sg->live, 1) == 1) cp_chan_close(sg->out);   /* defer close(out), last of W */
+    wl_stage_leave(&sg->io);    /* defer close(out), last of W */
     wl_phase(self, "done");
     thread_exit(p);
     return NULL;
@@ -205,17 +210,13 @@ static int pipeline_run(wl_run *r)
         .cancel_at = (uint64_t)c->set[P_CANCEL_AT],
         .seed = c->variant == V_SEED,
     };
-    p.per_source = (uint64_t)c->k.items / (uint64_t)p.sources;
-    p.extra = (uint64_t)c->k.items % (uint64_t)p.sources;
     atomic_init(&p.live, p.sources + p.stages * p.width);
-    atomic_init(&p.live_sources, p.sources);
     int rc = -1, nch = p.stages + 1;
-    struct src_arg *sa = calloc((size_t)p.sources, sizeof *sa);
     p.ch = calloc((size_t)nch, sizeof *p.ch);
     p.st = calloc((size_t)p.stages + 1, sizeof *p.st);
     p.ctx = cp_ctx_with_cancel(c->b, NULL);
     p.all_exited = cp_event_new(c->b);
-    if (!sa || !p.ch || !p.st || !p.ctx || !p.all_exited) goto out;
+    if (!p.ch || !p.st || !p.ctx || !p.all_exited) goto out;
     for (int i = 0; i < nch; i++)
         if (!(p.ch[i] = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity))) goto out;
     rc = 0;
@@ -226,14 +227,12 @@ static int pipeline_run(wl_run *r)
 
     wl_spawn(r, "sink", sink, &p);
     for (int s = 0; s < p.stages; s++) {
-        p.st[s] = (struct stage){ .p = &p, .s = s, .in = p.ch[s], .out = p.ch[s + 1] };
-        atomic_init(&p.st[s].live, p.width);
-        for (int w = 0; w < p.width; w++) wl_spawn(r, "stage", stage, &p.st[s]);
+        p.st[s] = (struct stage){ .p = &p, .s = s };
+        wl_stage_init(&p.st[s].io, p.ch[s], p.ch[s + 1], p.width);
+        wl_spawn_n(r, p.width, "stage", stage, &p.st[s]);
     }
-    for (int i = 0; i < p.sources; i++) {
-        sa[i] = (struct src_arg){ &p, i };
-        wl_spawn(r, "source", source, &sa[i]);
-    }
+    wl_stage_init(&p.sources_out, NULL, p.ch[0], p.sources);
+    wl_spawn_n(r, p.sources, "source", source, &p);
 
     wl_start(r);
     wl_wait_duration(r);
@@ -307,7 +306,6 @@ out:
     cp_ctx_free(p.ctx);
     free(p.ch);
     free(p.st);
-    free(sa);
     return rc;
 }
 
@@ -327,12 +325,7 @@ WL_DEFINE(pipeline) = {
     .latency = "source send start -> sink receive end",
     .defaults = { .threads = WL_UNUSED, .producers = 1, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
-    .params = (const wl_param[]){
-        { "stages", 3, "map stages between the sources and the sink (0: none)", 5 },
-        { "width", 1, "threads per stage, all reading the stage's input (1: order kept per source)", 3 },
-        { "cancel_at", 0, "the sink cancels the pipeline after K items and leaves; 0: never", 2000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = pipeline_params,
     .run = pipeline_run,
     .check = pipeline_check,
     .seed_key = "flows_pipeline",

@@ -23,12 +23,18 @@
  *   - count: pairs done == --items in count mode (all ops counted);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_ALLOC, P_HOLD };
+enum { P_ALLOC, P_HOLD, P_COUNT };
+static const wl_param pool_params[] = {
+    [P_ALLOC] = { "alloc", 0, "0: cp_pool get/put; 1: plain malloc/free (the allocator it is compared with)" },
+    [P_HOLD] = { "hold", 1, "objects a thread gets before it puts them back (> 32 overflows its cache)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pool_params, P_COUNT);
 
 #define TAG_SHIFT 40
 
@@ -38,41 +44,27 @@ struct pool_state {
     int alloc;
     size_t size;                    /* bytes written per object, >= 8 */
     size_t hold;                    /* objects a thread holds at once */
-    uint64_t per_thread, extra;     /* count-based: pairs each, first `extra` one more */
-    _Atomic uint64_t ops, errors;
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a, err_b;
+    _Atomic uint64_t ops;
+    wl_errors err;
 };
-
-struct pool_arg { struct pool_state *s; int id; };
-
-static void note_error(struct pool_state *s, const char *what, uint64_t a, uint64_t b)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
-        atomic_store(&s->err_a, a);
-        atomic_store(&s->err_b, b);
-    }
-    atomic_fetch_add(&s->errors, 1);
-}
 
 static void *pool_thread(wl_thread *self, void *arg)
 {
-    struct pool_arg *a = arg;
-    struct pool_state *s = a->s;
+    struct pool_state *s = arg;
+    const int id = self->rank;
     wl_run *r = s->r;
     cp_pool *p = s->p;
     const int alloc = s->alloc;
     const size_t size = s->size, hold = s->hold;
     const int64_t sample = r->cfg->lat_sample, work = r->cfg->k.work_ns;
-    const uint64_t n = s->per_thread + ((uint64_t)a->id < s->extra);
-    const unsigned char fill = (unsigned char)(a->id * 2 + 1);
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, (int)r->cfg->k.threads, id);
+    const unsigned char fill = (unsigned char)(id * 2 + 1);
     unsigned char **held = malloc(hold * sizeof *held);
     uint64_t *t_get = malloc(hold * sizeof *t_get);  /* get's duration, 0: not timed */
     int64_t until_sample = 0;
     uint64_t seq = 0;
 
-    if (!held || !t_get) { note_error(s, "out of memory (thread, hold)", (uint64_t)a->id, hold); goto out; }
+    if (!held || !t_get) { wl_note(&s->err, "out of memory (thread, hold)", (uint64_t)id, hold); goto out; }
     wl_phase(self, "get/put");
     while (wl_more(r, seq, n)) {
         size_t h = r->cfg->duration > 0 || n - seq > hold ? hold : (size_t)(n - seq);
@@ -82,8 +74,8 @@ static void *pool_thread(wl_thread *self, void *arg)
             if (timed) { until_sample = sample; t0 = wl_now(); }
             unsigned char *o = alloc ? malloc(size) : cp_pool_get(p);
             t_get[j] = timed ? wl_now() - t0 + 1 : 0;
-            if (!o) { note_error(s, "get returned NULL (thread, seq)", (uint64_t)a->id, seq); goto out; }
-            uint64_t tag = (uint64_t)a->id << TAG_SHIFT | (seq + j);
+            if (!o) { wl_note(&s->err, "get returned NULL (thread, seq)", (uint64_t)id, seq); goto out; }
+            uint64_t tag = (uint64_t)id << TAG_SHIFT | (seq + j);
             memcpy(o, &tag, 8);
             memset(o + 8, fill, size - 8);
             held[j] = o;
@@ -91,10 +83,10 @@ static void *pool_thread(wl_thread *self, void *arg)
         if (work) wl_work(work);
         for (size_t j = 0; j < h; j++) {    /* still ours? then put them back */
             unsigned char *o = held[j];
-            uint64_t tag = (uint64_t)a->id << TAG_SHIFT | (seq + j), got;
+            uint64_t tag = (uint64_t)id << TAG_SHIFT | (seq + j), got;
             memcpy(&got, o, 8);
             if (got != tag || (size > 8 && o[size - 1] != fill))
-                note_error(s, "object written by another thread while held (tag, found)", tag, got);
+                wl_note(&s->err, "object written by another thread while held (tag, found)", tag, got);
             uint64_t t0 = t_get[j] ? wl_now() : 0;
             if (alloc) free(o);
             else cp_pool_put(p, o);
@@ -125,29 +117,17 @@ static int pool_run(wl_run *r)
         wl_fail(r, "--set hold=%zu: expected 1..65536", s.hold);
         return 0;
     }
-    s.per_thread = (uint64_t)c->k.items / (uint64_t)threads;
-    s.extra = (uint64_t)c->k.items % (uint64_t)threads;
     if (!s.alloc && !(s.p = cp_pool_new(c->b, s.size))) return -1;
-    struct pool_arg *pa = calloc((size_t)threads, sizeof *pa);
-    if (!pa) { cp_pool_free(s.p); return -1; }
-    for (int i = 0; i < threads; i++) {
-        pa[i] = (struct pool_arg){ &s, i };
-        wl_spawn(r, "getput", pool_thread, &pa[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, threads, "getput", pool_thread, &s);
+    wl_start_and_join(r);
 
     uint64_t ops = atomic_load(&s.ops);
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s: %llx, %llx (%llu errors)", atomic_load(&s.first_error),
-                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
-                (unsigned long long)atomic_load(&s.errors));
-    if (c->duration <= 0 && ops != (uint64_t)c->k.items)
-        wl_fail(r, "count: %llu get/put pairs done, asked for %lld", (unsigned long long)ops,
-                (long long)c->k.items);
+    if (atomic_load(&s.err.n))
+        wl_fail(r, "%s: %llx, %llx (%llu errors)", atomic_load(&s.err.first),
+                (unsigned long long)atomic_load(&s.err.a), (unsigned long long)atomic_load(&s.err.b),
+                (unsigned long long)atomic_load(&s.err.n));
+    wl_check_items(r, ops, "count: %llu get/put pairs done, asked for %lld");
     r->ops = ops;
-    free(pa);
     cp_pool_free(s.p);      /* frees what the pool holds; the threads have exited */
     return 0;
 }
@@ -161,10 +141,6 @@ WL_DEFINE(pool) = {
     .latency = "time in get + time in put",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = 256, .work_ns = 0, .items = 4000000 },
-    .params = (const wl_param[]){
-        { "alloc", 0, "0: cp_pool get/put; 1: plain malloc/free (the allocator it is compared with)" },
-        { "hold", 1, "objects a thread gets before it puts them back (> 32 overflows its cache)" },
-        { NULL, 0, NULL },
-    },
+    .params = pool_params,
     .run = pool_run,
 };

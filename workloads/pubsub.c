@@ -56,14 +56,23 @@
  * panic: send on closed channel): those sends are counted and fail the run.
  * At shutdown the deliveries still pending are counted the same way.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_TOPICS, P_POLICY, P_UNSUB_EVERY, P_GOROUTINES };
+enum { P_TOPICS, P_POLICY, P_UNSUB_EVERY, P_GOROUTINES, P_COUNT };
 enum { POL_BLOCK, POL_DROP_NEWEST, POL_DROP_OLDEST, POL_MIXED };
 enum { M_DELIVERED, M_DROPPED_NEWEST, M_DROPPED_OLDEST, M_CUT, M_LAG_P99, M_GOROUTINES_PEAK, M_CLOSED_SENDS };
+static const wl_param pubsub_params[] = {
+    [P_TOPICS] = { "topics", 2, "topics; subscriber s takes topic s % topics", 4 },
+    [P_POLICY] = { "policy", 3, "0 block, 1 drop_newest, 2 drop_oldest, 3 mixed (subscriber s: s % 3)", 3 },
+    [P_UNSUB_EVERY] = { "unsub_every", 500, "odd subscribers leave after N messages and subscribe again; 0: never", 200 },
+    [P_GOROUTINES] = { "goroutines", 4, "seed variant: threads that run the per-message goroutines", 0 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(pubsub_params, P_COUNT);
+
 #define TAG_SHIFT 40
 #define SEED_MAX_PENDING (1u << 20)
 #define SEED_MAX_SUBS 1000
@@ -114,20 +123,8 @@ struct ps_state {
     int qclosed;
     uint64_t pending_at_close;
     cp_hist **lag;                      /* per subscriber thread */
-    _Atomic uint64_t errors;
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a, err_b;
+    wl_errors err;
 };
-
-static void note_error(struct ps_state *s, const char *what, uint64_t a, uint64_t b)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
-        atomic_store(&s->err_a, a);
-        atomic_store(&s->err_b, b);
-    }
-    atomic_fetch_add(&s->errors, 1);
-}
 
 /* ---- subscriptions ---- */
 static struct sub *sub_new(struct ps_state *s, int topic, int policy)
@@ -194,7 +191,7 @@ static int unlink_sub(struct topic *t, struct sub *u)
 static void close_sub(struct ps_state *s, struct sub *u)
 {
     atomic_fetch_add(&u->closes, 1);    /* before the close, which the subscriber observes */
-    if (cp_chan_close(u->ch) != CP_OK) note_error(s, "a subscription's channel closed twice (topic, 0)", (uint64_t)u->topic, 0);
+    if (cp_chan_close(u->ch) != CP_OK) wl_note(&s->err, "a subscription's channel closed twice (topic, 0)", (uint64_t)u->topic, 0);
     /* the subscriber may free u once it has seen the close: only after this */
     atomic_store_explicit(&u->close_done, 1, memory_order_release);
 }
@@ -386,7 +383,7 @@ static void *publisher(wl_thread *self, void *arg)
         atomic_fetch_add(&s->topics[topic].published, 1);
         atomic_fetch_add(&s->topics[topic].published_sum, wl_mix(m.tag));
         if (rc) {
-            note_error(s, "goroutine pile-up: more than this many deliveries pending (limit, 0)", SEED_MAX_PENDING, 0);
+            wl_note(&s->err, "goroutine pile-up: more than this many deliveries pending (limit, 0)", SEED_MAX_PENDING, 0);
             i++;
             break;
         }
@@ -410,27 +407,27 @@ static void sub_settle(struct ps_state *s, struct sub *u)
     uint64_t sum = u->delivered_sum + atomic_load(&u->drop_new_sum) + atomic_load(&u->drop_old_sum) +
                    atomic_load(&u->cut_sum) + atomic_load(&u->closed_sum);
     if (off != u->delivered + dn + dold + cut + cl)
-        note_error(s, "subscription books: offered != delivered + dropped + cut + closed (offered, accounted)", off,
+        wl_note(&s->err, "subscription books: offered != delivered + dropped + cut + closed (offered, accounted)", off,
                    u->delivered + dn + dold + cut + cl);
     else if (sum != atomic_load(&u->offered_sum))
-        note_error(s, "subscription checksum: offered != delivered + dropped + cut + closed (topic, offered)",
+        wl_note(&s->err, "subscription checksum: offered != delivered + dropped + cut + closed (topic, offered)",
                    (uint64_t)u->topic, off);
     if (atomic_load(&u->closes) != 1)
-        note_error(s, "a subscription's channel was not closed exactly once (closes, topic)", atomic_load(&u->closes),
+        wl_note(&s->err, "a subscription's channel was not closed exactly once (closes, topic)", atomic_load(&u->closes),
                    (uint64_t)u->topic);
     if (u->policy == POL_BLOCK && (dn || dold))
-        note_error(s, "a block subscription lost messages (dropped, topic)", dn + dold, (uint64_t)u->topic);
+        wl_note(&s->err, "a block subscription lost messages (dropped, topic)", dn + dold, (uint64_t)u->topic);
     if (u->steady) {
         struct topic *t = &s->topics[u->topic];
         uint64_t pub = atomic_load(&t->published);
         if (off != pub)
-            note_error(s, "a subscription of the whole run was offered fewer messages than its topic got (offered, "
+            wl_note(&s->err, "a subscription of the whole run was offered fewer messages than its topic got (offered, "
                           "published)",
                        off, pub);
         else if (atomic_load(&u->offered_sum) != atomic_load(&t->published_sum))
-            note_error(s, "a subscription of the whole run: checksum of offered != published (topic, published)",
+            wl_note(&s->err, "a subscription of the whole run: checksum of offered != published (topic, published)",
                        (uint64_t)u->topic, pub);
-        if (cut) note_error(s, "a subscription that never left had deliveries cut (cut, topic)", cut, (uint64_t)u->topic);
+        if (cut) wl_note(&s->err, "a subscription that never left had deliveries cut (cut, topic)", cut, (uint64_t)u->topic);
     }
     cp_mutex_lock(s->acc);
     s->delivered += u->delivered;
@@ -455,8 +452,8 @@ static void receive(struct ps_state *s, int id, struct sub *u, const struct msg 
 {
     uint64_t pid = m->tag >> TAG_SHIFT, seq = m->tag & ((1ull << TAG_SHIFT) - 1);
     if (m->ts) cp_hist_record(s->lag[id], wl_since(m->ts));
-    if (pid >= (uint64_t)s->pubs) note_error(s, "message from an unknown publisher (publisher, seq)", pid, seq);
-    else if (seq < u->next[pid]) note_error(s, "per-publisher order broken (seq, expected at least)", seq, u->next[pid]);
+    if (pid >= (uint64_t)s->pubs) wl_note(&s->err, "message from an unknown publisher (publisher, seq)", pid, seq);
+    else if (seq < u->next[pid]) wl_note(&s->err, "per-publisher order broken (seq, expected at least)", seq, u->next[pid]);
     else u->next[pid] = seq + 1;
     u->delivered++;
     u->delivered_sum += wl_mix(m->tag);
@@ -556,15 +553,13 @@ static int pubsub_run(wl_run *r)
         if (subscribe(&s, sa[i].first)) goto out;
     }
     for (int i = 0; i < s.nsubs; i++) wl_spawn(r, "subscriber", subscriber, &sa[i]);
-    for (int i = 0; i < ngo; i++) wl_spawn(r, "goroutine", goroutines, &s);
+    wl_spawn_n(r, ngo, "goroutine", goroutines, &s);
     for (int i = 0; i < s.pubs; i++) {
         pa[i] = (struct pub_arg){ &s, i };
         wl_spawn(r, "publisher", publisher, &pa[i]);
     }
     spawned = 1;                        /* the threads own the first subscriptions now */
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
     rc = 0;
 
     while (s.kept) {                    /* seed: every goroutine has finished now */
@@ -582,11 +577,8 @@ static int pubsub_run(wl_run *r)
     else if (s.closed_sends)
         wl_fail(r, "%llu messages sent to a closed subscriber (Go: panic: send on closed channel)",
                 (unsigned long long)s.closed_sends);
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s: %llu, %llu (%llu errors)", atomic_load(&s.first_error),
-                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
-                (unsigned long long)atomic_load(&s.errors));
-    if (c->duration <= 0 && published != (uint64_t)c->k.items && !atomic_load(&s.errors))
+    uint64_t errors = wl_errors_fail(r, &s.err);
+    if (c->duration <= 0 && published != (uint64_t)c->k.items && !errors)
         wl_fail(r, "published %llu messages, asked for %lld", (unsigned long long)published, (long long)c->k.items);
 
     cp_hist *lag = cp_hist_new(2, 3600ull * 1000000000ull);
@@ -638,13 +630,7 @@ WL_DEFINE(pubsub) = {
     .latency = "the Publish call",
     .defaults = { .threads = WL_UNUSED, .producers = 2, .consumers = 4, .capacity = 16, .payload = WL_UNUSED,
                   .work_ns = 200, .items = 100000 },
-    .params = (const wl_param[]){
-        { "topics", 2, "topics; subscriber s takes topic s % topics", 4 },
-        { "policy", 3, "0 block, 1 drop_newest, 2 drop_oldest, 3 mixed (subscriber s: s % 3)", 3 },
-        { "unsub_every", 500, "odd subscribers leave after N messages and subscribe again; 0: never", 200 },
-        { "goroutines", 4, "seed variant: threads that run the per-message goroutines", 0 },
-        { NULL, 0, NULL },
-    },
+    .params = pubsub_params,
     .run = pubsub_run,
     .check = pubsub_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

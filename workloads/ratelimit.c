@@ -79,16 +79,28 @@
  * and fails ("leaked 1 thread"), then releases it (an internal ctx) so that
  * it can be joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_LIMIT, P_BURST, P_N, P_OP, P_STRATEGY, P_DEADLINE_US, P_CANCEL_AFTER_MS };
+enum { P_LIMIT, P_BURST, P_N, P_OP, P_STRATEGY, P_DEADLINE_US, P_CANCEL_AFTER_MS, P_COUNT };
 enum { OP_WAIT, OP_ALLOW, OP_RESERVE, OP_MIX };
 enum { S_AUTO, S_LOCKED, S_CAS, S_TICKER };
 enum { M_ACHIEVED, M_ERROR_PCT, M_WAIT_P50, M_WAIT_P99, M_LATE_P99, M_REJECTED, M_STRATEGY, M_TICKS_LOST };
+static const wl_param ratelimit_params[] = {
+    [P_LIMIT] = { "limit", 10000, "the rate, tokens/s", 1000000 },
+    [P_BURST] = { "burst", 10, "the bucket's size (it starts full)", 100 },
+    [P_N] = { "n", 1, "tokens per call (WaitN / AllowN / ReserveN), 1..burst", 3 },
+    [P_OP] = { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
+    [P_STRATEGY] = { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
+    [P_DEADLINE_US] = { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none", 2000 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ratelimit_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull      /* cancel -> every thread stopped */
 #define FP 1024u                    /* cas state: units of 1/1024 ns */
 #define NEVER UINT64_MAX
@@ -445,8 +457,7 @@ static void admitted(struct rl_state *s, int64_t n)
         atomic_store(&s->over_k, k);
         atomic_store(&s->over_dt, dt);
     }
-    uint64_t prev = atomic_load_explicit(&s->last_admit, memory_order_relaxed);
-    while (prev < now && !atomic_compare_exchange_weak(&s->last_admit, &prev, now)) {}
+    wl_max_store(&s->last_admit, now);
 }
 
 static void *worker(wl_thread *self, void *arg)
@@ -536,25 +547,10 @@ static void *worker(wl_thread *self, void *arg)
     atomic_fetch_add(&s->rejected, rejected);
     atomic_fetch_add(&s->abandoned, abandoned);
     self->ops = ops;
-    uint64_t now = wl_now(), prev = atomic_load(&s->last_exit);
-    while (prev < now && !atomic_compare_exchange_weak(&s->last_exit, &prev, now)) {}
+    wl_max_store(&s->last_exit, wl_now());
     if (atomic_fetch_sub(&s->live_workers, 1) == 1) cp_event_fire(s->workers_done);
     wl_phase(self, "done");
     return NULL;
-}
-
-/* Time-based: until the duration ends, or until every worker has stopped
- * (a cancel ended them: the rest of the duration would be idle). */
-static void wait_duration_or(wl_run *r, cp_event *done)
-{
-    if (r->cfg->duration <= 0) return;
-    uint64_t end = r->t_start + (uint64_t)(r->cfg->duration * 1e9), now = wl_now();
-    if (end > now) {
-        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, end - now);
-        if (t) cp_event_wait(done, t);
-        cp_ctx_free(t);
-    }
-    if (!cp_event_fired(done)) wl_wait_duration(r);
 }
 
 static int pick_strategy(const wl_cfg *c)
@@ -617,7 +613,7 @@ static int ratelimit_run(wl_run *r)
         }
     }
     if (c->duration > 0) {
-        wait_duration_or(r, s->workers_done);
+        wl_wait_duration_or(r, s->workers_done);
         if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* wake the sleepers: the run is over */
             cancelled_at = wl_now();
             cp_ctx_cancel(s->ctx);
@@ -732,17 +728,7 @@ WL_DEFINE(ratelimit) = {
     .latency = "call -> admitted (Wait, Reserve + sleep, or Allow retried)",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 2000 },
-    .params = (const wl_param[]){
-        { "limit", 10000, "the rate, tokens/s", 1000000 },
-        { "burst", 10, "the bucket's size (it starts full)", 100 },
-        { "n", 1, "tokens per call (WaitN / AllowN / ReserveN), 1..burst", 3 },
-        { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
-        { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
-        { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none",
-          2000 },
-        { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
-        { NULL, 0, NULL },
-    },
+    .params = ratelimit_params,
     .run = ratelimit_run,
     .check = ratelimit_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -48,14 +48,27 @@
  * removes one: the map grows with every client ever seen (map_size_end),
  * and the idle check fails with the count of leaked entries.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_CLIENTS, P_SKEW, P_CHURN, P_LIMIT, P_BURST, P_IDLE_MS, P_SHARDS, P_CANCEL_AFTER_MS };
+enum { P_CLIENTS, P_SKEW, P_CHURN, P_LIMIT, P_BURST, P_IDLE_MS, P_SHARDS, P_CANCEL_AFTER_MS, P_COUNT };
 enum { M_ALLOW_NS, M_SIZE_MAX, M_SIZE_END, M_EVICTED, M_ADMITTED_PCT, M_CLIENTS_SEEN };
+static const wl_param ratelimit_perclient_params[] = {
+    [P_CLIENTS] = { "clients", 1000, "C clients (Zipf ranks)", 5000 },
+    [P_SKEW] = { "skew", 110, "Zipf exponent x 100 (110: s = 1.1; 0: uniform)", 200 },
+    [P_CHURN] = { "churn", 50, "new client ids per 1000 requests of a thread (0: a fixed population)", 500 },
+    [P_LIMIT] = { "limit", 1000, "tokens/s per client", 10000 },
+    [P_BURST] = { "burst", 5, "bucket size per client (it starts full)", 20 },
+    [P_IDLE_MS] = { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
+    [P_SHARDS] = { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(ratelimit_perclient_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct entry {
@@ -347,20 +360,6 @@ static void free_entries(struct entry *e)
     }
 }
 
-/* Time-based: until the duration ends, or until every worker has stopped
- * (a cancel ended them: the rest of the duration would be idle). */
-static void wait_duration_or(wl_run *r, cp_event *done)
-{
-    if (r->cfg->duration <= 0) return;
-    uint64_t end = r->t_start + (uint64_t)(r->cfg->duration * 1e9), now = wl_now();
-    if (end > now) {
-        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, end - now);
-        if (t) cp_event_wait(done, t);
-        cp_ctx_free(t);
-    }
-    if (!cp_event_fired(done)) wl_wait_duration(r);
-}
-
 static int perclient_run(wl_run *r)
 {
     const wl_cfg *c = r->cfg;
@@ -421,7 +420,7 @@ static int perclient_run(wl_run *r)
             cp_ctx_cancel(s->ctx);
         }
     }
-    wait_duration_or(r, s->workers_done);
+    wl_wait_duration_or(r, s->workers_done);
     cp_event_wait(s->workers_done, NULL);
     uint64_t size_end = atomic_load(&s->size_end), per_client = 0, clients_seen = 0;
     for (uint64_t id = 0; id < s->space; id++) {    /* the workers are done: stable */
@@ -528,17 +527,7 @@ WL_DEFINE(ratelimit_perclient) = {
     .latency = "one Allow(client): lookup or insert + bucket",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 200000 },
-    .params = (const wl_param[]){
-        { "clients", 1000, "C clients (Zipf ranks)", 5000 },
-        { "skew", 110, "Zipf exponent x 100 (110: s = 1.1; 0: uniform)", 200 },
-        { "churn", 50, "new client ids per 1000 requests of a thread (0: a fixed population)", 500 },
-        { "limit", 1000, "tokens/s per client", 10000 },
-        { "burst", 5, "bucket size per client (it starts full)", 20 },
-        { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
-        { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
-        { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
-        { NULL, 0, NULL },
-    },
+    .params = ratelimit_perclient_params,
     .run = perclient_run,
     .check = perclient_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -42,15 +42,27 @@
  * failed, one more full backoff before the error is returned. The run fails
  * naming the calls that slept after their final attempt and the time lost.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_FAIL_PCT, P_MAX_ATTEMPTS, P_BASE_US, P_CAP_US, P_JITTER, P_OUTAGE_MS, P_CANCEL_AFTER_MS };
+enum { P_FAIL_PCT, P_MAX_ATTEMPTS, P_BASE_US, P_CAP_US, P_JITTER, P_OUTAGE_MS, P_CANCEL_AFTER_MS, P_COUNT };
 enum { J_NONE, J_FULL, J_EQUAL };
 enum { M_ATTEMPTS_PER_SUCCESS, M_SUCCESS_P50, M_SUCCESS_P99, M_EXHAUSTED, M_SLEEPS, M_WASTED, M_CANCEL_NS };
 enum { R_OK, R_EXHAUSTED, R_CANCELED };
+static const wl_param retry_params[] = {
+    [P_FAIL_PCT] = { "fail_pct", 30, "each attempt fails with this probability, %", 80 },
+    [P_MAX_ATTEMPTS] = { "max_attempts", 5, "attempts per call at most", 6 },
+    [P_BASE_US] = { "base_us", 50, "the first backoff; doubled after each failed attempt", 100 },
+    [P_CAP_US] = { "cap_us", 5000, "the backoff's cap", 0 },
+    [P_JITTER] = { "jitter", J_FULL, "0 none, 1 full (uniform in [0, d]), 2 equal (d/2 + uniform in [0, d/2])", 2 },
+    [P_OUTAGE_MS] = { "outage_ms", 0, "every attempt fails during the first T ms of the run", 5 },
+    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the clients' ctx after T ms; 0: never", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(retry_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct retry_state {
@@ -186,25 +198,10 @@ static void *client(wl_thread *self, void *arg)
     atomic_fetch_add(&s->bad_sleeps, bad_sleeps);
     atomic_fetch_add(&s->bad_attempts, bad_attempts);
     self->ops = calls;
-    uint64_t now = wl_now(), prev = atomic_load(&s->last_exit);
-    while (prev < now && !atomic_compare_exchange_weak(&s->last_exit, &prev, now)) {}
+    wl_max_store(&s->last_exit, wl_now());
     if (atomic_fetch_sub(&s->live, 1) == 1) cp_event_fire(s->workers_done);
     wl_phase(self, "done");
     return NULL;
-}
-
-/* Time-based: until the duration ends, or until every worker has stopped
- * (a cancel ended them: the rest of the duration would be idle). */
-static void wait_duration_or(wl_run *r, cp_event *done)
-{
-    if (r->cfg->duration <= 0) return;
-    uint64_t end = r->t_start + (uint64_t)(r->cfg->duration * 1e9), now = wl_now();
-    if (end > now) {
-        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, end - now);
-        if (t) cp_event_wait(done, t);
-        cp_ctx_free(t);
-    }
-    if (!cp_event_fired(done)) wl_wait_duration(r);
 }
 
 static int retry_run(wl_run *r)
@@ -249,7 +246,7 @@ static int retry_run(wl_run *r)
         }
     }
     if (c->duration > 0) {
-        wait_duration_or(r, s->workers_done);
+        wl_wait_duration_or(r, s->workers_done);
         if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* the run is over: end the backoffs in progress */
             cancelled_at = wl_now();
             cp_ctx_cancel(s->ctx);
@@ -354,16 +351,7 @@ WL_DEFINE(retry) = {
     .latency = "call -> return (time to success for the successes)",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 2000 },
-    .params = (const wl_param[]){
-        { "fail_pct", 30, "each attempt fails with this probability, %", 80 },
-        { "max_attempts", 5, "attempts per call at most", 6 },
-        { "base_us", 50, "the first backoff; doubled after each failed attempt", 100 },
-        { "cap_us", 5000, "the backoff's cap", 0 },
-        { "jitter", J_FULL, "0 none, 1 full (uniform in [0, d]), 2 equal (d/2 + uniform in [0, d/2])", 2 },
-        { "outage_ms", 0, "every attempt fails during the first T ms of the run", 5 },
-        { "cancel_after_ms", 0, "cancel the clients' ctx after T ms; 0: never", 5 },
-        { NULL, 0, NULL },
-    },
+    .params = retry_params,
     .run = retry_run,
     .check = retry_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

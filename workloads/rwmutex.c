@@ -14,31 +14,35 @@
  *   - a reader never sees the value go backwards;
  *   - count mode: exactly --items ops; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
-enum { P_WRITE_RATIO };
+enum { P_WRITE_RATIO, P_COUNT };
+static const wl_param rwmutex_params[] = {
+    [P_WRITE_RATIO] = { "write_ratio", 10, "one op in N is a write (1: all writes)" },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(rwmutex_params, P_COUNT);
+
+enum { M_FAIR };     /* M_FAIR, M_FAIR + 1: WL_METRICS_FAIRNESS */
 #define SLOTS 64
 
 struct rw_state {
     wl_run *r;
     cp_rwlock *l;
     uint64_t slot[SLOTS];       /* under l */
-    uint64_t per_thread, extra;
     _Atomic uint64_t writes, torn, backwards;
 };
-struct rw_arg { struct rw_state *s; uint64_t id; };
-
 static void *rw_worker(wl_thread *self, void *arg)
 {
-    struct rw_arg *a = arg;
-    struct rw_state *s = a->s;
+    struct rw_state *s = arg;
+    const uint64_t id = (uint64_t)self->rank;
     wl_run *r = s->r;
     const int64_t work = r->cfg->k.work_ns, sample = r->cfg->lat_sample;
     uint64_t ratio = (uint64_t)r->cfg->set[P_WRITE_RATIO];
-    const uint64_t n = s->per_thread + (a->id < s->extra);
-    uint64_t rng = wl_mix(r->cfg->seed ^ (a->id + 1));
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, (int)r->cfg->k.threads, (int)id);
+    uint64_t rng = wl_mix(r->cfg->seed ^ (id + 1));
     uint64_t done = 0, writes = 0, torn = 0, backwards = 0, last = 0;
-    int64_t until_sample = sample ? (int64_t)(a->id % (uint64_t)sample) : 0;
+    int64_t until_sample = sample ? (int64_t)(id % (uint64_t)sample) : 0;
 
     if (ratio == 0) ratio = 1;
     wl_phase(self, "rw");
@@ -82,28 +86,12 @@ static int rwmutex_run(wl_run *r)
     const wl_cfg *c = r->cfg;
     int T = (int)c->k.threads;
     struct rw_state s = { .r = r };
-    struct rw_arg a[WL_MAX_THREADS];
-    s.per_thread = (uint64_t)c->k.items / (uint64_t)T;
-    s.extra = (uint64_t)c->k.items % (uint64_t)T;
     s.l = cp_rwlock_new(c->b);
     if (!s.l) return -1;
-    for (int i = 0; i < T; i++) {
-        a[i] = (struct rw_arg){ &s, (uint64_t)i };
-        wl_spawn(r, "rw", rw_worker, &a[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, T, "rw", rw_worker, &s);
+    wl_start_and_join(r);
 
-    uint64_t ops = 0, mn = UINT64_MAX, mx = 0;
-    for (int i = 0; i < r->nthr; i++) {
-        uint64_t o = r->thr[i].ops;
-        ops += o;
-        if (o < mn) mn = o;
-        if (o > mx) mx = o;
-    }
-    r->fair_min = r->nthr ? mn : 0;
-    r->fair_max = mx;
+    uint64_t ops = wl_fairness(r, 0, r->nthr, M_FAIR).sum;
     if (atomic_load(&s.torn))
         wl_fail(r, "torn write: %llu reads saw the 64 slots disagree",
                 (unsigned long long)atomic_load(&s.torn));
@@ -112,8 +100,7 @@ static int rwmutex_run(wl_run *r)
     if (s.slot[0] != atomic_load(&s.writes))
         wl_fail(r, "lost write: value %llu after %llu writes", (unsigned long long)s.slot[0],
                 (unsigned long long)atomic_load(&s.writes));
-    if (c->duration <= 0 && ops != (uint64_t)c->k.items)
-        wl_fail(r, "%llu ops, asked for --items=%lld", (unsigned long long)ops, (long long)c->k.items);
+    wl_check_items(r, ops, "%llu ops, asked for --items=%lld");
     r->ops = ops;
     cp_rwlock_free(s.l);
     return 0;
@@ -128,9 +115,7 @@ WL_DEFINE(rwmutex) = {
     .latency = "rlock/wlock acquire",
     .defaults = { .threads = 4, .producers = WL_UNUSED, .consumers = WL_UNUSED,
                   .capacity = WL_UNUSED, .payload = WL_UNUSED, .work_ns = 0, .items = 1000000 },
-    .params = (const wl_param[]){
-        { "write_ratio", 10, "one op in N is a write (1: all writes)" },
-        { NULL, 0, NULL },
-    },
+    .params = rwmutex_params,
     .run = rwmutex_run,
+    .metrics = (const wl_metric_def[]){ WL_METRICS_FAIRNESS, { NULL } },
 };

@@ -20,7 +20,7 @@
  *     shares of the receives from 1/K, in percent);
  *   - every thread joined (wl_join).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,39 +31,25 @@ struct sel_state {
     wl_run *r;
     int producers;
     size_t payload;
-    uint64_t per_producer, extra;
     cp_chan **ch;
     cp_ctx *ctx;
-    _Atomic int live_producers;
-    _Atomic uint64_t sent, sent_sum, errors;
+    wl_group producers_live;        /* the last producer to end cancels ctx */
+    _Atomic uint64_t sent, sent_sum;
     uint64_t *sent_on;              /* per channel, written by its producer */
     uint64_t *got_on;               /* per channel, written by the consumer */
     uint64_t recv, recv_sum;        /* the consumer's, read after wl_join */
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a, err_b;
+    wl_errors err;
 };
-
-static void note_error(struct sel_state *s, const char *what, uint64_t a, uint64_t b)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
-        atomic_store(&s->err_a, a);
-        atomic_store(&s->err_b, b);
-    }
-    atomic_fetch_add(&s->errors, 1);
-}
-
-struct prod_arg { struct sel_state *s; int id; };
 
 static void *producer(wl_thread *self, void *arg)
 {
-    struct prod_arg *a = arg;
-    struct sel_state *s = a->s;
+    struct sel_state *s = arg;
     wl_run *r = s->r;
+    const int id = self->rank;
     const int64_t sample = r->cfg->lat_sample;
     const size_t payload = s->payload;
-    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
-    cp_chan *ch = s->ch[a->id];
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, s->producers, id);
+    cp_chan *ch = s->ch[id];
     unsigned char item[payload];
     uint64_t seq = 0, sum = 0;
     int64_t until_sample = 0;
@@ -71,7 +57,7 @@ static void *producer(wl_thread *self, void *arg)
     memset(item, 0, payload);
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        uint64_t tag = (uint64_t)a->id << TAG_SHIFT | seq;
+        uint64_t tag = (uint64_t)id << TAG_SHIFT | seq;
         memcpy(item, &tag, 8);
         if (payload >= 16) {
             uint64_t ts = 0;
@@ -83,17 +69,17 @@ static void *producer(wl_thread *self, void *arg)
         }
         cp_status st = cp_chan_send(ch, item, NULL);
         if (st != CP_OK) {
-            note_error(s, "send failed (status, seq)", (uint64_t)st, seq);
+            wl_note(&s->err, "send failed (status, seq)", (uint64_t)st, seq);
             break;
         }
         sum += wl_mix(tag);
     }
-    s->sent_on[a->id] = seq;
+    s->sent_on[id] = seq;
     atomic_fetch_add(&s->sent, seq);
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
     wl_phase(self, "cancel");
-    if (atomic_fetch_sub(&s->live_producers, 1) == 1) cp_ctx_cancel(s->ctx);
+    if (wl_group_leave(&s->producers_live)) cp_ctx_cancel(s->ctx);
     wl_phase(self, "done");
     return NULL;
 }
@@ -110,7 +96,7 @@ static void *consumer(wl_thread *self, void *arg)
     uint64_t n = 0, sum = 0;
 
     if (!last || !cs) {
-        note_error(s, "out of memory", 0, 0);
+        wl_note(&s->err, "out of memory", 0, 0);
         free(last);
         free(cs);
         return NULL;
@@ -131,11 +117,11 @@ static void *consumer(wl_thread *self, void *arg)
             continue;
         }
         if (i < 0) {
-            if (st != CP_WOULDBLOCK) note_error(s, "select failed (status, index)", (uint64_t)st, (uint64_t)i);
+            if (st != CP_WOULDBLOCK) wl_note(&s->err, "select failed (status, index)", (uint64_t)st, (uint64_t)i);
             break;
         }
         if (st != CP_OK) {
-            note_error(s, "select case ended with (status, index)", (uint64_t)st, (uint64_t)i);
+            wl_note(&s->err, "select case ended with (status, index)", (uint64_t)st, (uint64_t)i);
             break;
         }
         uint64_t tag;
@@ -148,9 +134,9 @@ static void *consumer(wl_thread *self, void *arg)
         uint64_t pid = tag >> TAG_SHIFT;
         int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
         if (pid != (uint64_t)i) {
-            note_error(s, "item of producer on another channel (producer, channel)", pid, (uint64_t)i);
+            wl_note(&s->err, "item of producer on another channel (producer, channel)", pid, (uint64_t)i);
         } else {
-            if (seq <= last[pid]) note_error(s, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
+            if (seq <= last[pid]) wl_note(&s->err, "per-producer FIFO broken (seq, after)", (uint64_t)seq, (uint64_t)last[pid]);
             last[pid] = seq;
         }
         s->got_on[i]++;
@@ -177,43 +163,30 @@ static int select_run(wl_run *r)
     };
     const int k = s.producers;
     int ret = -1;
-    s.per_producer = (uint64_t)c->k.items / (uint64_t)k;
-    s.extra = (uint64_t)c->k.items % (uint64_t)k;
-    atomic_init(&s.live_producers, k);
+    wl_group_init(&s.producers_live, k);
     s.ch = calloc((size_t)k, sizeof *s.ch);
     s.sent_on = calloc((size_t)k, sizeof *s.sent_on);
     s.got_on = calloc((size_t)k, sizeof *s.got_on);
-    struct prod_arg *pa = calloc((size_t)k, sizeof *pa);
     s.ctx = cp_ctx_with_cancel(c->b, NULL);
-    if (!s.ch || !s.sent_on || !s.got_on || !pa || !s.ctx) goto out;
+    if (!s.ch || !s.sent_on || !s.got_on || !s.ctx) goto out;
     for (int i = 0; i < k; i++) {
         if (!(s.ch[i] = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity))) goto out;
         if (i < 8) wl_watch(r, "items", s.ch[i]);
     }
 
     wl_spawn(r, "consumer", consumer, &s);
-    for (int i = 0; i < k; i++) {
-        pa[i] = (struct prod_arg){ &s, i };
-        wl_spawn(r, "producer", producer, &pa[i]);
-    }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, k, "producer", producer, &s);
+    wl_start_and_join(r);
 
     uint64_t sent = atomic_load(&s.sent), recv = s.recv;
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s: %llu, %llu (%llu errors)", atomic_load(&s.first_error),
-                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
-                (unsigned long long)atomic_load(&s.errors));
+    wl_errors_fail(r, &s.err);
     if (recv != sent)
         wl_fail(r, "count: received %llu items, sent %llu", (unsigned long long)recv,
                 (unsigned long long)sent);
     else if (s.recv_sum != atomic_load(&s.sent_sum))
         wl_fail(r, "checksum: received items' sum %016llx != sent %016llx",
                 (unsigned long long)s.recv_sum, (unsigned long long)atomic_load(&s.sent_sum));
-    if (c->duration <= 0 && sent != (uint64_t)c->k.items)
-        wl_fail(r, "count: sent %llu items, asked for %lld", (unsigned long long)sent,
-                (long long)c->k.items);
+    wl_check_items(r, sent, "count: sent %llu items, asked for %lld");
     /* every channel that had items served; shares reported only on failure */
     int starved = -1;
     double maxdev = 0;
@@ -238,7 +211,6 @@ out:
     free(s.ch);
     free(s.sent_on);
     free(s.got_on);
-    free(pa);
     return ret;
 }
 

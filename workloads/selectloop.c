@@ -41,10 +41,16 @@
  *   - per-worker order: each worker sees seq increase (one FIFO producer);
  *   - count mode: exactly --items sent; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
-enum { P_STOP };
+enum { P_STOP, P_COUNT };
 enum { M_STOP_TO_EXIT, M_LATE };
+static const wl_param selectloop_params[] = {
+    [P_STOP] = { "stop", 0, "how the workers are stopped: 0 cancel their ctx, 1 close the input", 1 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(selectloop_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct job { uint64_t seq, ts; };
@@ -201,11 +207,9 @@ static int selectloop_run(wl_run *r)
     wl_watch(r, "in", s.in);
     cp_wg_add(s.wg, s.workers);
 
-    for (int i = 0; i < s.workers; i++) wl_spawn(r, "worker", worker, &s);
+    wl_spawn_n(r, s.workers, "worker", worker, &s);
     wl_spawn(r, "producer", producer, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t left = 0, left_sum = 0;
     struct job j;
@@ -229,8 +233,7 @@ static int selectloop_run(wl_run *r)
                 (unsigned long long)(atomic_load(&s.handled_sum) + left_sum));
     if (s.by_close && left)
         wl_fail(r, "%llu jobs sent before the close were never handled", (unsigned long long)left);
-    if (c->duration <= 0 && s.sent != (uint64_t)c->k.items)
-        wl_fail(r, "sent %llu jobs, asked for %lld", (unsigned long long)s.sent, (long long)c->k.items);
+    wl_check_items(r, s.sent, "sent %llu jobs, asked for %lld");
     wl_metric(r, M_LATE, (double)atomic_load(&s.late));
     r->ops = handled;
     ret = 0;
@@ -255,10 +258,7 @@ WL_DEFINE(selectloop) = {
     .latency = "producer send start -> handling starts",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 16,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 100000 },
-    .params = (const wl_param[]){
-        { "stop", 0, "how the workers are stopped: 0 cancel their ctx, 1 close the input", 1 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = selectloop_params,
     .run = selectloop_run,
     .check = selectloop_check,
     .seed_key = "flows_selectloop",

@@ -17,7 +17,7 @@
  *   - afterwards try_acquire(K) succeeds: no permit leaked;
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
@@ -69,10 +69,8 @@ static int semaphore_run(wl_run *r)
     s.s = cp_sem_new(c->b, s.cap);
     if (!s.s) return -1;
     if (c->duration <= 0 && !(s.runs = calloc(s.items ? s.items : 1, 1))) { cp_sem_free(s.s); return -1; }
-    for (int i = 0; i < c->k.threads; i++) wl_spawn(r, "worker", worker, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_spawn_n(r, c->k.threads, "worker", worker, &s);
+    wl_start_and_join(r);
 
     uint64_t ran = atomic_load(&s.ran);
     if (atomic_load(&s.errors)) wl_fail(r, "%llu acquires failed", (unsigned long long)atomic_load(&s.errors));

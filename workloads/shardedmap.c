@@ -50,14 +50,24 @@
  * the first negative index (runtime error: index -k out of bounds). The
  * seed variant applies to impl=1 (sharded).
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-enum { P_IMPL, P_READ_PCT, P_DEL_PCT, P_KEYS, P_SHARDS };
+enum { P_IMPL, P_READ_PCT, P_DEL_PCT, P_KEYS, P_SHARDS, P_COUNT };
 enum { IMPL_LOCKED, IMPL_SHARDED, IMPL_READMOSTLY };
 enum { M_HIT_PCT, M_ENTRIES };
+static const wl_param shardedmap_params[] = {
+    [P_IMPL] = { "impl", 1, "0 locked (one rwlock), 1 sharded (N rwlocks), 2 readmostly (sync.Map-like)", 2 },
+    [P_READ_PCT] = { "read_pct", 90, "percent of ops that are gets (99, 90, 50 ...)", 100 },
+    [P_DEL_PCT] = { "del_pct", 20, "percent of writes that are deletes", 100 },
+    [P_KEYS] = { "keys", 4096, "distinct keys (\"user:%010u\")", 8192 },
+    [P_SHARDS] = { "shards", 16, "impl=1: shards, each with its own rwlock (1..256)", 64 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(shardedmap_params, P_COUNT);
+
 #define MAX_SHARDS 256
 #define MAX_KEYS (1 << 22)
 #define KEY_LEN 15                      /* "user:" + 10 digits */
@@ -448,9 +458,7 @@ static int shardedmap_run(wl_run *r)
         wa[i] = (struct worker_arg){ &s, i };
         wl_spawn(r, "worker", worker, &wa[i]);
     }
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     /* the single-threaded replay of every thread's log */
     uint64_t total = 0, want_entries = 0;
@@ -502,8 +510,7 @@ static int shardedmap_run(wl_run *r)
     if (entries != want_entries)
         wl_fail(r, "the map holds %llu entries, the replay %llu", (unsigned long long)entries,
                 (unsigned long long)want_entries);
-    if (c->duration <= 0 && total != (uint64_t)c->k.items)
-        wl_fail(r, "ran %llu ops, asked for %lld", (unsigned long long)total, (long long)c->k.items);
+    wl_check_items(r, total, "ran %llu ops, asked for %lld");
     uint64_t reads = atomic_load(&s.reads);
     wl_metric(r, M_HIT_PCT, reads ? 100.0 * (double)atomic_load(&s.hits) / (double)reads : 0);
     wl_metric(r, M_ENTRIES, (double)want_entries);
@@ -535,14 +542,7 @@ WL_DEFINE(shardedmap) = {
     .latency = "the map call",
     .defaults = { .threads = 2, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = WL_UNUSED,
                   .payload = WL_UNUSED, .work_ns = WL_UNUSED, .items = 1000000 },
-    .params = (const wl_param[]){
-        { "impl", 1, "0 locked (one rwlock), 1 sharded (N rwlocks), 2 readmostly (sync.Map-like)", 2 },
-        { "read_pct", 90, "percent of ops that are gets (99, 90, 50 ...)", 100 },
-        { "del_pct", 20, "percent of writes that are deletes", 100 },
-        { "keys", 4096, "distinct keys (\"user:%010u\")", 8192 },
-        { "shards", 16, "impl=1: shards, each with its own rwlock (1..256)", 64 },
-        { NULL, 0, NULL },
-    },
+    .params = shardedmap_params,
     .run = shardedmap_run,
     .check = shardedmap_check,
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -42,14 +42,19 @@
  * drain_ms=0 --work-ns=1000000. After counting, the workers are released
  * (their ctx is cancelled) and joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 
-enum { P_DRAIN_MS };
+enum { P_DRAIN_MS, P_COUNT };
 enum { M_INTAKE_NS, M_DRAIN_NS, M_HARD_NS, M_CANCELLED };
 enum { V_DEFAULT, V_SEED };
+static const wl_param shutdown_params[] = {
+    [P_DRAIN_MS] = { "drain_ms", 5, "soft drain deadline in ms; past it, the workers are cancelled", 5 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(shutdown_params, P_COUNT);
 
 #define SLICE_NS 1000
 #define BOUND_NS 1000000000ull
@@ -266,8 +271,8 @@ static int shutdown_run(wl_run *r)
     wl_watch(r, "queue", s->queue);
     cp_wg_add(s->producers, producers);
     cp_wg_add(s->workers, workers);
-    for (int i = 0; i < workers; i++) wl_spawn(r, "worker", worker, s);
-    for (int i = 0; i < producers; i++) wl_spawn(r, "producer", producer, s);
+    wl_spawn_n(r, workers, "worker", worker, s);
+    wl_spawn_n(r, producers, "producer", producer, s);
     wl_spawn(r, "server", server, s);
     wl_start(r);
     wl_wait_duration(r);
@@ -311,10 +316,7 @@ WL_DEFINE(shutdown) = {
     .latency = "job submitted -> completed",
     .defaults = { .threads = 4, .producers = 2, .consumers = WL_UNUSED, .capacity = 128,
                   .payload = WL_UNUSED, .work_ns = 10000, .items = 50000 },
-    .params = (const wl_param[]){
-        { "drain_ms", 5, "soft drain deadline in ms; past it, the workers are cancelled", 5 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = shutdown_params,
     .run = shutdown_run,
     .seed_key = "orchestration_shutdown",
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -44,12 +44,18 @@
  *     FAIL, naming how many leaked);
  *   - every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 #include <stdlib.h>
 
-enum { P_STOP_AT };
+enum { P_STOP_AT, P_COUNT };
 enum { M_OUT1_P50, M_OUT2_P50, M_SKEW_MAX, M_STOP_TO_EXIT };
+static const wl_param tee_params[] = {
+    [P_STOP_AT] = { "stop_at", 0, "reader 2 leaves after K items and cancels the ctx (the seed variant leaks only then); 0: it reads to the end", 3000 },
+    { NULL, 0, NULL },
+};
+WL_PARAMS_CHECK(tee_params, P_COUNT);
+
 #define BOUND_NS 1000000000ull
 
 struct item { uint64_t seq, ts; };
@@ -262,9 +268,7 @@ static int tee_run(wl_run *r)
     rd[1] = wl_spawn(r, "reader2", reader, &ra[1]);
     wl_spawn(r, "tee", tee, &s);
     wl_spawn(r, "producer", producer, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t left_in = 0, left_out[2] = { 0, 0 }, got[2] = { atomic_load(&s.got[0]), atomic_load(&s.got[1]) };
     struct item v;
@@ -325,10 +329,7 @@ WL_DEFINE(tee) = {
     .latency = "producer send start -> each reader's receive (per output)",
     .defaults = { .threads = WL_UNUSED, .producers = WL_UNUSED, .consumers = WL_UNUSED, .capacity = 0,
                   .payload = WL_UNUSED, .work_ns = 0, .items = 20000 },
-    .params = (const wl_param[]){
-        { "stop_at", 0, "reader 2 leaves after K items and cancels the ctx (the seed variant leaks only then); 0: it reads to the end", 3000 },
-        { NULL, 0, NULL, 0 },
-    },
+    .params = tee_params,
     .run = tee_run,
     .seed_key = "flows_tee",
     .variants = (const char *const[]){ "default", "seed", NULL },

@@ -14,7 +14,7 @@
  *     before each Done equals N * rounds when each Wait returns;
  *   - Wait returns CP_OK; every round completes; every thread joined.
  */
-#include "workloads/workload.h"
+#include "runtime/workload.h"
 
 struct wg_state {
     wl_run *r;
@@ -33,8 +33,7 @@ static void *worker(wl_thread *self, void *arg)
     while (cp_chan_recv(s->tokens, &tok, NULL) == CP_OK) {
         if (work) wl_work(work);
         atomic_fetch_add_explicit(&s->dones, 1, memory_order_relaxed);
-        uint64_t now = wl_now(), m = atomic_load_explicit(&s->last_done, memory_order_relaxed);
-        while (now > m && !atomic_compare_exchange_weak(&s->last_done, &m, now)) {}
+        wl_max_store(&s->last_done, wl_now());
         cp_wg_done(s->wg);
         n++;
     }
@@ -84,18 +83,15 @@ static int waitgroup_run(wl_run *r)
     s.tokens = cp_chan_new(c->b, sizeof(uint64_t), (size_t)s.n);
     if (!s.wg || !s.tokens) { cp_wg_free(s.wg); cp_chan_free(s.tokens); return -1; }
     wl_watch(r, "tokens", s.tokens);
-    for (int i = 0; i < s.n; i++) wl_spawn(r, "worker", worker, &s);
+    wl_spawn_n(r, s.n, "worker", worker, &s);
     wl_spawn(r, "coordinator", coordinator, &s);
-    wl_start(r);
-    wl_wait_duration(r);
-    wl_join(r);
+    wl_start_and_join(r);
 
     uint64_t rounds = atomic_load(&s.rounds);
     if (atomic_load(&s.errors))
         wl_fail(r, "%llu rounds where Wait returned before all Dones (or failed)",
                 (unsigned long long)atomic_load(&s.errors));
-    if (c->duration <= 0 && rounds != (uint64_t)c->k.items)
-        wl_fail(r, "ran %llu rounds, asked for %lld", (unsigned long long)rounds, (long long)c->k.items);
+    wl_check_items(r, rounds, "ran %llu rounds, asked for %lld");
     if (atomic_load(&s.dones) != rounds * (uint64_t)s.n)
         wl_fail(r, "%llu Dones for %llu rounds of %d", (unsigned long long)atomic_load(&s.dones),
                 (unsigned long long)rounds, s.n);

@@ -1,7 +1,7 @@
 /* ctx tree and event semantics, on every backend (Go's context package). */
 #include "../test.h"
 
-#include "core/chaos.h"     /* cp_chaos_enable: widen race windows in chaos builds */
+#include "core/hooks.h"     /* cp_chaos_enable: widen race windows in chaos builds */
 
 #define MS 1000000ull
 

@@ -1,7 +1,7 @@
 /* cp_hist: accuracy, percentiles, merge/reset/clamp, .hgrm format.
  * Standalone: returns 0 on success, prints failures to stderr. */
 #define _GNU_SOURCE
-#include "harness/hist.h"
+#include "runtime/hist.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -1,15 +1,17 @@
 /*
- * The contract between the harness and a workload (one pattern of the
- * catalogue). A workload is written only against <cp/cp.h> and this file;
- * it is compiled once per family (-DCP_FAMILY=..., direct calls) and once
- * generic (calls through the backend table), and the harness picks the
- * (workload, family) entry once per run.
+ * The contract between a workload (one pattern of the catalogue) and the
+ * runtime below it (runtime/: threads and their start gate, the clock,
+ * histograms, failure reports). A workload is written only against
+ * <cp/cp.h> and this file; it is compiled once per family (-DCP_FAMILY=...,
+ * direct calls) and once generic (calls through the backend table), and the
+ * harness, above the runtime, picks the (workload, family) entry once per
+ * run and drives it (runtime/driver.h).
  *
  * A run function: spawns its threads with wl_spawn (they wait at a start
  * gate), opens the gate with wl_start (and wl_wait_duration), joins them
- * with wl_join, checks its
- * invariants (wl_fail on any violation), and sets r->ops. Latency is
- * recorded by each thread into its own histogram (t->hist), allocation-free.
+ * with wl_join, checks its invariants (wl_fail on any violation), and sets
+ * r->ops. Latency is recorded by each thread into its own histogram
+ * (t->hist), allocation-free.
  */
 #ifndef CP_WORKLOAD_H
 #define CP_WORKLOAD_H
@@ -19,7 +21,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "harness/hist.h"
+#include "runtime/hist.h"
 
 #define WL_MAX_SET 8
 #define WL_MAX_THREADS 1024
@@ -77,11 +79,12 @@ typedef struct wl_thread {
     uint64_t ops;                   /* this thread's ops, published at its end */
     _Atomic(const char *) phase;    /* what it is doing, for the watchdog */
     char name[24];
+    int rank;                       /* its index among the threads one wl_spawn_n started */
     void *(*fn)(struct wl_thread *self, void *arg);
     void *arg;
     struct wl_run *run;
     uint64_t ended;
-    uint64_t alloc_bytes;           /* harness: bytes this thread allocated (jemalloc) */
+    uint64_t alloc_bytes;           /* bytes this thread allocated (the driver's hook: jemalloc) */
 } __attribute__((aligned(64))) wl_thread;
 
 typedef struct wl_run {
@@ -94,10 +97,7 @@ typedef struct wl_run {
     uint64_t ops;                   /* set by the workload: what it counts as done */
     char fail[512];                 /* first failed invariant, empty if none */
     int nfail;
-    struct { const char *name; cp_chan *ch; } watch[8];
-    int nwatch;
-    void *pthreads;                 /* harness-private */
-    uint64_t fair_min, fair_max;    /* lock patterns: fewest/most ops of one thread (0: n/a) */
+    struct wl_rt *rt;               /* runtime-owned (runtime/driver.h): the OS threads, watched channels */
     double metric[8];               /* the pattern's own figures (wl_metric), by index */
     unsigned metric_set;            /* bit i: metric[i] was reported this repetition */
 } wl_run;
@@ -111,12 +111,33 @@ typedef struct wl_metric_def {
     const char *name;       /* [a-z0-9_]+, unique within the pattern */
     const char *unit;       /* "ns", "count", "ops/s", "%", ... */
     const char *help;
+    int own_column;         /* 1: a CSV column of its own (docs/csv.md), not an entry of metrics */
 } wl_metric_def;
 static inline void wl_metric(wl_run *r, int i, double v)
 {
     r->metric[i] = v;
     r->metric_set |= 1u << i;
 }
+struct wl_workload;
+/* The index of the metric called name in w's table, -1 if it has none. */
+int wl_metric_index(const struct wl_workload *w, const char *name);
+
+/* A lock pattern's fairness: the fewest and the most ops one thread did, two
+ * metrics its table declares with WL_METRICS_FAIRNESS (at index i, i + 1) and
+ * wl_fairness reports. They keep their own CSV columns (fair_min_ops,
+ * fair_max_ops) and the table shows their ratio under the pattern's row. */
+#define WL_FAIR_MIN "fair_min_ops"
+#define WL_FAIR_MAX "fair_max_ops"
+#define WL_METRICS_FAIRNESS                                                             \
+    { WL_FAIR_MIN, "count", "fewest ops of one thread (CSV column fair_min_ops)", 1 },  \
+    { WL_FAIR_MAX, "count", "most ops of one thread (CSV column fair_max_ops)", 1 }
+/* From the ops of threads first .. first + n - 1 (after wl_join): reports
+ * the fairness metrics at index i, i + 1 (not when no thread did an op) and
+ * returns the threads' total, fewest and most ops. */
+typedef struct wl_spread { uint64_t sum, min, max; } wl_spread;
+wl_spread wl_fairness(wl_run *r, int first, int n, int i);
+/* The fairness a run reported (w: its pattern): 1 and *min, *max; 0 if none. */
+int wl_fairness_of(const struct wl_workload *w, const double *metric, unsigned set, uint64_t *min, uint64_t *max);
 
 typedef struct wl_workload {
     const char *name, *group, *desc;
@@ -144,7 +165,7 @@ static inline const char *wl_check_permits(const wl_cfg *c)
     return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
 }
 
-/* ---- provided by the harness ---- */
+/* ---- provided by the runtime (runtime/threads.c, runtime/clock.c) ---- */
 int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
 void wl_start(wl_run *r);           /* stamps t_start, opens the gate */
 void wl_wait_duration(wl_run *r);   /* time-based run: sleep until t_start +
@@ -153,8 +174,110 @@ void wl_join(wl_run *r);            /* joins every thread; t_end = last thread's
 void wl_fail(wl_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wl_watch(wl_run *r, const char *name, cp_chan *ch);
 void wl_work(int64_t ns);           /* calibrated busy work */
-uint64_t wl_now(void);              /* the harness clock, ns */
+uint64_t wl_now(void);              /* the runtime's clock, ns */
 void wl_sleep_ns(uint64_t ns);
+
+/* ---- the shape every run function shares ----
+ * Set-up and tear-down only: nothing here sits in a per-op loop. */
+
+/* n threads of fn(self, arg), ranks 0 .. n-1 (self->rank); returns the slot
+ * of the first (r->thr[first .. first + n - 1]). */
+int  wl_spawn_n(wl_run *r, int n, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
+/* wl_start, wl_wait_duration, wl_join: the run from its gate to its end. */
+void wl_start_and_join(wl_run *r);
+
+/* Thread i's share of total split over n threads: the first total % n get
+ * one more. */
+static inline uint64_t wl_share(uint64_t total, int n, int i)
+{
+    return total / (uint64_t)n + ((uint64_t)i < total % (uint64_t)n);
+}
+
+/* Count-based runs: what the pattern counts must be --items; else wl_fail
+ * with fmt, which takes got (%llu) then --items (%lld). */
+#define wl_check_items(r, got, fmt)                                                       \
+    do {                                                                                  \
+        if ((r)->cfg->duration <= 0 && (uint64_t)(got) != (uint64_t)(r)->cfg->k.items)     \
+            wl_fail((r), fmt, (unsigned long long)(got), (long long)(r)->cfg->k.items);   \
+    } while (0)
+
+/* Errors seen by the workload's threads, for wl_fail after wl_join: the
+ * first one's description (a string literal) and two figures, and a count.
+ * The first to claim `first` (CAS) writes a and b; they are read after the
+ * join, which orders them. */
+typedef struct wl_errors {
+    _Atomic(const char *) first;
+    _Atomic uint64_t a, b, n;
+} wl_errors;
+void wl_note(wl_errors *e, const char *what, uint64_t a, uint64_t b);
+/* After wl_join: wl_fail "<first>: <a>, <b> (<n> errors)" if any; returns n. */
+uint64_t wl_errors_fail(wl_run *r, wl_errors *e);
+
+/* A group of n threads whose last one to leave does something (closes the
+ * channel they feed, fires an event): Go's deferred close after a
+ * WaitGroup. A stage: n threads between channel in and out, the last of
+ * them closes out. */
+typedef struct wl_group { _Atomic int live; } wl_group;
+static inline void wl_group_init(wl_group *g, int n) { atomic_init(&g->live, n); }
+static inline int wl_group_leave(wl_group *g)      /* 1: the caller was the last */
+{
+    return atomic_fetch_sub(&g->live, 1) == 1;
+}
+typedef struct wl_stage { cp_chan *in, *out; wl_group g; } wl_stage;
+static inline void wl_stage_init(wl_stage *st, cp_chan *in, cp_chan *out, int n)
+{
+    st->in = in;
+    st->out = out;
+    wl_group_init(&st->g, n);
+}
+static inline void wl_stage_leave(wl_stage *st)
+{
+    if (wl_group_leave(&st->g)) cp_chan_close(st->out);
+}
+
+/* Raises *x to v if v is larger (a "latest time" several threads stamp). */
+static inline void wl_max_store(_Atomic uint64_t *x, uint64_t v)
+{
+    uint64_t prev = atomic_load_explicit(x, memory_order_relaxed);
+    while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
+}
+
+/* Time-based runs: sleeps until the end of --duration, or until done fires
+ * (every worker stopped: a cancel ended them, the rest would be idle); then
+ * as wl_wait_duration. Count-based: returns at once. */
+void wl_wait_duration_or(wl_run *r, cp_event *done);
+
+/* A cancellation test: wl_start; when cancel_ms > 0, cancels ctx that many
+ * ms after the start; wl_wait_duration; wl_join. Returns when it cancelled
+ * (wl_now), 0 if it did not. */
+uint64_t wl_start_cancel_join(wl_run *r, cp_ctx *ctx, int64_t cancel_ms);
+/* After it: fails if the threads took over a second from the cancel to stop. */
+void wl_check_cancel_stop(wl_run *r, uint64_t cancelled_at);
+
+/* A set of ids (job ids, item tags below 2^40), for "no id counted twice":
+ * a bitmap grown by chunks of 2^20 ids. Single-threaded. */
+#define WL_IDSET_CHUNK_BITS 20
+typedef struct wl_idset { uint8_t **chunk; size_t nchunks; } wl_idset;
+int wl_idset_grow(wl_idset *s, size_t c);      /* 0, or -1: out of memory */
+/* 1 if id was in the set already, else 0 (and now it is); -1: out of memory */
+static inline int wl_idset_mark(wl_idset *s, uint64_t id)
+{
+    size_t c = (size_t)(id >> WL_IDSET_CHUNK_BITS);
+    if ((c >= s->nchunks || !s->chunk[c]) && wl_idset_grow(s, c)) return -1;
+    uint64_t bit = id & ((1u << WL_IDSET_CHUNK_BITS) - 1);
+    uint8_t m = (uint8_t)(1u << (bit & 7));
+    int was = (s->chunk[c][bit >> 3] & m) != 0;
+    s->chunk[c][bit >> 3] |= m;
+    return was;
+}
+void wl_idset_free(wl_idset *s);
+
+/* A pattern's .params bound to its enum by designated initializers
+ * ([P_X] = { ... }, then the { NULL } terminator), and checked at compile
+ * time to hold one entry per parameter: WL_PARAMS_CHECK(array, P_COUNT). */
+#define WL_NELEMS(a) (sizeof(a) / sizeof((a)[0]))
+#define WL_PARAMS_CHECK(arr, count) \
+    _Static_assert(WL_NELEMS(arr) == (size_t)(count) + 1, #arr ": one entry per parameter enum value, then the terminator")
 
 /* Time since t0, for a latency that crosses threads: the TSCs of two vCPUs
  * may differ by more than a hand-off takes, so a difference that comes out

@@ -21,7 +21,7 @@
  *   Values above `highest` are recorded as `highest` (and counted in clamped),
  *   so every recorded value maps to idx < counts_len.
  */
-#include "harness/hist.h"
+#include "runtime/hist.h"
 
 #include <float.h>
 #include <inttypes.h>

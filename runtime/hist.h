@@ -6,8 +6,8 @@
  *
  * Not thread-safe: use one histogram per thread and cp_hist_merge() them.
  */
-#ifndef CP_HARNESS_HIST_H
-#define CP_HARNESS_HIST_H
+#ifndef CP_RUNTIME_HIST_H
+#define CP_RUNTIME_HIST_H
 
 #include <stdint.h>
 #include <stdio.h>
@@ -78,4 +78,4 @@ static inline void cp_hist_record(cp_hist *h, uint64_t v)
     if (v > h->max) h->max = v;
 }
 
-#endif /* CP_HARNESS_HIST_H */
+#endif /* CP_RUNTIME_HIST_H */

@@ -1,7 +1,7 @@
 package main
 
 // bridge: a channel of channels flattened into one stream; the twin of
-// workloads/bridge.c (the seeds' flows_bridge, the bridge of "Concurrency in
+// workloads/bridge.c (the seed catalogue's flows_bridge, the bridge of "Concurrency in
 // Go"). --producers goroutines each make inner channels one after another,
 // send each on the shared, unbuffered channel of channels, fill it with
 // --set inner=K items and close it; one bridge goroutine takes the inner

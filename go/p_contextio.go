@@ -1,7 +1,7 @@
 package main
 
 // contextio: a writer that honours cancellation mid-write, the twin of
-// workloads/contextio.c (the seeds' orchestration_contextio). Write(ctx, p)
+// workloads/contextio.c (the seed catalogue's orchestration_contextio). Write(ctx, p)
 // sends p (--payload bytes) to a sink in chunks of --set chunk=B bytes over
 // a channel (--capacity chunks of buffer), looks at ctx before each chunk
 // and sends in a select with <-ctx.Done(), so a cancel stops it between

@@ -1,7 +1,7 @@
 package main
 
 // contextio_net: TCP echo over loopback with context-aware Read and Write,
-// the twin of workloads/contextio_net.c (the seeds'
+// the twin of workloads/contextio_net.c (the seed catalogue's
 // orchestration_contextio_net: "Minimal TCP echo with context-aware
 // Read/Write via deadlines; shows success then a timed-out read"). Where the
 // C waits in cp_fd_wait(fd, ctx), Go's net.Conn waits in the netpoller: a

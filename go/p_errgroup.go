@@ -1,7 +1,7 @@
 package main
 
 // errgroup: the twin of workloads/errgroup.c, golang.org/x/sync/errgroup
-// itself (the seeds' orchestration_errgroup; the playbooks' fetchAll and
+// itself (the seed catalogue's orchestration_errgroup; the playbooks' fetchAll and
 // fetchAllLimited). An owner goroutine makes groups with
 // errgroup.WithContext, calls g.Go for --set tasks=N tasks (SetLimit(L) with
 // --set limit=L > 0), then g.Wait(); --set fail_at=K makes the K-th task

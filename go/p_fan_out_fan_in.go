@@ -2,7 +2,7 @@ package main
 
 // fan_out_fan_in: one source feeds an input channel, N workers read it
 // (fan-out) and their results merge into one output channel (fan-in) that a
-// sink reads; the twin of workloads/fan_out_fan_in.c (the seeds'
+// sink reads; the twin of workloads/fan_out_fan_in.c (the seed catalogue's
 // flows_fan_out_fan_in; seed 003's fanOut/fanIn/processJobs).
 // --threads=N workers; --set merge=M: 0 forward (a channel per worker and a
 // forwarder goroutine per worker copying it into the merged channel, closed

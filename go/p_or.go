@@ -1,7 +1,7 @@
 package main
 
 // or: combine K done channels into one that is closed as soon as any of
-// them is. The or-channel of the seeds (flows_or; the playbook's
+// them is. The or-channel of the seed catalogue (flows_or; the playbook's
 // `func or(channels ...<-chan struct{}) <-chan struct{}`), the twin of
 // workloads/or.c:
 //

@@ -1,7 +1,7 @@
 package main
 
 // ordone: a consumer that stops early must not leak the upstream. The
-// or-done channel of the seeds (flows_ordone), the twin of
+// or-done channel of the seed catalogue (flows_ordone), the twin of
 // workloads/ordone.c: orDone(ctx, c) is a wrapper goroutine that forwards c
 // to an unbuffered output, every receive and send a select with
 // <-ctx.Done(), and closes the output when it leaves; the consumer ranges

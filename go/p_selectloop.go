@@ -1,6 +1,6 @@
 package main
 
-// selectloop: the cancellable for-select worker loop of the seeds
+// selectloop: the cancellable for-select worker loop of the seed catalogue
 // (flows_selectloop), the twin of workloads/selectloop.c:
 //
 //	for {

@@ -1,7 +1,7 @@
 package main
 
 // semaphore: N tasks, at most K running at once, the twin of
-// workloads/semaphore.c. The counting semaphore of the seeds
+// workloads/semaphore.c. The counting semaphore of the seed catalogue
 // (pools_semaphore): a buffered channel of K tokens, `sem <- struct{}{}` to
 // acquire, `<-sem` to release (the C uses cp_sem with K permits, 1 a task).
 //

@@ -2,7 +2,7 @@ package main
 
 // semaphore_weighted: tasks of mixed weights share capacity K, the twin of
 // workloads/semaphore_weighted.c: golang.org/x/sync/semaphore.Weighted as in
-// the seeds (pools_semaphore_sync); a task of weight w holds w of the K
+// the seed catalogue (pools_semaphore_sync); a task of weight w holds w of the K
 // units while it runs.
 //
 // Knobs: --items N tasks, --capacity K, --threads workers; task i weighs

@@ -1,7 +1,7 @@
 package main
 
 // shutdown: graceful shutdown in phases, the twin of workloads/shutdown.c
-// (the seeds' orchestration_shutdown; the playbooks' graceful shutdowns).
+// (the seed catalogue's orchestration_shutdown; the playbooks' graceful shutdowns).
 // P producers (--producers) submit jobs to a buffered channel (--capacity)
 // while intake is open; W workers (--threads) process them (--work-ns each,
 // in slices of at most 1 us that look at the hard ctx). Then the server:

@@ -2,7 +2,7 @@ package main
 
 // workerpool: a submitter feeds jobs into a bounded queue, N workers drain
 // it and send one result per job to a results channel, a collector counts
-// them: the twin of workloads/workerpool.c, the fixed-size pool of the seeds
+// them: the twin of workloads/workerpool.c, the fixed-size pool of the seed catalogue
 // (pools_workerpool; seed 001's WorkerPool, seed 002's workerPool): `for job
 // := range jobs { results <- process(job) }`, the last worker closing
 // results. Jobs can fail (--set fail_every=K: every K-th job reports an

@@ -125,7 +125,7 @@ int hw_stress_main(int argc, char **argv)
     o.chaos = cp_chaos_available();
     o.pattern_arg = "all";
     o.impl_arg = "all";
-    hw_go_use_race(1);      /* --impl=go: the twins built with -race (the seeds' `go run -race`) */
+    hw_go_use_race(1);      /* --impl=go: the twins built with -race (the seed catalogue's `go run -race`) */
     int seed_given = 0, iters_given = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];

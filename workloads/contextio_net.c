@@ -37,7 +37,7 @@
  *   - every thread joined.
  * Metrics: deadline_overshoot_ns (the worst client's phase-2 return time
  * minus its deadline).
- * There is no seed variant: the seeds hold no code for this example to
+ * There is no seed variant: the seed catalogue hold no code for this example to
  * reproduce, and the playbooks have no networking snippet.
  */
 #define _GNU_SOURCE     /* accept4 */

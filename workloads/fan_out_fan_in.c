@@ -6,7 +6,7 @@
  * --threads=N workers (default 4); --set merge=M chooses the fan-in:
  *   0 (forward): each worker has its own output channel and a forwarder
  *      thread per worker copies it into the merged channel, which a closer
- *      closes once every forwarder is done (the seeds' fanIn: wg.Wait();
+ *      closes once every forwarder is done (the seed catalogue's fanIn: wg.Wait();
  *      close(out));
  *   1 (shared): the workers send into one shared channel, which the closer
  *      closes once every worker is done.
@@ -58,7 +58,7 @@ enum { M_CANCEL_TO_EXIT, M_LEAKED };
 enum { V_DEFAULT, V_SEED };
 enum { MERGE_FORWARD, MERGE_SHARED };
 static const wl_param fan_out_fan_in_params[] = {
-    [P_MERGE] = { "merge", MERGE_FORWARD, "fan-in: 0 forward (a forwarder thread per worker, the seeds' fanIn), 1 shared (one channel)", 1 },
+    [P_MERGE] = { "merge", MERGE_FORWARD, "fan-in: 0 forward (a forwarder thread per worker, the seed catalogue's fanIn), 1 shared (one channel)", 1 },
     [P_CANCEL_AT] = { "cancel_at", 0, "the sink cancels the ctx after K results and leaves; 0: never", 2000 },
     { NULL, 0, NULL },
 };

@@ -1,6 +1,6 @@
 /*
  * once: rounds of T threads racing on a fresh cp_once to initialise a
- * value, sync.Once in the seeds (primitives_once).
+ * value, sync.Once in the seed catalogue (primitives_once).
  *
  * Parameters: --threads T (default 4), --items rounds, --work-ns inside the
  * initialiser (so that late callers must wait for it).

@@ -1,6 +1,6 @@
 /*
  * or: combine K done events into one that fires as soon as any of them
- * fires. The or-channel of the seeds (flows_or; the playbook's
+ * fires. The or-channel of the seed catalogue (flows_or; the playbook's
  * `func or(channels ...<-chan struct{}) <-chan struct{}`):
  *
  *   recursive (--set impl=0, the seed's): or(c0..cn-1) returns c0 itself

@@ -1,6 +1,6 @@
 /*
  * ordone: a consumer that stops early must not leak the upstream. The
- * or-done channel of the seeds (flows_ordone): orDone(ctx, c) is a wrapper
+ * or-done channel of the seed catalogue (flows_ordone): orDone(ctx, c) is a wrapper
  * goroutine that forwards c to an unbuffered output, every receive and send
  * a select with <-ctx.Done(), and closes the output when it leaves; the
  * consumer ranges over the output, and when it has had enough it cancels

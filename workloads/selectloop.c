@@ -1,5 +1,5 @@
 /*
- * selectloop: the cancellable for-select worker loop of the seeds
+ * selectloop: the cancellable for-select worker loop of the seed catalogue
  * (flows_selectloop):
  *
  *   for {

@@ -1,6 +1,6 @@
 /*
  * semaphore: N tasks, at most K running at once. The counting semaphore of
- * the seeds (pools_semaphore): a buffered channel of K tokens in Go, here
+ * the seed catalogue (pools_semaphore): a buffered channel of K tokens in Go, here
  * cp_sem with K permits, each task taking 1.
  *
  * Parameters: --items N tasks, --capacity K (default 4), --threads workers

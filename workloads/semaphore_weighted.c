@@ -1,6 +1,6 @@
 /*
  * semaphore_weighted: tasks of mixed weights share capacity K, as with
- * x/sync/semaphore.Weighted in the seeds (pools_semaphore_sync): a task of
+ * x/sync/semaphore.Weighted in the seed catalogue (pools_semaphore_sync): a task of
  * weight w holds w of the K units while it runs.
  *
  * Parameters: --items N tasks, --capacity K (default 8), --threads workers

@@ -1,5 +1,5 @@
 /*
- * waitgroup: rounds of fork/join, sync.WaitGroup in the seeds
+ * waitgroup: rounds of fork/join, sync.WaitGroup in the seed catalogue
  * (primitives_waitgroup): the coordinator adds N, N workers each do
  * --work-ns and Done, the coordinator Waits; then the next round.
  *

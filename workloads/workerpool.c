@@ -1,7 +1,7 @@
 /*
  * workerpool: a submitter feeds jobs into a bounded queue, N workers drain
  * it and send one result per job to a results channel, a collector counts
- * them. The fixed-size worker pool of the seeds (pools_workerpool): jobs can
+ * them. The fixed-size worker pool of the seed catalogue (pools_workerpool): jobs can
  * fail (--set fail_every=K: every K-th job reports an error, as a result, not
  * lost) and the pool can be cancelled (--set cancel_after_ms=T: one ctx ends
  * submitter and workers, and the pool must stop cleanly).

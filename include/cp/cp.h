@@ -1,8 +1,8 @@
 /*
  * libcp: Go's concurrency primitives in C, with interchangeable backends.
  *
- * This header is the normative public API (see docs/api.md for the notes on
- * semantics). Every object is created for one backend; passing objects of two
+ * This header is the normative public API; each declaration's comment states
+ * its semantics. Every object is created for one backend; passing objects of two
  * backends to one call returns CP_EINVAL. A NULL cp_ctx * means "never
  * cancelled, no deadline". Times are CLOCK_MONOTONIC nanoseconds.
  */

@@ -136,6 +136,11 @@ static void write_context(FILE *f, const hw_opts *o, const hw_meta *m)
     json_str(f, m->clock);
     fprintf(f, ",\n    \"clock_ns\": %.1f,\n    \"dispatch\": \"%s\",\n    \"lat_sample\": %lld,\n", m->clock_ns,
             hw_run_dispatch_name(o), (long long)o->lat_sample);
+    for (size_t i = 0; i < cp_backend_count(); i++) {  /* how each backend runs on this kernel (futex_waitv) */
+        fprintf(f, "    \"impl_%s\": ", cp_backend_name(cp_backend_at(i)));
+        json_str(f, cp_backend_describe(cp_backend_at(i)));
+        fputs(",\n", f);
+    }
     if (hw_go_version()[0]) {     /* the Go reference ran (or was checked) in this sweep */
         fputs("    \"go_version\": ", f);
         json_str(f, hw_go_version());

@@ -56,6 +56,8 @@ for k in ("date", "host_name", "executable", "num_cpus", "mhz_per_cpu", "cpu_sca
           "load_avg", "library_build_type", "kernel", "compiler", "allocator", "git_rev", "clock", "clock_ns"):
     assert k in ctx, "context lacks " + k
 assert isinstance(ctx["caches"], list) and len(ctx["load_avg"]) == 3 and ctx["num_cpus"] >= 1
+# each C backend's description, the futex one with its start-up probe of futex_waitv(2)
+assert "futex_waitv(2)" in ctx.get("impl_futex", ""), "context lacks impl_futex with the futex_waitv probe"
 bs = d["benchmarks"]
 its = [b for b in bs if b["run_type"] == "iteration"]
 aggs = [b for b in bs if b["run_type"] == "aggregate"]

@@ -223,6 +223,7 @@ static inline int wl_group_leave(wl_group *g)      /* 1: the caller was the last
 {
     return atomic_fetch_sub(&g->live, 1) == 1;
 }
+static inline int wl_group_live(wl_group *g) { return atomic_load(&g->live); }  /* still in it */
 typedef struct wl_stage { cp_chan *in, *out; wl_group g; } wl_stage;
 static inline void wl_stage_init(wl_stage *st, cp_chan *in, cp_chan *out, int n)
 {
@@ -235,10 +236,21 @@ static inline void wl_stage_leave(wl_stage *st)
     if (wl_group_leave(&st->g)) cp_chan_close(st->out);
 }
 
+/* Takes what ch holds now (try_recv into elem, room for one element) and
+ * returns how many: what a run left in a channel, after the join. */
+uint64_t wl_drain(cp_chan *ch, void *elem);
+
 /* Raises *x to v if v is larger (a "latest time" several threads stamp). */
 static inline void wl_max_store(_Atomic uint64_t *x, uint64_t v)
 {
     uint64_t prev = atomic_load_explicit(x, memory_order_relaxed);
+    while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
+}
+
+/* The same for a signed figure (a concurrency count). */
+static inline void wl_max_store_i(_Atomic int64_t *x, int64_t v)
+{
+    int64_t prev = atomic_load_explicit(x, memory_order_relaxed);
     while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
 }
 
@@ -251,8 +263,28 @@ void wl_wait_duration_or(wl_run *r, cp_event *done);
  * ms after the start; wl_wait_duration; wl_join. Returns when it cancelled
  * (wl_now), 0 if it did not. */
 uint64_t wl_start_cancel_join(wl_run *r, cp_ctx *ctx, int64_t cancel_ms);
-/* After it: fails if the threads took over a second from the cancel to stop. */
+/* After it: fails if the threads took over a second (WL_BOUND_NS) from the
+ * cancel to stop. */
 void wl_check_cancel_stop(wl_run *r, uint64_t cancelled_at);
+/* The bound on the way of a cancel, a close or a fire to every thread it
+ * must reach (or to their exit): 1 s. */
+#define WL_BOUND_NS 1000000000ull
+/* The pattern parameter of a cancellation test (wl_start_cancel_join):
+ * [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"). */
+#define WL_PARAM_CANCEL_AFTER_MS(whom) { "cancel_after_ms", 0, "cancel " whom " after T ms; 0: never", 5 }
+/* A cancellation test whose workers fire done when the last of them stops
+ * (the caller joins later): wl_start; when cancel_ms > 0, waits that long or
+ * until done fires, and cancels ctx unless done fired; time-based, then
+ * wl_wait_duration_or(done) and, with end_cancels, cancels ctx at the end of
+ * --duration unless done fired or ctx is cancelled already (it wakes the
+ * sleepers: the run is over); last, waits for done. Returns when it
+ * cancelled (wl_now), 0 if it did not. */
+uint64_t wl_start_cancel_wait(wl_run *r, cp_ctx *ctx, int64_t cancel_ms, cp_event *done, int end_cancels);
+
+/* Count-based runs of n tasks, each counting its runs in runs[task]: wl_fail
+ * "task <i> ran <k> times" for the first that did not run once; returns 1 if
+ * every one did, else 0. */
+int wl_check_ran_once(wl_run *r, const _Atomic uint8_t *runs, uint64_t n);
 
 /* A set of ids (job ids, item tags below 2^40), for "no id counted twice":
  * a bitmap grown by chunks of 2^20 ids. Single-threaded. */

@@ -260,8 +260,7 @@ static void rdv_resolve(struct cb_state *s)
 static int downstream(struct caller *a, int admitted_in, int rdv)
 {
     struct cb_state *s = a->s;
-    uint64_t in = atomic_fetch_add(&s->inflight, 1) + 1, m = atomic_load(&s->max_inflight);
-    while (in > m && !atomic_compare_exchange_weak(&s->max_inflight, &m, in)) {}
+    wl_max_store(&s->max_inflight, atomic_fetch_add(&s->inflight, 1) + 1);
     atomic_fetch_add(&s->calls_in[admitted_in], 1);
     if (rdv) rendezvous(s);
     wl_work(s->r->cfg->k.work_ns);

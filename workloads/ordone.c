@@ -51,7 +51,6 @@ static const wl_param ordone_params[] = {
 WL_PARAMS_CHECK(ordone_params, P_COUNT);
 
 #define TAG_SHIFT 40
-#define BOUND_NS 1000000000ull
 
 struct item { uint64_t tag, ts; };
 
@@ -200,12 +199,12 @@ static void *consumer(wl_thread *self, void *arg)
     /* Stop early: when the wrapper is offering the next item (or is gone). */
     wl_phase(self, "stop");
     for (uint64_t t0 = wl_now(); atomic_load(&s->offers) <= s->got && !atomic_load(&s->wrapper_done);) {
-        if (wl_since(t0) > BOUND_NS) break;     /* then stop wherever it is */
+        if (wl_since(t0) > WL_BOUND_NS) break;     /* then stop wherever it is */
         wl_sleep_ns(20000);
     }
     uint64_t t_stop = wl_now();
     cp_ctx_cancel(s->ctx);
-    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, BOUND_NS);
+    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, WL_BOUND_NS);
     cp_status st = bound ? cp_wg_wait(s->upstream, bound) : CP_ENOMEM;
     uint64_t dt = wl_since(t_stop);
     cp_ctx_free(bound);

@@ -75,7 +75,7 @@ struct pipe {
     struct stage *st;
     cp_ctx *ctx;
     cp_event *all_exited;       /* fired by the last thread (sources and stages) to exit */
-    _Atomic int live;           /* sources and stage threads still running */
+    wl_group live;              /* sources and stage threads still running */
     wl_stage sources_out;       /* the sources -> ch[0]; the last one closes it */
     _Atomic uint64_t sent, sent_sum, dropped, dropped_sum;
     /* the sink's, read after wl_join */
@@ -93,7 +93,7 @@ static uint64_t map_rest(const struct pipe *p, uint64_t v, int from)
 
 static void thread_exit(struct pipe *p)
 {
-    if (atomic_fetch_sub(&p->live, 1) == 1) cp_event_fire(p->all_exited);
+    if (wl_group_leave(&p->live)) cp_event_fire(p->all_exited);
 }
 
 static void *source(wl_thread *self, void *arg)
@@ -210,7 +210,7 @@ static int pipeline_run(wl_run *r)
         .cancel_at = (uint64_t)c->set[P_CANCEL_AT],
         .seed = c->variant == V_SEED,
     };
-    atomic_init(&p.live, p.sources + p.stages * p.width);
+    wl_group_init(&p.live, p.sources + p.stages * p.width);
     int rc = -1, nch = p.stages + 1;
     p.ch = calloc((size_t)nch, sizeof *p.ch);
     p.st = calloc((size_t)p.stages + 1, sizeof *p.st);
@@ -249,7 +249,7 @@ static int pipeline_run(wl_run *r)
         cp_ctx_free(bound);
         if (k == 0) break;              /* everyone exited */
         if (k == 1) continue;           /* the sink cancelled: now bounded */
-        leaked = atomic_load(&p.live);
+        leaked = wl_group_live(&p.live);
         wl_fail(r, "pipeline leaked %d of %d source/stage threads: still blocked %.1f s after the sink cancelled "
                    "(a send without a ctx case)", leaked, p.sources + p.stages * p.width,
                 (double)EXIT_BOUND_NS / 1e9);

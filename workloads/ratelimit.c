@@ -96,12 +96,11 @@ static const wl_param ratelimit_params[] = {
     [P_OP] = { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
     [P_STRATEGY] = { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
     [P_DEADLINE_US] = { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the callers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(ratelimit_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull      /* cancel -> every thread stopped */
 #define FP 1024u                    /* cas state: units of 1/1024 ns */
 #define NEVER UINT64_MAX
 
@@ -599,27 +598,8 @@ static int ratelimit_run(wl_run *r)
         goto out;
     }
 
-    uint64_t cancelled_at = 0;
-    wl_start(r);
-    if (cancel_ms > 0) {
-        /* cancel after cancel_ms, unless the run is over by then */
-        cp_ctx *t = cp_ctx_with_timeout(c->b, NULL, (uint64_t)cancel_ms * 1000000u);
-        if (t) cp_event_wait(s->workers_done, t);
-        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
-        cp_ctx_free(t);
-        if (!cp_event_fired(s->workers_done)) {
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    if (c->duration > 0) {
-        wl_wait_duration_or(r, s->workers_done);
-        if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* wake the sleepers: the run is over */
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    cp_event_wait(s->workers_done, NULL);
+    /* at the end of --duration, the cancel wakes the sleepers */
+    uint64_t cancelled_at = wl_start_cancel_wait(r, s->ctx, cancel_ms, s->workers_done, 1);
     uint64_t workers_end = cp_now_ns();
     uint64_t ticks_in = atomic_load(&s->lim.ticks_in);
 
@@ -662,7 +642,7 @@ static int ratelimit_run(wl_run *r)
     if (!cancelled_at && abandoned)
         wl_fail(r, "%llu calls abandoned without a cancel", (unsigned long long)abandoned);
     uint64_t last_exit = atomic_load(&s->last_exit);
-    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > BOUND_NS)
+    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every caller (bound 1 s): a sleep did not honour the ctx",
                 (double)(last_exit - cancelled_at) / 1e9);
 

@@ -64,12 +64,11 @@ static const wl_param ratelimit_perclient_params[] = {
     [P_BURST] = { "burst", 5, "bucket size per client (it starts full)", 20 },
     [P_IDLE_MS] = { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
     [P_SHARDS] = { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(ratelimit_perclient_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct entry {
     uint64_t key;
@@ -402,26 +401,12 @@ static int perclient_run(wl_run *r)
     s->cdf[s->clients - 1] = 2.0;   /* u < 1 always lands */
 
     if (!s->seed) wl_spawn(r, "janitor", janitor, s);
-    uint64_t per = (uint64_t)c->k.items / (uint64_t)threads, extra = (uint64_t)c->k.items % (uint64_t)threads;
     for (int i = 0; i < threads; i++) {
-        wa[i] = (struct worker_arg){ s, i, per + ((uint64_t)i < extra) };
+        wa[i] = (struct worker_arg){ s, i, wl_share((uint64_t)c->k.items, threads, i) };
         wl_spawn(r, "worker", worker, &wa[i]);
     }
 
-    uint64_t cancelled_at = 0;
-    wl_start(r);
-    if (cancel_ms > 0) {
-        cp_ctx *t = cp_ctx_with_timeout(c->b, NULL, (uint64_t)cancel_ms * 1000000u);
-        if (t) cp_event_wait(s->workers_done, t);
-        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
-        cp_ctx_free(t);
-        if (!cp_event_fired(s->workers_done)) {
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    wl_wait_duration_or(r, s->workers_done);
-    cp_event_wait(s->workers_done, NULL);
+    uint64_t cancelled_at = wl_start_cancel_wait(r, s->ctx, cancel_ms, s->workers_done, 0);
     uint64_t size_end = atomic_load(&s->size_end), per_client = 0, clients_seen = 0;
     for (uint64_t id = 0; id < s->space; id++) {    /* the workers are done: stable */
         per_client += s->adm[id];
@@ -434,7 +419,7 @@ static int perclient_run(wl_run *r)
     uint64_t quiet = atomic_load(&s->last_use) + s->idle_ns + 2 * s->period, now = cp_now_ns();
     if (quiet > now) wl_sleep_ns(quiet - now);
     uint64_t t0 = wl_now(), stale;
-    while ((stale = count_stale(s, 2 * s->period)) && wl_since(t0) < BOUND_NS) wl_sleep_ns(1000000);
+    while ((stale = count_stale(s, 2 * s->period)) && wl_since(t0) < WL_BOUND_NS) wl_sleep_ns(1000000);
     if (stale)
         wl_fail(r, "leaked %llu map entries: clients idle for %lld ms with a full bucket still in the map %.3f s "
                 "later (map size %llu, %llu clients seen)%s", (unsigned long long)stale,
@@ -473,7 +458,7 @@ static int perclient_run(wl_run *r)
         wl_fail(r, "the map holds %llu entries, its size counter says %llu", (unsigned long long)entries,
                 (unsigned long long)atomic_load(&s->size));
     uint64_t last_exit = atomic_load(&s->last_exit);
-    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > BOUND_NS)
+    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every worker (bound 1 s)", (double)(last_exit - cancelled_at) / 1e9);
 
     if (atomic_load(&s->allow_ns_n))

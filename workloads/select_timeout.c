@@ -61,7 +61,7 @@ static const wl_param select_timeout_params[] = {
     [P_PAUSE_PCT] = { "pause_pct", 1, "after an item, a producer pauses with this probability (%)", 2 },
     [P_PAUSE_US] = { "pause_us", 300, "the pause (slow phase) in us", 300 },
     [P_IDLE_NS] = { "idle_ns", 500, "after a default case, the consumer works this long before it looks again", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel producers and consumer after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("producers and consumer"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(select_timeout_params, P_COUNT);

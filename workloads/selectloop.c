@@ -51,7 +51,6 @@ static const wl_param selectloop_params[] = {
 };
 WL_PARAMS_CHECK(selectloop_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct job { uint64_t seq, ts; };
 
@@ -111,7 +110,7 @@ static void *producer(wl_thread *self, void *arg)
     uint64_t t_stop = wl_now();
     if (s->by_close) cp_chan_close(s->in);
     else cp_ctx_cancel(s->ctx);
-    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, BOUND_NS);
+    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, WL_BOUND_NS);
     cp_status st = bound ? cp_wg_wait(s->wg, bound) : CP_ENOMEM;
     uint64_t dt = wl_since(t_stop);
     cp_ctx_free(bound);

@@ -47,9 +47,7 @@ static void *worker(wl_thread *self, void *arg)
         if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
         if (cp_sem_acquire(s->s, 1, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
         if (t0) cp_hist_record(self->hist, wl_since(t0));
-        int64_t c = atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1;
-        int64_t m = atomic_load_explicit(&s->max_running, memory_order_relaxed);
-        while (c > m && !atomic_compare_exchange_weak(&s->max_running, &m, c)) {}
+        wl_max_store_i(&s->max_running, atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1);
         if (s->runs) atomic_fetch_add_explicit(&s->runs[id], 1, memory_order_relaxed);
         if (work) wl_work(work);
         atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
@@ -78,11 +76,7 @@ static int semaphore_run(wl_run *r)
         wl_fail(r, "concurrency %lld exceeded capacity %lld", (long long)atomic_load(&s.max_running),
                 (long long)s.cap);
     if (s.runs) {
-        for (uint64_t i = 0; i < s.items; i++)
-            if (atomic_load(&s.runs[i]) != 1) {
-                wl_fail(r, "task %llu ran %d times", (unsigned long long)i, (int)atomic_load(&s.runs[i]));
-                break;
-            }
+        wl_check_ran_once(r, s.runs, s.items);
         if (ran != s.items) wl_fail(r, "ran %llu tasks, asked for %llu", (unsigned long long)ran,
                                     (unsigned long long)s.items);
     }

@@ -57,12 +57,12 @@ struct item { uint64_t tag, ts; };
 struct od_state {
     wl_run *r;
     int producers, seed, finite;
-    uint64_t per_producer, extra;   /* finite upstream: items each, the first `extra` one more */
     cp_chan *c, *out;
     cp_ctx *ctx;                    /* the pattern's: cancelled by the consumer when it stops */
     cp_ctx *reap;                   /* internal: cancelled only to release a leaked thread */
     cp_wg *upstream;                /* producers + wrapper */
-    _Atomic int live_upstream, live_producers;
+    _Atomic int live_upstream;
+    wl_group live_producers;        /* finite upstream: the last producer closes c */
     _Atomic uint64_t offers;        /* items the wrapper has begun to hand over; one more than
                                      * the consumer received: it holds one it is trying to send */
     _Atomic int wrapper_done;
@@ -79,21 +79,20 @@ static void upstream_exit(struct od_state *s)
     cp_wg_done(s->upstream);
 }
 
-struct prod_arg { struct od_state *s; int id; };
-
 static void *producer(wl_thread *self, void *arg)
 {
-    struct prod_arg *a = arg;
-    struct od_state *s = a->s;
+    struct od_state *s = arg;
+    const int id = self->rank;
     const int64_t sample = s->r->cfg->lat_sample;
-    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    /* finite upstream: this producer's share of src_items */
+    const uint64_t n = s->finite ? wl_share((uint64_t)s->r->cfg->set[P_SRC_ITEMS], s->producers, id) : 0;
     int64_t until_sample = 0;
     uint64_t seq = 0, sum = 0;
     struct item it;
     cp_case cs[2] = { { .op = CP_SEND, .ch = s->c, .elem = &it }, { .op = CP_WAIT, .ev = cp_ctx_done(s->ctx) } };
     wl_phase(self, "send");
     for (; !s->finite || seq < n; seq++) {
-        it.tag = (uint64_t)a->id << TAG_SHIFT | seq;
+        it.tag = (uint64_t)id << TAG_SHIFT | seq;
         it.ts = 0;
         if (sample && --until_sample <= 0) {
             until_sample = sample;
@@ -111,7 +110,7 @@ static void *producer(wl_thread *self, void *arg)
     atomic_fetch_add(&s->sent, seq);
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
-    if (s->finite && atomic_fetch_sub(&s->live_producers, 1) == 1) cp_chan_close(s->c);
+    if (s->finite && wl_group_leave(&s->live_producers)) cp_chan_close(s->c);
     wl_phase(self, "done");
     upstream_exit(s);
     return NULL;
@@ -233,29 +232,21 @@ static int ordone_run(wl_run *r)
     };
     const int P = s.producers;
     int ret = -1;
-    if (s.finite) {
-        s.per_producer = (uint64_t)c->set[P_SRC_ITEMS] / (uint64_t)P;
-        s.extra = (uint64_t)c->set[P_SRC_ITEMS] % (uint64_t)P;
-    }
     atomic_init(&s.live_upstream, P + 1);
-    atomic_init(&s.live_producers, P);
-    struct prod_arg *pa = calloc((size_t)P, sizeof *pa);
+    wl_group_init(&s.live_producers, P);
     s.c = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity);
     s.out = cp_chan_new(c->b, sizeof(struct item), 0);     /* orDone's output is unbuffered */
     s.ctx = cp_ctx_with_cancel(c->b, NULL);
     s.reap = cp_ctx_with_cancel(c->b, NULL);
     s.upstream = cp_wg_new(c->b);
-    if (!pa || !s.c || !s.out || !s.ctx || !s.reap || !s.upstream) goto out;
+    if (!s.c || !s.out || !s.ctx || !s.reap || !s.upstream) goto out;
     wl_watch(r, "upstream", s.c);
     wl_watch(r, "out", s.out);
     cp_wg_add(s.upstream, P + 1);
 
     wl_spawn(r, "consumer", consumer, &s);
     wl_spawn(r, "wrapper", wrapper, &s);
-    for (int i = 0; i < P; i++) {
-        pa[i] = (struct prod_arg){ &s, i };
-        wl_spawn(r, "producer", producer, &pa[i]);
-    }
+    wl_spawn_n(r, P, "producer", producer, &s);
     wl_start_and_join(r);
 
     uint64_t left = 0, left_sum = 0;
@@ -294,7 +285,6 @@ static int ordone_run(wl_run *r)
     r->ops = s.got;
     ret = 0;
 out:
-    free(pa);
     cp_chan_free(s.c);
     cp_chan_free(s.out);
     cp_ctx_free(s.ctx);

@@ -102,7 +102,7 @@ struct pc_state {
     cp_ctx *ctx;            /* the workers': cancel_after_ms */
     cp_ctx *janitor_ctx;    /* the janitor's: ended after the idle check */
     cp_event *workers_done;
-    _Atomic int live_workers;
+    wl_group live_workers;
     _Atomic uint64_t size, size_max, size_end, evicted, over, over_id, over_k, over_dt, last_use, last_exit;
     _Atomic uint64_t calls, admitted, allow_ns_sum, allow_ns_n, errors;
     _Atomic(const char *) error;
@@ -326,7 +326,7 @@ static void *worker(wl_thread *self, void *arg)
     atomic_max(&s->last_use, cp_now_ns());
     atomic_max(&s->last_exit, t1);
     self->ops = i;
-    if (atomic_fetch_sub(&s->live_workers, 1) == 1) {
+    if (wl_group_leave(&s->live_workers)) {
         atomic_store(&s->size_end, atomic_load(&s->size));     /* after the last request */
         cp_event_fire(s->workers_done);
     }
@@ -381,7 +381,7 @@ static int perclient_run(wl_run *r)
     s->idle_ns = (uint64_t)c->set[P_IDLE_MS] * 1000000u;
     s->period = s->idle_ns / 2 > 1000000u ? s->idle_ns / 2 : 1000000u;
     s->nshards = s->seed ? 1 : (size_t)c->set[P_SHARDS];
-    atomic_init(&s->live_workers, threads);
+    wl_group_init(&s->live_workers, threads);
     /* one cache line per shard: aligned_alloc, as calloc only aligns to 16 */
     if ((s->sh = aligned_alloc(64, s->nshards * sizeof *s->sh))) memset(s->sh, 0, s->nshards * sizeof *s->sh);
     s->adm = calloc(s->space, sizeof *s->adm);

@@ -341,6 +341,16 @@ static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
     return r->cfg->duration > 0 || done < n;
 }
 
+/* Latency sampling (--lat-sample): 1 for one op in every `every`, counting
+ * down the caller's *countdown (a local, start 0: the first op is timed);
+ * always 0 when every is 0. Inline: it sits in the per-op loops. */
+static inline int wl_sample(int64_t every, int64_t *countdown)
+{
+    if (!every || --*countdown > 0) return 0;
+    *countdown = every;
+    return 1;
+}
+
 /* Open loop (--rate): the intended start of a source's k-th op, on a fixed
  * schedule from the run's start (interval = sources / rate; phase spreads the
  * sources evenly); waits until then and returns it. Latency measured from

@@ -177,8 +177,7 @@ static void *producer(wl_thread *self, void *arg)
         wl_phase(self, "fill inner");
         for (; k < size; k++) {
             struct item it = { .p = p->id, .k = (uint32_t)k, .j = j };
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 it.ts = wl_now();
             }
             if (cp_chan_send(ch, &it, ctx) != CP_OK) break;

@@ -63,8 +63,7 @@ static void *producer(wl_thread *self, void *arg)
         if (interval && !intended) break;   /* stopped while waiting for its time */
         if (payload >= 16) {
             uint64_t ts = 0, actual = 0;
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 actual = wl_now();
                 ts = interval ? intended : actual;
             }

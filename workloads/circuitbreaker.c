@@ -309,8 +309,7 @@ static void *caller(wl_thread *self, void *arg)
     wl_phase(self, "call");
     for (; wl_more(r, i, n); i++) {
         uint64_t t = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             t = wl_now();
         }
         int d = execute(a, rdv);

@@ -264,7 +264,7 @@ static void client_phases(struct client_arg *a, wl_thread *self, int fd, unsigne
             note(s, "client %d: round trip %llu: read: %s", a->id, (unsigned long long)seq, why(st, e));
             break;
         }
-        if (sample && --until_sample <= 0) { until_sample = sample; cp_hist_record(self->hist, wl_since(t0)); }
+        if (wl_sample(sample, &until_sample)) cp_hist_record(self->hist, wl_since(t0));
         if (memcmp(msg, echo, s->payload)) {
             note(s, "client %d: round trip %llu: the echo differs from the message", a->id, (unsigned long long)seq);
             break;

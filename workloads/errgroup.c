@@ -286,7 +286,7 @@ static void *owner(wl_thread *self, void *arg)
         if (!s->seed) {
             for (int64_t i = 1; i <= s->size; i++) {
                 uint64_t t_go = 0;
-                if (sample && --until_sample <= 0) { until_sample = sample; t_go = wl_now(); }
+                if (wl_sample(sample, &until_sample)) t_go = wl_now();
                 eg_go(s, self, (uint32_t)i, t_go);
             }
             err = eg_wait(s, self);

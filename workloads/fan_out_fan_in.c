@@ -127,8 +127,7 @@ static void *source(wl_thread *self, void *arg)
     wl_phase(self, "send");
     for (; wl_more(r, id, n); id++) {
         struct msg m = { .id = id };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             m.ts = wl_now();
         }
         if (op_ctx(f, CP_SEND, f->in, &m) != CP_OK) break;     /* cancelled: not sent */

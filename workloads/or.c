@@ -289,8 +289,7 @@ static void *caller(wl_thread *self, void *arg)
                 wl_fail(r, "round %llu: the combined event did not fire within 1 s of source %d (%s)",
                         (unsigned long long)round, fire, cp_status_str(st));
                 ok = 0;
-            } else if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            } else if (wl_sample(sample, &until_sample)) {
                 cp_hist_record(self->hist, wl_diff(t_comb, t0));
             }
         }

@@ -94,8 +94,7 @@ static void *producer(wl_thread *self, void *arg)
     for (; !s->finite || seq < n; seq++) {
         it.tag = (uint64_t)id << TAG_SHIFT | seq;
         it.ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         cp_status st;

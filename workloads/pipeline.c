@@ -110,8 +110,7 @@ static void *source(wl_thread *self, void *arg)
     for (; wl_more(r, seq, n); seq++) {
         struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq };
         it.v = it.tag;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         if (cp_chan_send(p->ch[0], &it, ctx) != CP_OK) break;   /* cancelled: not sent */

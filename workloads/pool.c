@@ -69,9 +69,9 @@ static void *pool_thread(wl_thread *self, void *arg)
     while (wl_more(r, seq, n)) {
         size_t h = r->cfg->duration > 0 || n - seq > hold ? hold : (size_t)(n - seq);
         for (size_t j = 0; j < h; j++) {    /* get h objects and tag them */
-            const int timed = sample && --until_sample <= 0;
+            const int timed = wl_sample(sample, &until_sample);
             uint64_t t0 = 0;
-            if (timed) { until_sample = sample; t0 = wl_now(); }
+            if (timed) t0 = wl_now();
             unsigned char *o = alloc ? malloc(size) : cp_pool_get(p);
             t_get[j] = timed ? wl_now() - t0 + 1 : 0;
             if (!o) { wl_note(&s->err, "get returned NULL (thread, seq)", (uint64_t)id, seq); goto out; }

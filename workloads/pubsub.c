@@ -374,8 +374,7 @@ static void *publisher(wl_thread *self, void *arg)
         int topic = (int)(((uint64_t)id + i) % (uint64_t)s->ntopics);
         struct msg m = { .tag = (uint64_t)id << TAG_SHIFT | i };
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             t0 = m.ts = wl_now();
         }
         int rc = publish(s, topic, &m);

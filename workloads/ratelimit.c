@@ -529,8 +529,7 @@ static void *worker(wl_thread *self, void *arg)
             uint64_t cnow = cp_now_ns();
             cp_hist_record(a->late, cnow > act ? cnow - act : 0);
         }
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             cp_hist_record(self->hist, wait);
         }
         ops++;

@@ -306,8 +306,7 @@ static void *worker(wl_thread *self, void *arg)
     wl_phase(self, "Allow");
     for (; wl_more(r, i, a->quota) && cp_ctx_err(s->ctx) == CP_OK; i++) {
         uint64_t id = (zipf_rank(s, &rng) + i * s->churn / 1000) % s->space;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             uint64_t c0 = wl_now();
             ok += (uint64_t)allow(s, id);
             uint64_t d = wl_since(c0);

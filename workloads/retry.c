@@ -180,8 +180,7 @@ static void *client(wl_thread *self, void *arg)
                 wasted_ns += o.wasted_ns;
             }
         }
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             cp_hist_record(self->hist, dt);
         }
     }

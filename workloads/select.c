@@ -61,8 +61,7 @@ static void *producer(wl_thread *self, void *arg)
         memcpy(item, &tag, 8);
         if (payload >= 16) {
             uint64_t ts = 0;
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 ts = wl_now();
             }
             memcpy(item + 8, &ts, 8);

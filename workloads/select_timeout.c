@@ -104,8 +104,7 @@ static void *producer(wl_thread *self, void *arg)
         x ^= x << 17;
         int which = x % 100 < hi_pct ? HI : LO;
         struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq[which] };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         if (cp_chan_send(s->ch[which], &it, s->ctx) != CP_OK) break;    /* cancelled */

@@ -90,8 +90,7 @@ static void *producer(wl_thread *self, void *arg)
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
         struct job j = { .seq = seq };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.ts = wl_now();
         }
         cp_status st = cp_chan_send(s->in, &j, NULL);  /* the workers loop until the stop */

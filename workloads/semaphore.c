@@ -44,7 +44,7 @@ static void *worker(wl_thread *self, void *arg)
         uint64_t id = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
         if (!wl_more(r, id, s->items)) break;
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
+        if (wl_sample(sample, &until_sample)) t0 = wl_now();
         if (cp_sem_acquire(s->s, 1, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
         if (t0) cp_hist_record(self->hist, wl_since(t0));
         wl_max_store_i(&s->max_running, atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1);

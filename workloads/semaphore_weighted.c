@@ -58,7 +58,7 @@ static void *worker(wl_thread *self, void *arg)
         if (!wl_more(r, id, s->items)) break;
         int64_t w = task_weight(s, id);
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
+        if (wl_sample(sample, &until_sample)) t0 = wl_now();
         if (cp_sem_acquire(s->s, w, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
         if (t0) cp_hist_record(self->hist, wl_since(t0));
         wl_max_store_i(&s->max_held, atomic_fetch_add_explicit(&s->held, w, memory_order_relaxed) + w);

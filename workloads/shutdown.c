@@ -101,7 +101,7 @@ static void *producer(wl_thread *self, void *arg)
     wl_phase(self, "submit");
     for (;;) {
         struct job j = { .id = atomic_fetch_add(&s->next_id, 1) };
-        if (sample && --until_sample <= 0) { until_sample = sample; j.submitted = wl_now(); }
+        if (wl_sample(sample, &until_sample)) j.submitted = wl_now();
         cp_case cs[2] = { { .op = CP_SEND, .ch = s->queue, .elem = &j }, { .op = CP_WAIT, .ev = s->intake_closed } };
         cp_status st;
         int k = cp_select(cs, 2, NULL, &st);

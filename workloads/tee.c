@@ -110,8 +110,7 @@ static void *producer(wl_thread *self, void *arg)
     for (; wl_more(r, seq, n); seq++) {
         it.seq = seq;
         it.ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         cp_status st;

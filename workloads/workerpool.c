@@ -65,8 +65,7 @@ static void *submitter(wl_thread *self, void *arg)
         struct job j = { .id = id };
         uint64_t intended = interval ? wl_pace(r, id, interval, 0) : 0;
         if (interval && !intended) break;   /* stopped while waiting for its time */
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.actual = wl_now();
             j.submitted = interval ? intended : j.actual;
         }

@@ -114,8 +114,7 @@ static void *submitter(wl_thread *self, void *arg)
         }
         in_burst++;
         struct job j = { .id = id };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.submitted = wl_now();
         }
         wl_phase(self, "submit");

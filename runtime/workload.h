@@ -374,6 +374,13 @@ static inline uint64_t wl_pace(wl_run *r, uint64_t k, uint64_t interval_ns, uint
     return t;
 }
 
+/* An item's tag: its source's id (a producer's rank) from bit 40 up, its
+ * seq (below 2^40) under it; one tag per item of a run. */
+#define WL_TAG_SHIFT 40
+static inline uint64_t wl_tag(uint64_t src, uint64_t seq) { return src << WL_TAG_SHIFT | seq; }
+static inline uint64_t wl_tag_src(uint64_t tag) { return tag >> WL_TAG_SHIFT; }
+static inline uint64_t wl_tag_seq(uint64_t tag) { return tag & ((1ull << WL_TAG_SHIFT) - 1); }
+
 /* A cheap, strong per-item hash for checksums (splitmix64's finaliser). */
 static inline uint64_t wl_mix(uint64_t x)
 {

@@ -50,7 +50,6 @@ static const wl_param ordone_params[] = {
 };
 WL_PARAMS_CHECK(ordone_params, P_COUNT);
 
-#define TAG_SHIFT 40
 
 struct item { uint64_t tag, ts; };
 
@@ -92,7 +91,7 @@ static void *producer(wl_thread *self, void *arg)
     cp_case cs[2] = { { .op = CP_SEND, .ch = s->c, .elem = &it }, { .op = CP_WAIT, .ev = cp_ctx_done(s->ctx) } };
     wl_phase(self, "send");
     for (; !s->finite || seq < n; seq++) {
-        it.tag = (uint64_t)id << TAG_SHIFT | seq;
+        it.tag = wl_tag((uint64_t)id, seq);
         it.ts = 0;
         if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
@@ -179,8 +178,8 @@ static void *consumer(wl_thread *self, void *arg)
             break;
         }
         if (v.ts) cp_hist_record(self->hist, wl_since(v.ts));
-        uint64_t pid = v.tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(v.tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t pid = wl_tag_src(v.tag);
+        int64_t seq = (int64_t)wl_tag_seq(v.tag);
         if (pid >= (uint64_t)s->producers) {
             wl_note(&s->err, "item from an unknown producer", pid, 0);
         } else {

@@ -58,7 +58,6 @@ static const wl_param pipeline_params[] = {
 };
 WL_PARAMS_CHECK(pipeline_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
 
 struct item { uint64_t tag, v, ts; };
@@ -108,7 +107,7 @@ static void *source(wl_thread *self, void *arg)
     uint64_t seq = 0, sum = 0;
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq };
+        struct item it = { .tag = wl_tag((uint64_t)id, seq) };
         it.v = it.tag;
         if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
@@ -171,8 +170,8 @@ static void *sink(wl_thread *self, void *arg)
      * cancels the pipeline itself and leaves. */
     while ((st = cp_chan_recv(in, &it, NULL)) == CP_OK) {
         if (it.ts) cp_hist_record(self->hist, wl_since(it.ts));
-        uint64_t src = it.tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(it.tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t src = wl_tag_src(it.tag);
+        int64_t seq = (int64_t)wl_tag_seq(it.tag);
         if (src >= (uint64_t)p->sources) {
             p->bad_tag++;
         } else {

@@ -73,7 +73,6 @@ static const wl_param pubsub_params[] = {
 };
 WL_PARAMS_CHECK(pubsub_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define SEED_MAX_PENDING (1u << 20)
 #define SEED_MAX_SUBS 1000
 
@@ -372,7 +371,7 @@ static void *publisher(wl_thread *self, void *arg)
     wl_phase(self, "publish");
     for (i = 0; wl_more(r, i, n); i++) {
         int topic = (int)(((uint64_t)id + i) % (uint64_t)s->ntopics);
-        struct msg m = { .tag = (uint64_t)id << TAG_SHIFT | i };
+        struct msg m = { .tag = wl_tag((uint64_t)id, i) };
         uint64_t t0 = 0;
         if (wl_sample(sample, &until_sample)) {
             t0 = m.ts = wl_now();
@@ -447,7 +446,7 @@ static uint64_t outstanding(struct sub *u)
 
 static void receive(struct ps_state *s, int id, struct sub *u, const struct msg *m)
 {
-    uint64_t pid = m->tag >> TAG_SHIFT, seq = m->tag & ((1ull << TAG_SHIFT) - 1);
+    uint64_t pid = wl_tag_src(m->tag), seq = wl_tag_seq(m->tag);
     if (m->ts) cp_hist_record(s->lag[id], wl_since(m->ts));
     if (pid >= (uint64_t)s->pubs) wl_note(&s->err, "message from an unknown publisher (publisher, seq)", pid, seq);
     else if (seq < u->next[pid]) wl_note(&s->err, "per-publisher order broken (seq, expected at least)", seq, u->next[pid]);

@@ -66,7 +66,6 @@ static const wl_param select_timeout_params[] = {
 };
 WL_PARAMS_CHECK(select_timeout_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define PHANTOM_LIMIT 10000
 
 struct item { uint64_t tag, ts; };
@@ -103,7 +102,7 @@ static void *producer(wl_thread *self, void *arg)
         x ^= x >> 7;
         x ^= x << 17;
         int which = x % 100 < hi_pct ? HI : LO;
-        struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq[which] };
+        struct item it = { .tag = wl_tag((uint64_t)id, seq[which]) };
         if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
@@ -144,7 +143,7 @@ static void take(struct consumer_ctx *k, int w, const struct item *it)
 {
     struct st_state *s = k->s;
     if (it->ts) cp_hist_record(k->self->hist, wl_since(it->ts));
-    uint64_t pid = it->tag >> TAG_SHIFT, seq = it->tag & ((1ull << TAG_SHIFT) - 1);
+    uint64_t pid = wl_tag_src(it->tag), seq = wl_tag_seq(it->tag);
     if (pid >= (uint64_t)s->producers) wl_note(&s->err, "item from an unknown producer (producer, seq)", pid, seq);
     else if (seq != k->last[w][pid]) wl_note(&s->err, "per-producer FIFO broken (seq, expected)", seq, k->last[w][pid]);
     else k->last[w][pid] = seq + 1;

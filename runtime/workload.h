@@ -165,6 +165,15 @@ static inline const char *wl_check_permits(const wl_cfg *c)
     return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
 }
 
+/* After the join: 1 if all n permits of sem are free (taken and given
+ * back), 0 if some leaked. */
+static inline int wl_sem_all_free(cp_sem *sem, int64_t n)
+{
+    if (cp_sem_try_acquire(sem, n) != CP_OK) return 0;
+    cp_sem_release(sem, n);
+    return 1;
+}
+
 /* ---- provided by the runtime (runtime/threads.c, runtime/clock.c) ---- */
 int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
 void wl_start(wl_run *r);           /* stamps t_start, opens the gate */

@@ -378,8 +378,7 @@ static void *caller(wl_thread *self, void *arg)
 
         /* every token back */
         if (b->use_sem) {
-            if (cp_sem_try_acquire(b->sem, b->P) == CP_OK) cp_sem_release(b->sem, b->P);
-            else atomic_fetch_add(&b->bad_token, 1);
+            if (!wl_sem_all_free(b->sem, b->P)) atomic_fetch_add(&b->bad_token, 1);
         } else if (cp_chan_len(b->tokens) != 0) {
             atomic_fetch_add(&b->bad_token, 1);
             wl_drain(b->tokens, &(uint8_t){ 0 });

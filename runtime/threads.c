@@ -213,9 +213,52 @@ uint64_t wl_start_cancel_join(wl_run *r, cp_ctx *ctx, int64_t cancel_ms)
     return cancelled_at;
 }
 
+uint64_t wl_start_cancel_wait(wl_run *r, cp_ctx *ctx, int64_t cancel_ms, cp_event *done, int end_cancels)
+{
+    uint64_t cancelled_at = 0;
+    wl_start(r);
+    if (cancel_ms > 0) {
+        /* cancel after cancel_ms, unless the run is over by then */
+        cp_ctx *t = cp_ctx_with_timeout(r->cfg->b, NULL, (uint64_t)cancel_ms * 1000000u);
+        if (t) cp_event_wait(done, t);
+        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
+        cp_ctx_free(t);
+        if (!cp_event_fired(done)) {
+            cancelled_at = wl_now();
+            cp_ctx_cancel(ctx);
+        }
+    }
+    if (r->cfg->duration > 0) {
+        wl_wait_duration_or(r, done);
+        if (end_cancels && !cancelled_at && !cp_event_fired(done)) {
+            cancelled_at = wl_now();
+            cp_ctx_cancel(ctx);
+        }
+    }
+    cp_event_wait(done, NULL);
+    return cancelled_at;
+}
+
+uint64_t wl_drain(cp_chan *ch, void *elem)
+{
+    uint64_t n = 0;
+    while (cp_chan_try_recv(ch, elem) == CP_OK) n++;
+    return n;
+}
+
+int wl_check_ran_once(wl_run *r, const _Atomic uint8_t *runs, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (atomic_load(&runs[i]) != 1) {
+            wl_fail(r, "task %llu ran %d times", (unsigned long long)i, (int)atomic_load(&runs[i]));
+            return 0;
+        }
+    return 1;
+}
+
 void wl_check_cancel_stop(wl_run *r, uint64_t cancelled_at)
 {
-    if (cancelled_at && r->t_end > cancelled_at && r->t_end - cancelled_at > 1000000000ull)
+    if (cancelled_at && r->t_end > cancelled_at && r->t_end - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every thread (bound 1 s)",
                 (double)(r->t_end - cancelled_at) / 1e9);
 }

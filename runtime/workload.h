@@ -165,6 +165,15 @@ static inline const char *wl_check_permits(const wl_cfg *c)
     return c->k.capacity < 1 ? "--capacity (the semaphore's permits) must be >= 1" : NULL;
 }
 
+/* After the join: 1 if all n permits of sem are free (taken and given
+ * back), 0 if some leaked. */
+static inline int wl_sem_all_free(cp_sem *sem, int64_t n)
+{
+    if (cp_sem_try_acquire(sem, n) != CP_OK) return 0;
+    cp_sem_release(sem, n);
+    return 1;
+}
+
 /* ---- provided by the runtime (runtime/threads.c, runtime/clock.c) ---- */
 int  wl_spawn(wl_run *r, const char *name, void *(*fn)(wl_thread *self, void *arg), void *arg);
 void wl_start(wl_run *r);           /* stamps t_start, opens the gate */
@@ -223,6 +232,7 @@ static inline int wl_group_leave(wl_group *g)      /* 1: the caller was the last
 {
     return atomic_fetch_sub(&g->live, 1) == 1;
 }
+static inline int wl_group_live(wl_group *g) { return atomic_load(&g->live); }  /* still in it */
 typedef struct wl_stage { cp_chan *in, *out; wl_group g; } wl_stage;
 static inline void wl_stage_init(wl_stage *st, cp_chan *in, cp_chan *out, int n)
 {
@@ -235,10 +245,21 @@ static inline void wl_stage_leave(wl_stage *st)
     if (wl_group_leave(&st->g)) cp_chan_close(st->out);
 }
 
+/* Takes what ch holds now (try_recv into elem, room for one element) and
+ * returns how many: what a run left in a channel, after the join. */
+uint64_t wl_drain(cp_chan *ch, void *elem);
+
 /* Raises *x to v if v is larger (a "latest time" several threads stamp). */
 static inline void wl_max_store(_Atomic uint64_t *x, uint64_t v)
 {
     uint64_t prev = atomic_load_explicit(x, memory_order_relaxed);
+    while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
+}
+
+/* The same for a signed figure (a concurrency count). */
+static inline void wl_max_store_i(_Atomic int64_t *x, int64_t v)
+{
+    int64_t prev = atomic_load_explicit(x, memory_order_relaxed);
     while (prev < v && !atomic_compare_exchange_weak(x, &prev, v)) {}
 }
 
@@ -251,8 +272,28 @@ void wl_wait_duration_or(wl_run *r, cp_event *done);
  * ms after the start; wl_wait_duration; wl_join. Returns when it cancelled
  * (wl_now), 0 if it did not. */
 uint64_t wl_start_cancel_join(wl_run *r, cp_ctx *ctx, int64_t cancel_ms);
-/* After it: fails if the threads took over a second from the cancel to stop. */
+/* After it: fails if the threads took over a second (WL_BOUND_NS) from the
+ * cancel to stop. */
 void wl_check_cancel_stop(wl_run *r, uint64_t cancelled_at);
+/* The bound on the way of a cancel, a close or a fire to every thread it
+ * must reach (or to their exit): 1 s. */
+#define WL_BOUND_NS 1000000000ull
+/* The pattern parameter of a cancellation test (wl_start_cancel_join):
+ * [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"). */
+#define WL_PARAM_CANCEL_AFTER_MS(whom) { "cancel_after_ms", 0, "cancel " whom " after T ms; 0: never", 5 }
+/* A cancellation test whose workers fire done when the last of them stops
+ * (the caller joins later): wl_start; when cancel_ms > 0, waits that long or
+ * until done fires, and cancels ctx unless done fired; time-based, then
+ * wl_wait_duration_or(done) and, with end_cancels, cancels ctx at the end of
+ * --duration unless done fired or ctx is cancelled already (it wakes the
+ * sleepers: the run is over); last, waits for done. Returns when it
+ * cancelled (wl_now), 0 if it did not. */
+uint64_t wl_start_cancel_wait(wl_run *r, cp_ctx *ctx, int64_t cancel_ms, cp_event *done, int end_cancels);
+
+/* Count-based runs of n tasks, each counting its runs in runs[task]: wl_fail
+ * "task <i> ran <k> times" for the first that did not run once; returns 1 if
+ * every one did, else 0. */
+int wl_check_ran_once(wl_run *r, const _Atomic uint8_t *runs, uint64_t n);
 
 /* A set of ids (job ids, item tags below 2^40), for "no id counted twice":
  * a bitmap grown by chunks of 2^20 ids. Single-threaded. */
@@ -309,6 +350,16 @@ static inline int wl_more(wl_run *r, uint64_t done, uint64_t n)
     return r->cfg->duration > 0 || done < n;
 }
 
+/* Latency sampling (--lat-sample): 1 for one op in every `every`, counting
+ * down the caller's *countdown (a local, start 0: the first op is timed);
+ * always 0 when every is 0. Inline: it sits in the per-op loops. */
+static inline int wl_sample(int64_t every, int64_t *countdown)
+{
+    if (!every || --*countdown > 0) return 0;
+    *countdown = every;
+    return 1;
+}
+
 /* Open loop (--rate): the intended start of a source's k-th op, on a fixed
  * schedule from the run's start (interval = sources / rate; phase spreads the
  * sources evenly); waits until then and returns it. Latency measured from
@@ -331,6 +382,13 @@ static inline uint64_t wl_pace(wl_run *r, uint64_t k, uint64_t interval_ns, uint
     }
     return t;
 }
+
+/* An item's tag: its source's id (a producer's rank) from bit 40 up, its
+ * seq (below 2^40) under it; one tag per item of a run. */
+#define WL_TAG_SHIFT 40
+static inline uint64_t wl_tag(uint64_t src, uint64_t seq) { return src << WL_TAG_SHIFT | seq; }
+static inline uint64_t wl_tag_src(uint64_t tag) { return tag >> WL_TAG_SHIFT; }
+static inline uint64_t wl_tag_seq(uint64_t tag) { return tag & ((1ull << WL_TAG_SHIFT) - 1); }
 
 /* A cheap, strong per-item hash for checksums (splitmix64's finaliser). */
 static inline uint64_t wl_mix(uint64_t x)

@@ -59,9 +59,9 @@ static void *atomic_thread(wl_thread *self, void *arg)
     wl_phase(self, "increment");
     while (wl_more(r, done, n)) {
         uint64_t k = r->cfg->duration > 0 || n - done > BATCH ? BATCH : n - done;
-        const int timed = every && --until_sample <= 0;
+        const int timed = wl_sample(every, &until_sample);
         uint64_t t0 = 0;
-        if (timed) { until_sample = every; t0 = wl_now(); }
+        if (timed) t0 = wl_now();
         if (mode == 2) {
             for (uint64_t i = 0; i < k; i++)
                 atomic_store_explicit(ctr, atomic_load_explicit(ctr, memory_order_relaxed) + 1,

@@ -69,7 +69,7 @@ static const wl_param bounded_parallelism_params[] = {
     [P_BATCH] = { "batch", 100, "items per processItems call (a round)", 64 },
     [P_FAIL_EVERY] = { "fail_every", 4, "every K-th round's middle item fails (and the downstream hangs); 0: never", 4 },
     [P_SEM] = { "sem", 0, "the P tokens: 0 a channel of tokens (the seed's), 1 a cp_sem (default variant only)", 1 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the caller's ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the caller's ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(bounded_parallelism_params, P_COUNT);
@@ -148,8 +148,7 @@ static void run_task(wl_thread *self, struct task *t)
     const int seed = b->variant == V_SEED;
     int64_t n = atomic_fetch_add(&b->in_flight, 1) + 1;
     if (n > b->P) atomic_fetch_add(&b->over_p, 1);
-    for (int64_t m = atomic_load(&b->in_flight_max); n > m;)
-        if (atomic_compare_exchange_weak(&b->in_flight_max, &m, n)) break;
+    wl_max_store_i(&b->in_flight_max, n);
 
     uint8_t out;
     if (!seed && cp_ctx_err(rd->ctx)) {
@@ -379,15 +378,12 @@ static void *caller(wl_thread *self, void *arg)
 
         /* every token back */
         if (b->use_sem) {
-            if (cp_sem_try_acquire(b->sem, b->P) == CP_OK) cp_sem_release(b->sem, b->P);
-            else atomic_fetch_add(&b->bad_token, 1);
+            if (!wl_sem_all_free(b->sem, b->P)) atomic_fetch_add(&b->bad_token, 1);
         } else if (cp_chan_len(b->tokens) != 0) {
             atomic_fetch_add(&b->bad_token, 1);
-            uint8_t t;
-            while (cp_chan_try_recv(b->tokens, &t) == CP_OK) {}
+            wl_drain(b->tokens, &(uint8_t){ 0 });
         }
-        int e;
-        while (cp_chan_try_recv(b->errch, &e) == CP_OK) {}
+        wl_drain(b->errch, &(int){ 0 });
         if (rd.ctx != b->ctx) cp_ctx_free(rd.ctx);
         cp_event_free(rd.outage_over);
         if (o->drain_timeout) break;

@@ -102,7 +102,7 @@ struct bridge_state {
     cp_chan *out;
     cp_ctx *ctx;
     cp_event *all_exited;       /* fired by the last producer / the bridge to exit */
-    _Atomic int live, live_producers;
+    wl_group live, live_producers;
     uint64_t dropped, dropped_sum;      /* the bridge's, read after wl_join */
     /* the consumer's, read after wl_join */
     uint64_t got, got_sum, late, bad_item, bad_chan, bad_incomplete, bad_producer, cancelled_at;
@@ -111,7 +111,7 @@ struct bridge_state {
 
 static void thread_exit(struct bridge_state *s)
 {
-    if (atomic_fetch_sub(&s->live, 1) == 1) cp_event_fire(s->all_exited);
+    if (wl_group_leave(&s->live)) cp_event_fire(s->all_exited);
 }
 
 /* items in channel j of a producer: K, or in count mode the remainder */
@@ -177,8 +177,7 @@ static void *producer(wl_thread *self, void *arg)
         wl_phase(self, "fill inner");
         for (; k < size; k++) {
             struct item it = { .p = p->id, .k = (uint32_t)k, .j = j };
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 it.ts = wl_now();
             }
             if (cp_chan_send(ch, &it, ctx) != CP_OK) break;
@@ -192,7 +191,7 @@ static void *producer(wl_thread *self, void *arg)
     p->sent_sum = sum;
     self->ops = n;
     wl_phase(self, "close");
-    if (atomic_fetch_sub(&s->live_producers, 1) == 1) cp_chan_close(s->streams);
+    if (wl_group_leave(&s->live_producers)) cp_chan_close(s->streams);
     wl_phase(self, "done");
     thread_exit(s);
     return NULL;
@@ -307,8 +306,8 @@ static int bridge_run(wl_run *r)
     const int nthreads = s.producers + 1;      /* all but the consumer */
     const uint64_t items = (uint64_t)c->k.items;
     int rc = -1;
-    atomic_init(&s.live, nthreads);
-    atomic_init(&s.live_producers, s.producers);
+    wl_group_init(&s.live, nthreads);
+    wl_group_init(&s.live_producers, s.producers);
     s.prod = calloc((size_t)s.producers, sizeof *s.prod);
     s.streams = cp_chan_new(c->b, sizeof(struct inner_ref), 0);
     s.out = cp_chan_new(c->b, sizeof(struct item), s.cap);
@@ -345,7 +344,7 @@ static int bridge_run(wl_run *r)
         cp_ctx_free(bound);
         if (k == 0) break;
         if (k == 1) continue;
-        leaked = atomic_load(&s.live);
+        leaked = wl_group_live(&s.live);
         wl_fail(r, "bridge leaked %d of %d producer/bridge threads: still blocked %.1f s after the consumer "
                    "cancelled (a send without a ctx case)", leaked, nthreads, (double)EXIT_BOUND_NS / 1e9);
         /* counted; now release them (a send on a closed channel returns) so

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG_SHIFT 40
 
 struct chan_state {
     wl_run *r;
@@ -57,14 +56,13 @@ static void *producer(wl_thread *self, void *arg)
     memset(item, 0, payload);
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        uint64_t tag = (uint64_t)id << TAG_SHIFT | seq;
+        uint64_t tag = wl_tag((uint64_t)id, seq);
         memcpy(item, &tag, 8);
         uint64_t intended = interval ? wl_pace(r, seq, interval, phase) : 0;
         if (interval && !intended) break;   /* stopped while waiting for its time */
         if (payload >= 16) {
             uint64_t ts = 0, actual = 0;
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 actual = wl_now();
                 ts = interval ? intended : actual;
             }
@@ -117,8 +115,8 @@ static void *consumer(wl_thread *self, void *arg)
                 }
             }
         }
-        uint64_t pid = tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t pid = wl_tag_src(tag);
+        int64_t seq = (int64_t)wl_tag_seq(tag);
         if (pid >= (uint64_t)s->producers) {
             wl_note(&s->err, "item from an unknown producer (producer, seq)", pid, (uint64_t)seq);
         } else {

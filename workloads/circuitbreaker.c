@@ -211,7 +211,6 @@ struct cb_state {
     wl_run *r;
     struct breaker br;
     int threads;
-    uint64_t per_thread, extra;
     uint64_t fail_pct, reject_ns;
     _Atomic uint64_t t0;                /* cp_now_ns at the start gate */
     /* the downstream's own accounting */
@@ -260,8 +259,7 @@ static void rdv_resolve(struct cb_state *s)
 static int downstream(struct caller *a, int admitted_in, int rdv)
 {
     struct cb_state *s = a->s;
-    uint64_t in = atomic_fetch_add(&s->inflight, 1) + 1, m = atomic_load(&s->max_inflight);
-    while (in > m && !atomic_compare_exchange_weak(&s->max_inflight, &m, in)) {}
+    wl_max_store(&s->max_inflight, atomic_fetch_add(&s->inflight, 1) + 1);
     atomic_fetch_add(&s->calls_in[admitted_in], 1);
     if (rdv) rendezvous(s);
     wl_work(s->r->cfg->k.work_ns);
@@ -294,10 +292,11 @@ static int execute(struct caller *a, int rdv)
 
 static void *caller(wl_thread *self, void *arg)
 {
-    struct caller *a = arg;
-    struct cb_state *s = a->s;
+    struct cb_state *s = arg;
     wl_run *r = s->r;
-    const uint64_t n = s->per_thread + ((uint64_t)a->id < s->extra);
+    /* this caller's own state, on its own stack */
+    struct caller me = { s, self->rank, wl_mix(r->cfg->seed ^ (uint64_t)self->rank) | 1 }, *a = &me;
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, s->threads, a->id);
     const int64_t sample = r->cfg->lat_sample;
     int64_t until_sample = 0;
     uint64_t i = 0, admitted = 0, rej_open = 0, rej_many = 0;
@@ -310,8 +309,7 @@ static void *caller(wl_thread *self, void *arg)
     wl_phase(self, "call");
     for (; wl_more(r, i, n); i++) {
         uint64_t t = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             t = wl_now();
         }
         int d = execute(a, rdv);
@@ -359,22 +357,15 @@ static int circuitbreaker_run(wl_run *r)
     b->interval_ns = (uint64_t)c->set[P_INTERVAL_MS] * 1000000u;
     b->state = ST_CLOSED;
     b->expiry = 0;
-    s.per_thread = (uint64_t)c->k.items / (uint64_t)s.threads;
-    s.extra = (uint64_t)c->k.items % (uint64_t)s.threads;
     s.rdv = s.threads >= 2 && (c->duration > 0 || c->k.items >= 2);
     b->mu = cp_mutex_new(c->b);
     s.rdv_done = cp_event_new(c->b);
-    struct caller *ca = calloc((size_t)s.threads, sizeof *ca);
-    if (!b->mu || !s.rdv_done || !ca) {
+    if (!b->mu || !s.rdv_done) {
         cp_mutex_free(b->mu);
         cp_event_free(s.rdv_done);
-        free(ca);
         return -1;
     }
-    for (int i = 0; i < s.threads; i++) {
-        ca[i] = (struct caller){ &s, i, wl_mix(c->seed ^ (uint64_t)i) | 1 };
-        wl_spawn(r, "caller", caller, &ca[i]);
-    }
+    wl_spawn_n(r, s.threads, "caller", caller, &s);
     uint64_t t0 = cp_now_ns();
     b->outage_start = c->set[P_OUTAGE_MS] ? t0 + (uint64_t)c->set[P_OUTAGE_AT_MS] * 1000000u : 0;
     b->outage_end = b->outage_start + (uint64_t)c->set[P_OUTAGE_MS] * 1000000u;
@@ -417,7 +408,6 @@ static int circuitbreaker_run(wl_run *r)
     wl_metric(r, M_MAX_INFLIGHT, (double)atomic_load(&s.max_inflight));
     if (b->closed_after_outage) wl_metric(r, M_RECOVERY_NS, (double)(b->closed_after_outage - b->outage_end));
     r->ops = attempts;
-    free(ca);
     cp_event_free(s.rdv_done);
     cp_mutex_free(b->mu);
     return 0;

@@ -76,8 +76,7 @@ static void *cb_broadcaster(wl_thread *self, void *arg)
         s->arrived = 0;
         s->gen++;
         s->ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             s->ts = wl_now();
         }
         cp_cond_broadcast(s->gen_cv);

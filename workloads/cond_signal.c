@@ -78,8 +78,7 @@ static void *cs_signaller(wl_thread *self, void *arg)
         s->next_ticket = i + 1;
         s->issued++;
         s->signal_ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             s->signal_ts = wl_now();
         }
         cp_cond_signal(s->ready);

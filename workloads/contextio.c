@@ -56,7 +56,6 @@ static const wl_param contextio_params[] = {
 };
 WL_PARAMS_CHECK(contextio_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 #define MAX_CHUNK (1 << 20)
 
 struct chunk_hdr { uint64_t write_id; uint32_t off, len, total, pad; };   /* then len bytes */
@@ -276,7 +275,7 @@ static void check_write(struct cio_state *s, struct sink_write *sw, const struct
     if (sw->cancelled && e->status == CP_CANCELED) {
         uint64_t d = e->t_return > sw->t_cancel ? e->t_return - sw->t_cancel : 0;
         if (d > s->worst_cancel_ns) s->worst_cancel_ns = d;
-        if (d > BOUND_NS) note(s, "Write %llu: returned %.3f s after the cancel (bound 1 s)", w, (double)d / 1e9);
+        if (d > WL_BOUND_NS) note(s, "Write %llu: returned %.3f s after the cancel (bound 1 s)", w, (double)d / 1e9);
         s->cancelled_writes++;
     }
 }
@@ -313,7 +312,7 @@ static void *sink(wl_thread *self, void *arg)
         if (s->seed && sw.got < e.len && e.n != sw.got) {
             /* release the abandoned helper (after counting it): read the rest of its Write */
             wl_phase(self, "seed: release helper");
-            cp_ctx *bound = cp_ctx_with_timeout(s->r->cfg->b, NULL, 5 * BOUND_NS);
+            cp_ctx *bound = cp_ctx_with_timeout(s->r->cfg->b, NULL, 5 * WL_BOUND_NS);
             while (sw.got < e.len && cp_chan_recv(s->data, buf, bound) == CP_OK) take_chunk(s, &sw, buf);
             cp_ctx_free(bound);
         }

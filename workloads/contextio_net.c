@@ -73,7 +73,7 @@ struct net_state {
     int clients;
     size_t payload;
     uint64_t deadline_ns;
-    _Atomic int live_clients;
+    wl_group live_clients;
     _Atomic int64_t open_fds;
     _Atomic uint64_t round_trips, worst_overshoot;
     _Atomic int nfail;
@@ -264,7 +264,7 @@ static void client_phases(struct client_arg *a, wl_thread *self, int fd, unsigne
             note(s, "client %d: round trip %llu: read: %s", a->id, (unsigned long long)seq, why(st, e));
             break;
         }
-        if (sample && --until_sample <= 0) { until_sample = sample; cp_hist_record(self->hist, wl_since(t0)); }
+        if (wl_sample(sample, &until_sample)) cp_hist_record(self->hist, wl_since(t0));
         if (memcmp(msg, echo, s->payload)) {
             note(s, "client %d: round trip %llu: the echo differs from the message", a->id, (unsigned long long)seq);
             break;
@@ -310,7 +310,7 @@ static void *client(wl_thread *self, void *arg)
     net_close(s, &fd);      /* the handler sees EOF */
     free(msg);
     free(echo);
-    if (atomic_fetch_sub(&s->live_clients, 1) == 1) cp_ctx_cancel(s->srv);
+    if (wl_group_leave(&s->live_clients)) cp_ctx_cancel(s->srv);
     wl_phase(self, "done");
     return NULL;
 }
@@ -337,7 +337,7 @@ static int contextio_net_run(wl_run *r)
     s->clients = (int)c->k.threads;
     s->payload = (size_t)c->k.payload;
     s->deadline_ns = (uint64_t)c->set[P_DEADLINE_MS] * 1000000u;
-    atomic_init(&s->live_clients, s->clients);
+    wl_group_init(&s->live_clients, s->clients);
     struct client_arg *ca = calloc((size_t)s->clients, sizeof *ca);
     s->srv = cp_ctx_with_cancel(c->b, NULL);
     if (!ca || !s->srv || listen_loopback(s)) {

@@ -171,8 +171,7 @@ static void *runner(wl_thread *self, void *arg)
     while (cp_chan_recv(s->runq, &t, NULL) == CP_OK) {
         wl_phase(self, "task");
         if (t.group != atomic_load(&s->group)) atomic_fetch_add(&s->stale, 1);
-        int64_t a = atomic_fetch_add(&s->active, 1) + 1, m = atomic_load(&s->max_active);
-        while (a > m && !atomic_compare_exchange_weak(&s->max_active, &m, a)) {}
+        wl_max_store_i(&s->max_active, atomic_fetch_add(&s->active, 1) + 1);
         int64_t err = task_fn(s, t.index);
         atomic_fetch_sub(&s->active, 1);
         if (t.t_go) cp_hist_record(self->hist, wl_since(t.t_go));
@@ -287,7 +286,7 @@ static void *owner(wl_thread *self, void *arg)
         if (!s->seed) {
             for (int64_t i = 1; i <= s->size; i++) {
                 uint64_t t_go = 0;
-                if (sample && --until_sample <= 0) { until_sample = sample; t_go = wl_now(); }
+                if (wl_sample(sample, &until_sample)) t_go = wl_now();
                 eg_go(s, self, (uint32_t)i, t_go);
             }
             err = eg_wait(s, self);

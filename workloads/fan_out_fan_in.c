@@ -83,7 +83,7 @@ struct fofi {
     cp_event *done;             /* cp_ctx_done(ctx) */
     cp_wg *wg;                  /* what the closer waits for: forwarders, or workers */
     cp_event *all_exited;       /* fired by the last thread but the sink to exit */
-    _Atomic int live;
+    wl_group live;
     _Atomic uint64_t processed, dropped, dropped_sum;
     uint64_t sent, sent_sum;    /* the source's, read after wl_join */
     /* the sink's, read after wl_join (and the run's drain) */
@@ -96,7 +96,7 @@ struct fofi {
 
 static void thread_exit(struct fofi *f)
 {
-    if (atomic_fetch_sub(&f->live, 1) == 1) cp_event_fire(f->all_exited);
+    if (wl_group_leave(&f->live)) cp_event_fire(f->all_exited);
 }
 
 /* A ctx-aware channel operation: CP_OK, CP_CLOSED, or CP_CANCELED when the
@@ -127,8 +127,7 @@ static void *source(wl_thread *self, void *arg)
     wl_phase(self, "send");
     for (; wl_more(r, id, n); id++) {
         struct msg m = { .id = id };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             m.ts = wl_now();
         }
         if (op_ctx(f, CP_SEND, f->in, &m) != CP_OK) break;     /* cancelled: not sent */
@@ -279,7 +278,7 @@ static int fofi_run(wl_run *r)
     const int nthreads = 1 + f.workers + (forward ? f.workers : 0) + 1;   /* all but the sink */
     const size_t cap = (size_t)c->k.capacity;
     int rc = -1;
-    atomic_init(&f.live, nthreads);
+    wl_group_init(&f.live, nthreads);
     struct worker_arg *wa = calloc((size_t)f.workers, sizeof *wa);
     f.wout = calloc((size_t)f.workers, sizeof *f.wout);
     f.in = cp_chan_new(c->b, sizeof(struct msg), cap);
@@ -320,7 +319,7 @@ static int fofi_run(wl_run *r)
         cp_ctx_free(bound);
         if (k == 0) break;
         if (k == 1) continue;
-        leaked = atomic_load(&f.live);
+        leaked = wl_group_live(&f.live);
         wl_fail(r, "fan_out_fan_in leaked %d of %d threads: still blocked %.1f s after the sink cancelled "
                    "(a send without a ctx case)", leaked, nthreads, (double)EXIT_BOUND_NS / 1e9);
         /* counted; now release them: operations on closed channels return,

@@ -82,8 +82,7 @@ static void *generator(wl_thread *self, void *arg)
     wl_phase(self, "send");
     for (;; n++, v += g->step) {
         struct item it = { .v = v };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         /* seed: `out <- v`, the pitfall: no ctx case */

@@ -66,12 +66,11 @@ static const wl_param healing_params[] = {
     [P_MAX_FAULTS] = { "max_faults", 16, "faults per run at most", 0 },
     [P_PULSE_US] = { "pulse_us", 1000, "the ward's heartbeat period (its cp_ticker)", 0 },
     [P_TIMEOUT_US] = { "timeout_us", 10000, "the steward's deadline between beats", 0 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the run's ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the run's ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(healing_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 #define BUDGET 256              /* restarts per run */
 #define NONE UINT64_MAX
 #define CHUNK_BITS 20
@@ -326,7 +325,7 @@ static int healing_run(wl_run *r)
         }
         if (restart) cp_ctx_cancel(w->ctx);
         /* every ward exits within 1 s of its cancel (or of the end) */
-        cp_ctx *bound = cp_ctx_with_timeout(c->b, NULL, BOUND_NS);
+        cp_ctx *bound = cp_ctx_with_timeout(c->b, NULL, WL_BOUND_NS);
         uint64_t t0 = wl_now();
         cp_status st = cp_event_wait(w->exited, bound);
         cp_ctx_free(bound);
@@ -385,7 +384,7 @@ static int healing_run(wl_run *r)
     if (faults != detected + ended_by_cancel)
         wl_fail(r, "%llu faults injected, %llu detected by a restart (+ %llu ended by the cancel)",
                 (unsigned long long)faults, (unsigned long long)detected, (unsigned long long)ended_by_cancel);
-    if (cancelled_at && r->t_end > cancelled_at && r->t_end - cancelled_at > BOUND_NS)
+    if (cancelled_at && r->t_end > cancelled_at && r->t_end - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop the producer and the ward (bound 1 s)",
                 (double)(r->t_end - cancelled_at) / 1e9);
 

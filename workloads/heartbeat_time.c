@@ -43,7 +43,7 @@
 enum { P_PERIOD_US, P_CANCEL_AFTER_MS, P_COUNT };
 static const wl_param heartbeat_time_params[] = {
     [P_PERIOD_US] = { "period_us", 1000, "heartbeat period (the ticker's), us", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(heartbeat_time_params, P_COUNT);
@@ -69,7 +69,7 @@ struct hb {
     cp_chan *results;
     cp_ctx *ctx;                /* NULL unless cancellation is asked for */
     struct hb_worker *w;
-    _Atomic int live;           /* workers still running; the last closes results */
+    wl_group live;              /* workers still running; the last closes results */
     /* observer-only */
     uint64_t *next_result, *last_beat_seq, *last_beat_at;
     uint64_t got_results, got_beats, bad_order, bad_beat, missed, first_bad[3];
@@ -115,7 +115,7 @@ static void *worker(wl_thread *self, void *arg)
     self->ops = w->done;
     wl_phase(self, "close");
     cp_chan_close(w->beats);
-    if (atomic_fetch_sub(&h->live, 1) == 1) cp_chan_close(h->results);
+    if (wl_group_leave(&h->live)) cp_chan_close(h->results);
     wl_phase(self, "done");
     return NULL;
 }
@@ -185,7 +185,7 @@ static int hb_run(wl_run *r)
     const int W = h.workers;
     int64_t cancel_ms = c->set[P_CANCEL_AFTER_MS];
     int rc = 0;
-    atomic_init(&h.live, W);
+    wl_group_init(&h.live, W);
     h.w = calloc((size_t)W, sizeof *h.w);
     h.next_result = calloc((size_t)W, sizeof *h.next_result);
     h.last_beat_seq = calloc((size_t)W, sizeof *h.last_beat_seq);
@@ -220,7 +220,7 @@ static int hb_run(wl_run *r)
     for (int i = 0; i < W; i++) {
         struct hb_worker *w = &h.w[i];
         struct beat b;
-        while (cp_chan_try_recv(w->beats, &b) == CP_OK) left++;
+        left += wl_drain(w->beats, &b);
         done += w->done, ticks += w->ticks, sent += w->sent, dropped += w->dropped, abandoned += w->abandoned;
         if (w->too_fast)
             wl_fail(r, "worker %d took %llu ticks in %.3f ms: faster than one per period of %llu us", i,

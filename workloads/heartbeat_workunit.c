@@ -42,7 +42,7 @@
 enum { P_DROP, P_CANCEL_AFTER_MS, P_COUNT };
 static const wl_param heartbeat_workunit_params[] = {
     [P_DROP] = { "drop", 0, "1: a beat the heartbeat channel cannot take is dropped (Go's select/default); 0: sent", 1 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(heartbeat_workunit_params, P_COUNT);
@@ -66,7 +66,7 @@ struct wu {
     cp_chan *results;           /* unbuffered, closed by the last worker */
     cp_ctx *ctx;                /* NULL unless cancellation is asked for */
     struct wu_worker *w;
-    _Atomic int live;
+    wl_group live;
     /* observer-only */
     int64_t *last_beat;         /* per worker, -1 before the first */
     uint64_t *next_result;
@@ -106,7 +106,7 @@ static void *worker(wl_thread *self, void *arg)
     self->ops = w->done;
     wl_phase(self, "close");
     cp_chan_close(w->beats);
-    if (atomic_fetch_sub(&h->live, 1) == 1) cp_chan_close(h->results);
+    if (wl_group_leave(&h->live)) cp_chan_close(h->results);
     wl_phase(self, "done");
     return NULL;
 }
@@ -174,7 +174,7 @@ static int wu_run(wl_run *r)
     const int W = h.workers;
     int64_t cancel_ms = c->set[P_CANCEL_AFTER_MS];
     int rc = 0;
-    atomic_init(&h.live, W);
+    wl_group_init(&h.live, W);
     h.w = calloc((size_t)W, sizeof *h.w);
     h.last_beat = malloc((size_t)W * sizeof *h.last_beat);
     h.next_result = calloc((size_t)W, sizeof *h.next_result);
@@ -204,7 +204,7 @@ static int wu_run(wl_run *r)
     for (int i = 0; i < W; i++) {
         struct wu_worker *w = &h.w[i];
         struct beat b;
-        while (cp_chan_try_recv(w->beats, &b) == CP_OK) left++;
+        left += wl_drain(w->beats, &b);
         started += w->started, done += w->done, sent += w->sent, dropped += w->dropped;
         babandoned += w->beat_abandoned, rabandoned += w->result_abandoned;
     }

@@ -50,8 +50,7 @@ static void *mx_worker(wl_thread *self, void *arg)
     wl_phase(self, "lock");
     for (;;) {
         if (s->budget == 0 && wl_stopped(r)) break;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             uint64_t t0 = wl_now();
             cp_mutex_lock(s->m);
             cp_hist_record(self->hist, wl_since(t0));

@@ -47,8 +47,7 @@ static void *null_thread(wl_thread *self, void *arg)
     wl_phase(self, "loop");
     for (; wl_more(r, seq, n); seq++) {
         uint64_t tag = (uint64_t)id << 40 | seq, ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             ts = wl_now();
         }
         memcpy((unsigned char *)slot, &tag, 8);

@@ -57,7 +57,7 @@ static void *racer(wl_thread *self, void *arg)
     wl_phase(self, "token");
     while (cp_chan_recv(s->tokens, &a, NULL) == CP_OK) {
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
+        if (wl_sample(sample, &until_sample)) t0 = wl_now();
         cp_once_do(a->rd->o, init_with_work, a);
         if (t0) cp_hist_record(self->hist, wl_since(t0));
         if (a->rd->value != a->rd->want) atomic_fetch_add(&s->errors, 1);

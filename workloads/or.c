@@ -59,7 +59,6 @@ static const wl_param or_params[] = {
 };
 WL_PARAMS_CHECK(or_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull      /* fire -> combined, combined -> helpers exited */
 
 struct level {                  /* one helper goroutine of the recursion */
     cp_chan *spawn;             /* "go helper()": a round number, capacity 1 */
@@ -189,7 +188,7 @@ static int finish_round(struct or_state *s, const struct pending *p, uint64_t *e
     const int H = s->nlevels;
     int ok = 1;
     if (H) {
-        cp_ctx *bound = cp_ctx_with_timeout(s->b, NULL, BOUND_NS);
+        cp_ctx *bound = cp_ctx_with_timeout(s->b, NULL, WL_BOUND_NS);
         cp_status st = bound ? cp_wg_wait(s->exited, bound) : CP_ENOMEM;
         cp_ctx_free(bound);
         if (st != CP_OK) {
@@ -265,7 +264,7 @@ static void *caller(wl_thread *self, void *arg)
         }
 
         wl_phase(self, "or()");
-        cp_ctx *bound = cp_ctx_with_timeout(s->b, NULL, BOUND_NS);
+        cp_ctx *bound = cp_ctx_with_timeout(s->b, NULL, WL_BOUND_NS);
         cp_event *comb = or_make(s, 0, src, (size_t)k, round);
         int ok = 1, fire = (int)(round % (uint64_t)k);
         if (!bound || cp_wg_wait(s->armed, bound) != CP_OK) {
@@ -290,8 +289,7 @@ static void *caller(wl_thread *self, void *arg)
                 wl_fail(r, "round %llu: the combined event did not fire within 1 s of source %d (%s)",
                         (unsigned long long)round, fire, cp_status_str(st));
                 ok = 0;
-            } else if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            } else if (wl_sample(sample, &until_sample)) {
                 cp_hist_record(self->hist, wl_diff(t_comb, t0));
             }
         }

@@ -50,20 +50,18 @@ static const wl_param ordone_params[] = {
 };
 WL_PARAMS_CHECK(ordone_params, P_COUNT);
 
-#define TAG_SHIFT 40
-#define BOUND_NS 1000000000ull
 
 struct item { uint64_t tag, ts; };
 
 struct od_state {
     wl_run *r;
     int producers, seed, finite;
-    uint64_t per_producer, extra;   /* finite upstream: items each, the first `extra` one more */
     cp_chan *c, *out;
     cp_ctx *ctx;                    /* the pattern's: cancelled by the consumer when it stops */
     cp_ctx *reap;                   /* internal: cancelled only to release a leaked thread */
     cp_wg *upstream;                /* producers + wrapper */
-    _Atomic int live_upstream, live_producers;
+    _Atomic int live_upstream;
+    wl_group live_producers;        /* finite upstream: the last producer closes c */
     _Atomic uint64_t offers;        /* items the wrapper has begun to hand over; one more than
                                      * the consumer received: it holds one it is trying to send */
     _Atomic int wrapper_done;
@@ -80,24 +78,22 @@ static void upstream_exit(struct od_state *s)
     cp_wg_done(s->upstream);
 }
 
-struct prod_arg { struct od_state *s; int id; };
-
 static void *producer(wl_thread *self, void *arg)
 {
-    struct prod_arg *a = arg;
-    struct od_state *s = a->s;
+    struct od_state *s = arg;
+    const int id = self->rank;
     const int64_t sample = s->r->cfg->lat_sample;
-    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    /* finite upstream: this producer's share of src_items */
+    const uint64_t n = s->finite ? wl_share((uint64_t)s->r->cfg->set[P_SRC_ITEMS], s->producers, id) : 0;
     int64_t until_sample = 0;
     uint64_t seq = 0, sum = 0;
     struct item it;
     cp_case cs[2] = { { .op = CP_SEND, .ch = s->c, .elem = &it }, { .op = CP_WAIT, .ev = cp_ctx_done(s->ctx) } };
     wl_phase(self, "send");
     for (; !s->finite || seq < n; seq++) {
-        it.tag = (uint64_t)a->id << TAG_SHIFT | seq;
+        it.tag = wl_tag((uint64_t)id, seq);
         it.ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         cp_status st;
@@ -112,7 +108,7 @@ static void *producer(wl_thread *self, void *arg)
     atomic_fetch_add(&s->sent, seq);
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
-    if (s->finite && atomic_fetch_sub(&s->live_producers, 1) == 1) cp_chan_close(s->c);
+    if (s->finite && wl_group_leave(&s->live_producers)) cp_chan_close(s->c);
     wl_phase(self, "done");
     upstream_exit(s);
     return NULL;
@@ -182,8 +178,8 @@ static void *consumer(wl_thread *self, void *arg)
             break;
         }
         if (v.ts) cp_hist_record(self->hist, wl_since(v.ts));
-        uint64_t pid = v.tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(v.tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t pid = wl_tag_src(v.tag);
+        int64_t seq = (int64_t)wl_tag_seq(v.tag);
         if (pid >= (uint64_t)s->producers) {
             wl_note(&s->err, "item from an unknown producer", pid, 0);
         } else {
@@ -200,12 +196,12 @@ static void *consumer(wl_thread *self, void *arg)
     /* Stop early: when the wrapper is offering the next item (or is gone). */
     wl_phase(self, "stop");
     for (uint64_t t0 = wl_now(); atomic_load(&s->offers) <= s->got && !atomic_load(&s->wrapper_done);) {
-        if (wl_since(t0) > BOUND_NS) break;     /* then stop wherever it is */
+        if (wl_since(t0) > WL_BOUND_NS) break;     /* then stop wherever it is */
         wl_sleep_ns(20000);
     }
     uint64_t t_stop = wl_now();
     cp_ctx_cancel(s->ctx);
-    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, BOUND_NS);
+    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, WL_BOUND_NS);
     cp_status st = bound ? cp_wg_wait(s->upstream, bound) : CP_ENOMEM;
     uint64_t dt = wl_since(t_stop);
     cp_ctx_free(bound);
@@ -234,29 +230,21 @@ static int ordone_run(wl_run *r)
     };
     const int P = s.producers;
     int ret = -1;
-    if (s.finite) {
-        s.per_producer = (uint64_t)c->set[P_SRC_ITEMS] / (uint64_t)P;
-        s.extra = (uint64_t)c->set[P_SRC_ITEMS] % (uint64_t)P;
-    }
     atomic_init(&s.live_upstream, P + 1);
-    atomic_init(&s.live_producers, P);
-    struct prod_arg *pa = calloc((size_t)P, sizeof *pa);
+    wl_group_init(&s.live_producers, P);
     s.c = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity);
     s.out = cp_chan_new(c->b, sizeof(struct item), 0);     /* orDone's output is unbuffered */
     s.ctx = cp_ctx_with_cancel(c->b, NULL);
     s.reap = cp_ctx_with_cancel(c->b, NULL);
     s.upstream = cp_wg_new(c->b);
-    if (!pa || !s.c || !s.out || !s.ctx || !s.reap || !s.upstream) goto out;
+    if (!s.c || !s.out || !s.ctx || !s.reap || !s.upstream) goto out;
     wl_watch(r, "upstream", s.c);
     wl_watch(r, "out", s.out);
     cp_wg_add(s.upstream, P + 1);
 
     wl_spawn(r, "consumer", consumer, &s);
     wl_spawn(r, "wrapper", wrapper, &s);
-    for (int i = 0; i < P; i++) {
-        pa[i] = (struct prod_arg){ &s, i };
-        wl_spawn(r, "producer", producer, &pa[i]);
-    }
+    wl_spawn_n(r, P, "producer", producer, &s);
     wl_start_and_join(r);
 
     uint64_t left = 0, left_sum = 0;
@@ -295,7 +283,6 @@ static int ordone_run(wl_run *r)
     r->ops = s.got;
     ret = 0;
 out:
-    free(pa);
     cp_chan_free(s.c);
     cp_chan_free(s.out);
     cp_ctx_free(s.ctx);

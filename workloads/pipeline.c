@@ -58,7 +58,6 @@ static const wl_param pipeline_params[] = {
 };
 WL_PARAMS_CHECK(pipeline_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define EXIT_BOUND_NS 1000000000ull     /* sink's cancel -> every thread exited */
 
 struct item { uint64_t tag, v, ts; };
@@ -75,7 +74,7 @@ struct pipe {
     struct stage *st;
     cp_ctx *ctx;
     cp_event *all_exited;       /* fired by the last thread (sources and stages) to exit */
-    _Atomic int live;           /* sources and stage threads still running */
+    wl_group live;              /* sources and stage threads still running */
     wl_stage sources_out;       /* the sources -> ch[0]; the last one closes it */
     _Atomic uint64_t sent, sent_sum, dropped, dropped_sum;
     /* the sink's, read after wl_join */
@@ -93,7 +92,7 @@ static uint64_t map_rest(const struct pipe *p, uint64_t v, int from)
 
 static void thread_exit(struct pipe *p)
 {
-    if (atomic_fetch_sub(&p->live, 1) == 1) cp_event_fire(p->all_exited);
+    if (wl_group_leave(&p->live)) cp_event_fire(p->all_exited);
 }
 
 static void *source(wl_thread *self, void *arg)
@@ -108,10 +107,9 @@ static void *source(wl_thread *self, void *arg)
     uint64_t seq = 0, sum = 0;
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        struct item it = { .tag = (uint64_t)id << TAG_SHIFT | seq };
+        struct item it = { .tag = wl_tag((uint64_t)id, seq) };
         it.v = it.tag;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         if (cp_chan_send(p->ch[0], &it, ctx) != CP_OK) break;   /* cancelled: not sent */
@@ -172,8 +170,8 @@ static void *sink(wl_thread *self, void *arg)
      * cancels the pipeline itself and leaves. */
     while ((st = cp_chan_recv(in, &it, NULL)) == CP_OK) {
         if (it.ts) cp_hist_record(self->hist, wl_since(it.ts));
-        uint64_t src = it.tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(it.tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t src = wl_tag_src(it.tag);
+        int64_t seq = (int64_t)wl_tag_seq(it.tag);
         if (src >= (uint64_t)p->sources) {
             p->bad_tag++;
         } else {
@@ -210,7 +208,7 @@ static int pipeline_run(wl_run *r)
         .cancel_at = (uint64_t)c->set[P_CANCEL_AT],
         .seed = c->variant == V_SEED,
     };
-    atomic_init(&p.live, p.sources + p.stages * p.width);
+    wl_group_init(&p.live, p.sources + p.stages * p.width);
     int rc = -1, nch = p.stages + 1;
     p.ch = calloc((size_t)nch, sizeof *p.ch);
     p.st = calloc((size_t)p.stages + 1, sizeof *p.st);
@@ -249,7 +247,7 @@ static int pipeline_run(wl_run *r)
         cp_ctx_free(bound);
         if (k == 0) break;              /* everyone exited */
         if (k == 1) continue;           /* the sink cancelled: now bounded */
-        leaked = atomic_load(&p.live);
+        leaked = wl_group_live(&p.live);
         wl_fail(r, "pipeline leaked %d of %d source/stage threads: still blocked %.1f s after the sink cancelled "
                    "(a send without a ctx case)", leaked, p.sources + p.stages * p.width,
                 (double)EXIT_BOUND_NS / 1e9);

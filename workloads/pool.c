@@ -36,7 +36,6 @@ static const wl_param pool_params[] = {
 };
 WL_PARAMS_CHECK(pool_params, P_COUNT);
 
-#define TAG_SHIFT 40
 
 struct pool_state {
     wl_run *r;
@@ -69,13 +68,13 @@ static void *pool_thread(wl_thread *self, void *arg)
     while (wl_more(r, seq, n)) {
         size_t h = r->cfg->duration > 0 || n - seq > hold ? hold : (size_t)(n - seq);
         for (size_t j = 0; j < h; j++) {    /* get h objects and tag them */
-            const int timed = sample && --until_sample <= 0;
+            const int timed = wl_sample(sample, &until_sample);
             uint64_t t0 = 0;
-            if (timed) { until_sample = sample; t0 = wl_now(); }
+            if (timed) t0 = wl_now();
             unsigned char *o = alloc ? malloc(size) : cp_pool_get(p);
             t_get[j] = timed ? wl_now() - t0 + 1 : 0;
             if (!o) { wl_note(&s->err, "get returned NULL (thread, seq)", (uint64_t)id, seq); goto out; }
-            uint64_t tag = (uint64_t)id << TAG_SHIFT | (seq + j);
+            uint64_t tag = wl_tag((uint64_t)id, seq + j);
             memcpy(o, &tag, 8);
             memset(o + 8, fill, size - 8);
             held[j] = o;
@@ -83,7 +82,7 @@ static void *pool_thread(wl_thread *self, void *arg)
         if (work) wl_work(work);
         for (size_t j = 0; j < h; j++) {    /* still ours? then put them back */
             unsigned char *o = held[j];
-            uint64_t tag = (uint64_t)id << TAG_SHIFT | (seq + j), got;
+            uint64_t tag = wl_tag((uint64_t)id, seq + j), got;
             memcpy(&got, o, 8);
             if (got != tag || (size > 8 && o[size - 1] != fill))
                 wl_note(&s->err, "object written by another thread while held (tag, found)", tag, got);

@@ -73,7 +73,6 @@ static const wl_param pubsub_params[] = {
 };
 WL_PARAMS_CHECK(pubsub_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define SEED_MAX_PENDING (1u << 20)
 #define SEED_MAX_SUBS 1000
 
@@ -106,10 +105,12 @@ struct ps_state {
     wl_run *r;
     const cp_backend *b;
     int pubs, nsubs, ntopics, seed, policy;
-    uint64_t per_pub, extra, unsub_every;
+    uint64_t unsub_every;
     size_t cap;
     struct topic *topics;
-    _Atomic int live_pubs, pubs_done;
+    struct sub **first;                 /* subscriber i's first subscription */
+    wl_group live_pubs;
+    _Atomic int pubs_done;
     /* totals of the subscriptions checked so far */
     cp_mutex *acc;
     struct sub *kept;                   /* under acc: subscriptions kept to the end */
@@ -358,24 +359,21 @@ static void broker_close(struct ps_state *s)
     }
 }
 
-struct pub_arg { struct ps_state *s; int id; };
-
 static void *publisher(wl_thread *self, void *arg)
 {
-    struct pub_arg *a = arg;
-    struct ps_state *s = a->s;
+    struct ps_state *s = arg;
     wl_run *r = s->r;
-    const uint64_t n = s->per_pub + ((uint64_t)a->id < s->extra);
+    const int id = self->rank;
+    const uint64_t n = wl_share((uint64_t)r->cfg->k.items, s->pubs, id);
     const int64_t sample = r->cfg->lat_sample;
     int64_t until_sample = 0;
     uint64_t i;
     wl_phase(self, "publish");
     for (i = 0; wl_more(r, i, n); i++) {
-        int topic = (int)(((uint64_t)a->id + i) % (uint64_t)s->ntopics);
-        struct msg m = { .tag = (uint64_t)a->id << TAG_SHIFT | i };
+        int topic = (int)(((uint64_t)id + i) % (uint64_t)s->ntopics);
+        struct msg m = { .tag = wl_tag((uint64_t)id, i) };
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             t0 = m.ts = wl_now();
         }
         int rc = publish(s, topic, &m);
@@ -390,7 +388,7 @@ static void *publisher(wl_thread *self, void *arg)
     }
     self->ops = i;
     wl_phase(self, "close the broker");
-    if (atomic_fetch_sub(&s->live_pubs, 1) == 1) {
+    if (wl_group_leave(&s->live_pubs)) {
         atomic_store(&s->pubs_done, 1);
         broker_close(s);
     }
@@ -439,8 +437,6 @@ static void sub_settle(struct ps_state *s, struct sub *u)
     cp_mutex_unlock(s->acc);
 }
 
-struct sub_arg { struct ps_state *s; int id; struct sub *first; };
-
 /* outstanding deliveries to u: offered, not yet received nor buffered */
 static uint64_t outstanding(struct sub *u)
 {
@@ -450,7 +446,7 @@ static uint64_t outstanding(struct sub *u)
 
 static void receive(struct ps_state *s, int id, struct sub *u, const struct msg *m)
 {
-    uint64_t pid = m->tag >> TAG_SHIFT, seq = m->tag & ((1ull << TAG_SHIFT) - 1);
+    uint64_t pid = wl_tag_src(m->tag), seq = wl_tag_seq(m->tag);
     if (m->ts) cp_hist_record(s->lag[id], wl_since(m->ts));
     if (pid >= (uint64_t)s->pubs) wl_note(&s->err, "message from an unknown publisher (publisher, seq)", pid, seq);
     else if (seq < u->next[pid]) wl_note(&s->err, "per-publisher order broken (seq, expected at least)", seq, u->next[pid]);
@@ -461,18 +457,18 @@ static void receive(struct ps_state *s, int id, struct sub *u, const struct msg 
 
 static void *subscriber(wl_thread *self, void *arg)
 {
-    struct sub_arg *a = arg;
-    struct ps_state *s = a->s;
+    struct ps_state *s = arg;
+    const int id = self->rank;
     const int64_t work = s->r->cfg->k.work_ns;
-    const int churn = s->unsub_every && (a->id & 1);
-    struct sub *u = a->first;
+    const int churn = s->unsub_every && (id & 1);
+    struct sub *u = s->first[id];
     uint64_t n = 0, resubs = 0;
     struct msg m;
     while (u) {
         uint64_t got = 0;
         wl_phase(self, "recv");
         while (cp_chan_recv(u->ch, &m, NULL) == CP_OK) {
-            receive(s, a->id, u, &m);
+            receive(s, id, u, &m);
             n++;
             if (work) wl_work(work);
             if (!churn || ++got < s->unsub_every || (s->seed && resubs >= SEED_MAX_SUBS)) continue;
@@ -486,7 +482,7 @@ static void *subscriber(wl_thread *self, void *arg)
         }
         wl_phase(self, "drain");
         while (cp_chan_recv(u->ch, &m, NULL) == CP_OK) {    /* what it still holds */
-            receive(s, a->id, u, &m);
+            receive(s, id, u, &m);
             n++;
         }
         struct sub *next = NULL;
@@ -530,34 +526,28 @@ static int pubsub_run(wl_run *r)
         .cap = (size_t)c->k.capacity,
     };
     int ngo = s.seed ? (int)c->set[P_GOROUTINES] : 0, rc = -1, spawned = 0;
-    s.per_pub = (uint64_t)c->k.items / (uint64_t)s.pubs;
-    s.extra = (uint64_t)c->k.items % (uint64_t)s.pubs;
-    atomic_init(&s.live_pubs, s.pubs);
+    wl_group_init(&s.live_pubs, s.pubs);
     s.topics = calloc((size_t)s.ntopics, sizeof *s.topics);
     s.lag = calloc((size_t)s.nsubs, sizeof *s.lag);
-    struct pub_arg *pa = calloc((size_t)s.pubs, sizeof *pa);
-    struct sub_arg *sa = calloc((size_t)s.nsubs, sizeof *sa);
+    s.first = calloc((size_t)s.nsubs, sizeof *s.first);
     s.acc = cp_mutex_new(c->b);
     if (s.seed) {
         s.qmu = cp_mutex_new(c->b);
         s.qcv = cp_cond_new(c->b);
     }
-    if (!s.topics || !s.lag || !pa || !sa || !s.acc || (s.seed && (!s.qmu || !s.qcv))) goto out;
+    if (!s.topics || !s.lag || !s.first || !s.acc || (s.seed && (!s.qmu || !s.qcv))) goto out;
     for (int i = 0; i < s.ntopics; i++)
         if (!(s.topics[i].lk = cp_rwlock_new(c->b))) goto out;
     for (int i = 0; i < s.nsubs; i++) {
         int pol = s.policy == POL_MIXED ? i % 3 : s.policy;
-        sa[i] = (struct sub_arg){ &s, i, sub_new(&s, i % s.ntopics, pol) };
-        if (!sa[i].first || !(s.lag[i] = cp_hist_new(2, 3600ull * 1000000000ull))) goto out;
-        sa[i].first->steady = !(s.unsub_every && (i & 1));
-        if (subscribe(&s, sa[i].first)) goto out;
+        s.first[i] = sub_new(&s, i % s.ntopics, pol);
+        if (!s.first[i] || !(s.lag[i] = cp_hist_new(2, 3600ull * 1000000000ull))) goto out;
+        s.first[i]->steady = !(s.unsub_every && (i & 1));
+        if (subscribe(&s, s.first[i])) goto out;
     }
-    for (int i = 0; i < s.nsubs; i++) wl_spawn(r, "subscriber", subscriber, &sa[i]);
+    wl_spawn_n(r, s.nsubs, "subscriber", subscriber, &s);
     wl_spawn_n(r, ngo, "goroutine", goroutines, &s);
-    for (int i = 0; i < s.pubs; i++) {
-        pa[i] = (struct pub_arg){ &s, i };
-        wl_spawn(r, "publisher", publisher, &pa[i]);
-    }
+    wl_spawn_n(r, s.pubs, "publisher", publisher, &s);
     spawned = 1;                        /* the threads own the first subscriptions now */
     wl_start_and_join(r);
     rc = 0;
@@ -595,8 +585,8 @@ static int pubsub_run(wl_run *r)
     wl_metric(r, M_CLOSED_SENDS, (double)s.closed_sends);
     r->ops = published;
 out:
-    for (int i = 0; sa && i < s.nsubs; i++) {
-        if (sa[i].first && !spawned) sub_free(sa[i].first);
+    for (int i = 0; s.first && i < s.nsubs; i++) {
+        if (s.first[i] && !spawned) sub_free(s.first[i]);
         if (s.lag[i]) cp_hist_free(s.lag[i]);
     }
     for (int i = 0; s.topics && i < s.ntopics; i++) {
@@ -609,8 +599,7 @@ out:
     cp_cond_free(s.qcv);
     cp_mutex_free(s.qmu);
     cp_mutex_free(s.acc);
-    free(pa);
-    free(sa);
+    free(s.first);
     return rc;
 }
 

@@ -96,12 +96,11 @@ static const wl_param ratelimit_params[] = {
     [P_OP] = { "op", OP_WAIT, "0 Wait, 1 Allow (retried after a token's interval), 2 Reserve + sleep, 3 all in turn", 3 },
     [P_STRATEGY] = { "strategy", S_AUTO, "0 by backend (mutex: locked, others: cas), 1 locked bucket, 2 lock-free CAS", 2 },
     [P_DEADLINE_US] = { "deadline_us", 0, "each Wait under a ctx with this timeout (refused at once if it would pass it); 0: none", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the callers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the callers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(ratelimit_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull      /* cancel -> every thread stopped */
 #define FP 1024u                    /* cas state: units of 1/1024 ns */
 #define NEVER UINT64_MAX
 
@@ -429,21 +428,14 @@ struct rl_state {
     int64_t n, op, deadline_us;
     uint64_t items;
     _Atomic uint64_t tickets, admitted_calls, admitted_tokens, abandoned, rejected;
-    _Atomic uint64_t over, over_k, over_dt, last_admit, errors;
-    _Atomic(const char *) error;
-    _Atomic int live_workers;
+    _Atomic uint64_t over, over_k, over_dt, last_admit;
+    wl_errors err;          /* what went wrong; no figures (wl_note's a, b: 0) */
+    wl_group live_workers;
     _Atomic uint64_t last_exit;
     cp_event *workers_done;
 };
 
 struct worker_arg { struct rl_state *s; cp_hist *wait, *late; };
-
-static void note_error(struct rl_state *s, const char *what)
-{
-    const char *none = NULL;
-    atomic_compare_exchange_strong(&s->error, &none, what);
-    atomic_fetch_add(&s->errors, 1);
-}
 
 /* At every admission: tokens admitted so far <= burst + limit x elapsed. The
  * count includes this admission and every one counted before it, all of
@@ -487,14 +479,14 @@ static void *worker(wl_thread *self, void *arg)
             if (op == OP_WAIT) {
                 wl_phase(self, "Wait");
                 cp_ctx *c = s->deadline_us ? cp_ctx_with_timeout(b, s->ctx, (uint64_t)s->deadline_us * 1000u) : s->ctx;
-                if (!c) { note_error(s, "out of memory"); break; }
+                if (!c) { wl_note(&s->err, "out of memory", 0, 0); break; }
                 rl_status st = rl_wait(l, n, c, &act, &why);
                 if (c != s->ctx) cp_ctx_free(c);
                 if (st == RL_OK) ok = 1;
-                else if (st == RL_BURST) { note_error(s, "WaitN failed for n > burst with n <= burst"); break; }
+                else if (st == RL_BURST) { wl_note(&s->err, "WaitN failed for n > burst with n <= burst", 0, 0); break; }
                 else if (cp_ctx_err(s->ctx) != CP_OK) break;    /* the run's cancel */
                 else if (st == RL_CTX && !s->deadline_us) {
-                    note_error(s, "Wait ended by its ctx, which nobody cancelled");
+                    wl_note(&s->err, "Wait ended by its ctx, which nobody cancelled", 0, 0);
                     break;
                 } else {        /* refused for its deadline: try again later */
                     rejected++;
@@ -514,7 +506,7 @@ static void *worker(wl_thread *self, void *arg)
             } else {
                 wl_phase(self, "Reserve");
                 rl_resv rv = rl_reserve(l, n, NEVER);
-                if (!rv.ok) { note_error(s, "Reserve of n <= burst was not OK"); break; }
+                if (!rv.ok) { wl_note(&s->err, "Reserve of n <= burst was not OK", 0, 0); break; }
                 uint64_t now = cp_now_ns();
                 if (rv.act > now) {
                     act = rv.act;
@@ -537,8 +529,7 @@ static void *worker(wl_thread *self, void *arg)
             uint64_t cnow = cp_now_ns();
             cp_hist_record(a->late, cnow > act ? cnow - act : 0);
         }
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             cp_hist_record(self->hist, wait);
         }
         ops++;
@@ -548,7 +539,7 @@ static void *worker(wl_thread *self, void *arg)
     atomic_fetch_add(&s->abandoned, abandoned);
     self->ops = ops;
     wl_max_store(&s->last_exit, wl_now());
-    if (atomic_fetch_sub(&s->live_workers, 1) == 1) cp_event_fire(s->workers_done);
+    if (wl_group_leave(&s->live_workers)) cp_event_fire(s->workers_done);
     wl_phase(self, "done");
     return NULL;
 }
@@ -579,7 +570,7 @@ static int ratelimit_run(wl_run *r)
     s->op = c->set[P_OP];
     s->deadline_us = c->set[P_DEADLINE_US];
     s->items = (uint64_t)c->k.items;
-    atomic_init(&s->live_workers, threads);
+    wl_group_init(&s->live_workers, threads);
     s->ctx = cp_ctx_with_cancel(c->b, NULL);
     s->workers_done = cp_event_new(c->b);
     if (!s->ctx || !s->workers_done) goto out;
@@ -599,27 +590,8 @@ static int ratelimit_run(wl_run *r)
         goto out;
     }
 
-    uint64_t cancelled_at = 0;
-    wl_start(r);
-    if (cancel_ms > 0) {
-        /* cancel after cancel_ms, unless the run is over by then */
-        cp_ctx *t = cp_ctx_with_timeout(c->b, NULL, (uint64_t)cancel_ms * 1000000u);
-        if (t) cp_event_wait(s->workers_done, t);
-        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
-        cp_ctx_free(t);
-        if (!cp_event_fired(s->workers_done)) {
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    if (c->duration > 0) {
-        wl_wait_duration_or(r, s->workers_done);
-        if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* wake the sleepers: the run is over */
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    cp_event_wait(s->workers_done, NULL);
+    /* at the end of --duration, the cancel wakes the sleepers */
+    uint64_t cancelled_at = wl_start_cancel_wait(r, s->ctx, cancel_ms, s->workers_done, 1);
     uint64_t workers_end = cp_now_ns();
     uint64_t ticks_in = atomic_load(&s->lim.ticks_in);
 
@@ -638,8 +610,8 @@ static int ratelimit_run(wl_run *r)
 
     uint64_t calls = atomic_load(&s->admitted_calls), tokens = atomic_load(&s->admitted_tokens);
     uint64_t abandoned = atomic_load(&s->abandoned);
-    if (atomic_load(&s->errors))
-        wl_fail(r, "%s (%llu times)", atomic_load(&s->error), (unsigned long long)atomic_load(&s->errors));
+    if (atomic_load(&s->err.n))
+        wl_fail(r, "%s (%llu times)", atomic_load(&s->err.first), (unsigned long long)atomic_load(&s->err.n));
     if (atomic_load(&s->over))
         wl_fail(r, "limiter admitted %llu tokens %.6f s after its creation: more than burst %lld + limit %.0f/s x "
                 "elapsed = %.2f (%llu admissions over the bound)", (unsigned long long)atomic_load(&s->over_k),
@@ -662,7 +634,7 @@ static int ratelimit_run(wl_run *r)
     if (!cancelled_at && abandoned)
         wl_fail(r, "%llu calls abandoned without a cancel", (unsigned long long)abandoned);
     uint64_t last_exit = atomic_load(&s->last_exit);
-    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > BOUND_NS)
+    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every caller (bound 1 s): a sleep did not honour the ctx",
                 (double)(last_exit - cancelled_at) / 1e9);
 

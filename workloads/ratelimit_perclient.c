@@ -64,12 +64,11 @@ static const wl_param ratelimit_perclient_params[] = {
     [P_BURST] = { "burst", 5, "bucket size per client (it starts full)", 20 },
     [P_IDLE_MS] = { "idle_ms", 5, "evict a client idle this long whose bucket is full again", 20 },
     [P_SHARDS] = { "shards", 16, "map shards, each under its own cp_mutex (the seed: one)", 64 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the workers' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the workers' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(ratelimit_perclient_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct entry {
     uint64_t key;
@@ -103,7 +102,7 @@ struct pc_state {
     cp_ctx *ctx;            /* the workers': cancel_after_ms */
     cp_ctx *janitor_ctx;    /* the janitor's: ended after the idle check */
     cp_event *workers_done;
-    _Atomic int live_workers;
+    wl_group live_workers;
     _Atomic uint64_t size, size_max, size_end, evicted, over, over_id, over_k, over_dt, last_use, last_exit;
     _Atomic uint64_t calls, admitted, allow_ns_sum, allow_ns_n, errors;
     _Atomic(const char *) error;
@@ -307,8 +306,7 @@ static void *worker(wl_thread *self, void *arg)
     wl_phase(self, "Allow");
     for (; wl_more(r, i, a->quota) && cp_ctx_err(s->ctx) == CP_OK; i++) {
         uint64_t id = (zipf_rank(s, &rng) + i * s->churn / 1000) % s->space;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             uint64_t c0 = wl_now();
             ok += (uint64_t)allow(s, id);
             uint64_t d = wl_since(c0);
@@ -327,7 +325,7 @@ static void *worker(wl_thread *self, void *arg)
     atomic_max(&s->last_use, cp_now_ns());
     atomic_max(&s->last_exit, t1);
     self->ops = i;
-    if (atomic_fetch_sub(&s->live_workers, 1) == 1) {
+    if (wl_group_leave(&s->live_workers)) {
         atomic_store(&s->size_end, atomic_load(&s->size));     /* after the last request */
         cp_event_fire(s->workers_done);
     }
@@ -382,7 +380,7 @@ static int perclient_run(wl_run *r)
     s->idle_ns = (uint64_t)c->set[P_IDLE_MS] * 1000000u;
     s->period = s->idle_ns / 2 > 1000000u ? s->idle_ns / 2 : 1000000u;
     s->nshards = s->seed ? 1 : (size_t)c->set[P_SHARDS];
-    atomic_init(&s->live_workers, threads);
+    wl_group_init(&s->live_workers, threads);
     /* one cache line per shard: aligned_alloc, as calloc only aligns to 16 */
     if ((s->sh = aligned_alloc(64, s->nshards * sizeof *s->sh))) memset(s->sh, 0, s->nshards * sizeof *s->sh);
     s->adm = calloc(s->space, sizeof *s->adm);
@@ -402,26 +400,12 @@ static int perclient_run(wl_run *r)
     s->cdf[s->clients - 1] = 2.0;   /* u < 1 always lands */
 
     if (!s->seed) wl_spawn(r, "janitor", janitor, s);
-    uint64_t per = (uint64_t)c->k.items / (uint64_t)threads, extra = (uint64_t)c->k.items % (uint64_t)threads;
     for (int i = 0; i < threads; i++) {
-        wa[i] = (struct worker_arg){ s, i, per + ((uint64_t)i < extra) };
+        wa[i] = (struct worker_arg){ s, i, wl_share((uint64_t)c->k.items, threads, i) };
         wl_spawn(r, "worker", worker, &wa[i]);
     }
 
-    uint64_t cancelled_at = 0;
-    wl_start(r);
-    if (cancel_ms > 0) {
-        cp_ctx *t = cp_ctx_with_timeout(c->b, NULL, (uint64_t)cancel_ms * 1000000u);
-        if (t) cp_event_wait(s->workers_done, t);
-        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
-        cp_ctx_free(t);
-        if (!cp_event_fired(s->workers_done)) {
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    wl_wait_duration_or(r, s->workers_done);
-    cp_event_wait(s->workers_done, NULL);
+    uint64_t cancelled_at = wl_start_cancel_wait(r, s->ctx, cancel_ms, s->workers_done, 0);
     uint64_t size_end = atomic_load(&s->size_end), per_client = 0, clients_seen = 0;
     for (uint64_t id = 0; id < s->space; id++) {    /* the workers are done: stable */
         per_client += s->adm[id];
@@ -434,7 +418,7 @@ static int perclient_run(wl_run *r)
     uint64_t quiet = atomic_load(&s->last_use) + s->idle_ns + 2 * s->period, now = cp_now_ns();
     if (quiet > now) wl_sleep_ns(quiet - now);
     uint64_t t0 = wl_now(), stale;
-    while ((stale = count_stale(s, 2 * s->period)) && wl_since(t0) < BOUND_NS) wl_sleep_ns(1000000);
+    while ((stale = count_stale(s, 2 * s->period)) && wl_since(t0) < WL_BOUND_NS) wl_sleep_ns(1000000);
     if (stale)
         wl_fail(r, "leaked %llu map entries: clients idle for %lld ms with a full bucket still in the map %.3f s "
                 "later (map size %llu, %llu clients seen)%s", (unsigned long long)stale,
@@ -473,7 +457,7 @@ static int perclient_run(wl_run *r)
         wl_fail(r, "the map holds %llu entries, its size counter says %llu", (unsigned long long)entries,
                 (unsigned long long)atomic_load(&s->size));
     uint64_t last_exit = atomic_load(&s->last_exit);
-    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > BOUND_NS)
+    if (cancelled_at && last_exit > cancelled_at && last_exit - cancelled_at > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every worker (bound 1 s)", (double)(last_exit - cancelled_at) / 1e9);
 
     if (atomic_load(&s->allow_ns_n))

@@ -58,12 +58,11 @@ static const wl_param retry_params[] = {
     [P_CAP_US] = { "cap_us", 5000, "the backoff's cap", 0 },
     [P_JITTER] = { "jitter", J_FULL, "0 none, 1 full (uniform in [0, d]), 2 equal (d/2 + uniform in [0, d/2])", 2 },
     [P_OUTAGE_MS] = { "outage_ms", 0, "every attempt fails during the first T ms of the run", 5 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the clients' ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the clients' ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(retry_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct retry_state {
     wl_run *r;
@@ -72,7 +71,7 @@ struct retry_state {
     uint64_t fail_pct, max_attempts, base, cap, outage_end;
     cp_ctx *ctx;
     cp_event *workers_done;
-    _Atomic int live;
+    wl_group live;
     _Atomic uint64_t tickets, downstream_attempts, last_exit;
     _Atomic uint64_t calls, ok, exhausted, cancelled, attempts, ok_attempts, sleeps, wasted_calls, wasted_ns;
     _Atomic uint64_t bad_policy, early_sleep, bad_sleeps, bad_attempts;
@@ -181,8 +180,7 @@ static void *client(wl_thread *self, void *arg)
                 wasted_ns += o.wasted_ns;
             }
         }
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             cp_hist_record(self->hist, dt);
         }
     }
@@ -199,7 +197,7 @@ static void *client(wl_thread *self, void *arg)
     atomic_fetch_add(&s->bad_attempts, bad_attempts);
     self->ops = calls;
     wl_max_store(&s->last_exit, wl_now());
-    if (atomic_fetch_sub(&s->live, 1) == 1) cp_event_fire(s->workers_done);
+    if (wl_group_leave(&s->live)) cp_event_fire(s->workers_done);
     wl_phase(self, "done");
     return NULL;
 }
@@ -221,7 +219,7 @@ static int retry_run(wl_run *r)
     s->max_attempts = (uint64_t)c->set[P_MAX_ATTEMPTS];
     s->base = (uint64_t)c->set[P_BASE_US] * 1000u;
     s->cap = (uint64_t)c->set[P_CAP_US] * 1000u;
-    atomic_init(&s->live, threads);
+    wl_group_init(&s->live, threads);
     s->ctx = cp_ctx_with_cancel(c->b, NULL);
     s->workers_done = cp_event_new(c->b);
     if (!s->ctx || !s->workers_done) goto out;
@@ -231,28 +229,10 @@ static int retry_run(wl_run *r)
         wl_spawn(r, "client", client, &cl[i]);
     }
 
-    uint64_t cancelled_at = 0;
     /* the outage starts with the run (published to the clients by the gate) */
     if (c->set[P_OUTAGE_MS] > 0) s->outage_end = wl_now() + (uint64_t)c->set[P_OUTAGE_MS] * 1000000u;
-    wl_start(r);
-    if (cancel_ms > 0) {
-        cp_ctx *t = cp_ctx_with_timeout(c->b, NULL, (uint64_t)cancel_ms * 1000000u);
-        if (t) cp_event_wait(s->workers_done, t);
-        else wl_sleep_ns((uint64_t)cancel_ms * 1000000u);
-        cp_ctx_free(t);
-        if (!cp_event_fired(s->workers_done)) {
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    if (c->duration > 0) {
-        wl_wait_duration_or(r, s->workers_done);
-        if (!cancelled_at && !cp_event_fired(s->workers_done)) {    /* the run is over: end the backoffs in progress */
-            cancelled_at = wl_now();
-            cp_ctx_cancel(s->ctx);
-        }
-    }
-    cp_event_wait(s->workers_done, NULL);
+    /* at the end of --duration, the cancel ends the backoffs in progress */
+    uint64_t cancelled_at = wl_start_cancel_wait(r, s->ctx, cancel_ms, s->workers_done, 1);
     wl_join(r);
 
     uint64_t calls = atomic_load(&s->calls), ok = atomic_load(&s->ok), exhausted = atomic_load(&s->exhausted);
@@ -287,7 +267,7 @@ static int retry_run(wl_run *r)
         wl_fail(r, "%llu backoff sleeps returned OK before their time", (unsigned long long)atomic_load(&s->early_sleep));
     uint64_t last_exit = atomic_load(&s->last_exit);
     uint64_t cancel_ns = cancelled_at && last_exit > cancelled_at ? last_exit - cancelled_at : 0;
-    if (cancel_ns > BOUND_NS)
+    if (cancel_ns > WL_BOUND_NS)
         wl_fail(r, "cancellation took %.3f s to stop every client (bound 1 s): a backoff did not honour the ctx",
                 (double)cancel_ns / 1e9);
 

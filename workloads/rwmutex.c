@@ -50,8 +50,8 @@ static void *rw_worker(wl_thread *self, void *arg)
         rng = wl_mix(rng);
         int write = rng % ratio == 0;
         uint64_t t0 = 0;
-        int sampled = sample && --until_sample <= 0;
-        if (sampled) { until_sample = sample; t0 = wl_now(); }
+        int sampled = wl_sample(sample, &until_sample);
+        if (sampled) t0 = wl_now();
         if (write) {
             cp_rwlock_wlock(s->l);
             if (sampled) cp_hist_record(self->hist, wl_since(t0));

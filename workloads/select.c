@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TAG_SHIFT 40
 
 struct sel_state {
     wl_run *r;
@@ -57,12 +56,11 @@ static void *producer(wl_thread *self, void *arg)
     memset(item, 0, payload);
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
-        uint64_t tag = (uint64_t)id << TAG_SHIFT | seq;
+        uint64_t tag = wl_tag((uint64_t)id, seq);
         memcpy(item, &tag, 8);
         if (payload >= 16) {
             uint64_t ts = 0;
-            if (sample && --until_sample <= 0) {
-                until_sample = sample;
+            if (wl_sample(sample, &until_sample)) {
                 ts = wl_now();
             }
             memcpy(item + 8, &ts, 8);
@@ -131,8 +129,8 @@ static void *consumer(wl_thread *self, void *arg)
             memcpy(&ts, item + 8, 8);
             if (ts) cp_hist_record(self->hist, wl_since(ts));
         }
-        uint64_t pid = tag >> TAG_SHIFT;
-        int64_t seq = (int64_t)(tag & ((1ull << TAG_SHIFT) - 1));
+        uint64_t pid = wl_tag_src(tag);
+        int64_t seq = (int64_t)wl_tag_seq(tag);
         if (pid != (uint64_t)i) {
             wl_note(&s->err, "item of producer on another channel (producer, channel)", pid, (uint64_t)i);
         } else {

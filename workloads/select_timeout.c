@@ -61,12 +61,11 @@ static const wl_param select_timeout_params[] = {
     [P_PAUSE_PCT] = { "pause_pct", 1, "after an item, a producer pauses with this probability (%)", 2 },
     [P_PAUSE_US] = { "pause_us", 300, "the pause (slow phase) in us", 300 },
     [P_IDLE_NS] = { "idle_ns", 500, "after a default case, the consumer works this long before it looks again", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel producers and consumer after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("producers and consumer"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(select_timeout_params, P_COUNT);
 
-#define TAG_SHIFT 40
 #define PHANTOM_LIMIT 10000
 
 struct item { uint64_t tag, ts; };
@@ -74,53 +73,37 @@ struct item { uint64_t tag, ts; };
 struct st_state {
     wl_run *r;
     int producers, seed;
-    uint64_t per_producer, extra;
     cp_chan *ch[2];
     cp_ctx *ctx;                        /* NULL unless cancel_after_ms */
-    _Atomic int live_producers;
+    wl_group live_producers;
     _Atomic uint64_t hi_sent_done;      /* high items whose send has returned */
     _Atomic uint64_t sent[2], sent_sum[2];
     uint64_t recv[2], recv_sum[2];      /* the consumer's, read after wl_join */
     uint64_t timeouts, defaults, overtakes, phantoms;
     cp_hist *beyond;
-    _Atomic uint64_t errors;
-    _Atomic(const char *) first_error;
-    _Atomic uint64_t err_a, err_b;
+    wl_errors err;
 };
-
-static void note_error(struct st_state *s, const char *what, uint64_t a, uint64_t b)
-{
-    const char *none = NULL;
-    if (atomic_compare_exchange_strong(&s->first_error, &none, what)) {
-        atomic_store(&s->err_a, a);
-        atomic_store(&s->err_b, b);
-    }
-    atomic_fetch_add(&s->errors, 1);
-}
-
-struct prod_arg { struct st_state *s; int id; };
 
 static void *producer(wl_thread *self, void *arg)
 {
-    struct prod_arg *a = arg;
-    struct st_state *s = a->s;
+    struct st_state *s = arg;
     wl_run *r = s->r;
     const wl_cfg *c = r->cfg;
-    const uint64_t n = s->per_producer + ((uint64_t)a->id < s->extra);
+    const int id = self->rank;
+    const uint64_t n = wl_share((uint64_t)c->k.items, s->producers, id);
     const uint64_t hi_pct = (uint64_t)c->set[P_HI_PCT], pause_pct = (uint64_t)c->set[P_PAUSE_PCT];
     const uint64_t pause_ns = (uint64_t)c->set[P_PAUSE_US] * 1000u;
     const int64_t sample = c->lat_sample;
     int64_t until_sample = 0;
-    uint64_t x = wl_mix(c->seed ^ (uint64_t)a->id) | 1, seq[2] = { 0, 0 }, sum[2] = { 0, 0 }, i;
+    uint64_t x = wl_mix(c->seed ^ (uint64_t)id) | 1, seq[2] = { 0, 0 }, sum[2] = { 0, 0 }, i;
     wl_phase(self, "send");
     for (i = 0; wl_more(r, i, n); i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         int which = x % 100 < hi_pct ? HI : LO;
-        struct item it = { .tag = (uint64_t)a->id << TAG_SHIFT | seq[which] };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        struct item it = { .tag = wl_tag((uint64_t)id, seq[which]) };
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         if (cp_chan_send(s->ch[which], &it, s->ctx) != CP_OK) break;    /* cancelled */
@@ -139,7 +122,7 @@ static void *producer(wl_thread *self, void *arg)
     }
     self->ops = i;
     wl_phase(self, "close");
-    if (atomic_fetch_sub(&s->live_producers, 1) == 1) {
+    if (wl_group_leave(&s->live_producers)) {
         cp_chan_close(s->ch[HI]);
         cp_chan_close(s->ch[LO]);
     }
@@ -160,9 +143,9 @@ static void take(struct consumer_ctx *k, int w, const struct item *it)
 {
     struct st_state *s = k->s;
     if (it->ts) cp_hist_record(k->self->hist, wl_since(it->ts));
-    uint64_t pid = it->tag >> TAG_SHIFT, seq = it->tag & ((1ull << TAG_SHIFT) - 1);
-    if (pid >= (uint64_t)s->producers) note_error(s, "item from an unknown producer (producer, seq)", pid, seq);
-    else if (seq != k->last[w][pid]) note_error(s, "per-producer FIFO broken (seq, expected)", seq, k->last[w][pid]);
+    uint64_t pid = wl_tag_src(it->tag), seq = wl_tag_seq(it->tag);
+    if (pid >= (uint64_t)s->producers) wl_note(&s->err, "item from an unknown producer (producer, seq)", pid, seq);
+    else if (seq != k->last[w][pid]) wl_note(&s->err, "per-producer FIFO broken (seq, expected)", seq, k->last[w][pid]);
     else k->last[w][pid] = seq + 1;
     s->recv[w]++;
     s->recv_sum[w] += wl_mix(it->tag);
@@ -171,7 +154,7 @@ static void take(struct consumer_ctx *k, int w, const struct item *it)
          * high channel (or was received), so the next round's non-blocking
          * receive from high must find it */
         if (k->hi_pending && s->recv[HI] == k->hi_recv_then)
-            note_error(s, "priority broken: a high item waited across two low receives (high received, sent)",
+            wl_note(&s->err, "priority broken: a high item waited across two low receives (high received, sent)",
                        s->recv[HI], atomic_load(&s->hi_sent_done));
         uint64_t h = atomic_load(&s->hi_sent_done);
         k->hi_pending = h > s->recv[HI];
@@ -193,7 +176,7 @@ static void *consumer(wl_thread *self, void *arg)
     k.last[HI] = calloc((size_t)s->producers, sizeof(uint64_t));
     k.last[LO] = calloc((size_t)s->producers, sizeof(uint64_t));
     if (!tm || !k.last[HI] || !k.last[LO]) {
-        note_error(s, "out of memory (producers, 0)", (uint64_t)s->producers, 0);
+        wl_note(&s->err, "out of memory (producers, 0)", (uint64_t)s->producers, 0);
         goto out;
     }
     cp_timer_stop(tm);
@@ -247,7 +230,7 @@ static void *consumer(wl_thread *self, void *arg)
             idx = cp_select(cs, 3, s->ctx, &st);
             if (idx == 2) {
                 uint64_t now = cp_now_ns();
-                if (tick < deadline) note_error(s, "timeout tick earlier than the armed deadline (ns early, timeout ns)",
+                if (tick < deadline) wl_note(&s->err, "timeout tick earlier than the armed deadline (ns early, timeout ns)",
                                                 deadline - tick, timeout);
                 cp_hist_record(s->beyond, now > deadline ? now - deadline : 0);
                 s->timeouts++;
@@ -276,29 +259,22 @@ static int select_timeout_run(wl_run *r)
     const wl_cfg *c = r->cfg;
     struct st_state s = { .r = r, .producers = (int)c->k.producers, .seed = c->variant == 1 };
     int64_t cancel_ms = c->set[P_CANCEL_AFTER_MS];
-    s.per_producer = (uint64_t)c->k.items / (uint64_t)s.producers;
-    s.extra = (uint64_t)c->k.items % (uint64_t)s.producers;
-    atomic_init(&s.live_producers, s.producers);
+    wl_group_init(&s.live_producers, s.producers);
     s.ch[HI] = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity);
     s.ch[LO] = cp_chan_new(c->b, sizeof(struct item), (size_t)c->k.capacity);
     s.beyond = cp_hist_new(2, 3600ull * 1000000000ull);
     if (cancel_ms > 0) s.ctx = cp_ctx_with_cancel(c->b, NULL);
-    struct prod_arg *pa = calloc((size_t)s.producers, sizeof *pa);
-    if (!s.ch[HI] || !s.ch[LO] || !s.beyond || !pa || (cancel_ms > 0 && !s.ctx)) {
+    if (!s.ch[HI] || !s.ch[LO] || !s.beyond || (cancel_ms > 0 && !s.ctx)) {
         cp_chan_free(s.ch[HI]);
         cp_chan_free(s.ch[LO]);
         if (s.beyond) cp_hist_free(s.beyond);
         cp_ctx_free(s.ctx);
-        free(pa);
         return -1;
     }
     wl_watch(r, "high", s.ch[HI]);
     wl_watch(r, "low", s.ch[LO]);
     wl_spawn(r, "consumer", consumer, &s);
-    for (int i = 0; i < s.producers; i++) {
-        pa[i] = (struct prod_arg){ &s, i };
-        wl_spawn(r, "producer", producer, &pa[i]);
-    }
+    wl_spawn_n(r, s.producers, "producer", producer, &s);
     uint64_t cancelled_at = wl_start_cancel_join(r, s.ctx, cancel_ms);
 
     uint64_t left[2] = { 0, 0 }, left_sum[2] = { 0, 0 };
@@ -309,10 +285,7 @@ static int select_timeout_run(wl_run *r)
             left_sum[w] += wl_mix(it.tag);
         }
     static const char *const wname[2] = { "high", "low" };
-    if (atomic_load(&s.errors))
-        wl_fail(r, "%s: %llu, %llu (%llu errors)", atomic_load(&s.first_error),
-                (unsigned long long)atomic_load(&s.err_a), (unsigned long long)atomic_load(&s.err_b),
-                (unsigned long long)atomic_load(&s.errors));
+    wl_errors_fail(r, &s.err);
     if (s.phantoms)
         wl_fail(r, "the priority loop took %llu zero-value messages from closed channels (received without ok) and "
                    "has no exit: it would spin forever",
@@ -344,7 +317,6 @@ static int select_timeout_run(wl_run *r)
     cp_ctx_free(s.ctx);
     cp_chan_free(s.ch[HI]);
     cp_chan_free(s.ch[LO]);
-    free(pa);
     return 0;
 }
 

@@ -51,7 +51,6 @@ static const wl_param selectloop_params[] = {
 };
 WL_PARAMS_CHECK(selectloop_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct job { uint64_t seq, ts; };
 
@@ -91,8 +90,7 @@ static void *producer(wl_thread *self, void *arg)
     wl_phase(self, "send");
     for (; wl_more(r, seq, n); seq++) {
         struct job j = { .seq = seq };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.ts = wl_now();
         }
         cp_status st = cp_chan_send(s->in, &j, NULL);  /* the workers loop until the stop */
@@ -111,7 +109,7 @@ static void *producer(wl_thread *self, void *arg)
     uint64_t t_stop = wl_now();
     if (s->by_close) cp_chan_close(s->in);
     else cp_ctx_cancel(s->ctx);
-    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, BOUND_NS);
+    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, WL_BOUND_NS);
     cp_status st = bound ? cp_wg_wait(s->wg, bound) : CP_ENOMEM;
     uint64_t dt = wl_since(t_stop);
     cp_ctx_free(bound);

@@ -44,12 +44,10 @@ static void *worker(wl_thread *self, void *arg)
         uint64_t id = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
         if (!wl_more(r, id, s->items)) break;
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
+        if (wl_sample(sample, &until_sample)) t0 = wl_now();
         if (cp_sem_acquire(s->s, 1, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
         if (t0) cp_hist_record(self->hist, wl_since(t0));
-        int64_t c = atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1;
-        int64_t m = atomic_load_explicit(&s->max_running, memory_order_relaxed);
-        while (c > m && !atomic_compare_exchange_weak(&s->max_running, &m, c)) {}
+        wl_max_store_i(&s->max_running, atomic_fetch_add_explicit(&s->running, 1, memory_order_relaxed) + 1);
         if (s->runs) atomic_fetch_add_explicit(&s->runs[id], 1, memory_order_relaxed);
         if (work) wl_work(work);
         atomic_fetch_sub_explicit(&s->running, 1, memory_order_relaxed);
@@ -78,16 +76,11 @@ static int semaphore_run(wl_run *r)
         wl_fail(r, "concurrency %lld exceeded capacity %lld", (long long)atomic_load(&s.max_running),
                 (long long)s.cap);
     if (s.runs) {
-        for (uint64_t i = 0; i < s.items; i++)
-            if (atomic_load(&s.runs[i]) != 1) {
-                wl_fail(r, "task %llu ran %d times", (unsigned long long)i, (int)atomic_load(&s.runs[i]));
-                break;
-            }
+        wl_check_ran_once(r, s.runs, s.items);
         if (ran != s.items) wl_fail(r, "ran %llu tasks, asked for %llu", (unsigned long long)ran,
                                     (unsigned long long)s.items);
     }
-    if (cp_sem_try_acquire(s.s, s.cap) != CP_OK) wl_fail(r, "permits leaked: try_acquire(capacity) failed");
-    else cp_sem_release(s.s, s.cap);
+    if (!wl_sem_all_free(s.s, s.cap)) wl_fail(r, "permits leaked: try_acquire(capacity) failed");
     r->ops = ran;
     free((void *)s.runs);
     cp_sem_free(s.s);

@@ -58,12 +58,10 @@ static void *worker(wl_thread *self, void *arg)
         if (!wl_more(r, id, s->items)) break;
         int64_t w = task_weight(s, id);
         uint64_t t0 = 0;
-        if (sample && --until_sample <= 0) { until_sample = sample; t0 = wl_now(); }
+        if (wl_sample(sample, &until_sample)) t0 = wl_now();
         if (cp_sem_acquire(s->s, w, NULL) != CP_OK) { atomic_fetch_add(&s->errors, 1); break; }
         if (t0) cp_hist_record(self->hist, wl_since(t0));
-        int64_t h = atomic_fetch_add_explicit(&s->held, w, memory_order_relaxed) + w;
-        int64_t m = atomic_load_explicit(&s->max_held, memory_order_relaxed);
-        while (h > m && !atomic_compare_exchange_weak(&s->max_held, &m, h)) {}
+        wl_max_store_i(&s->max_held, atomic_fetch_add_explicit(&s->held, w, memory_order_relaxed) + w);
         if (s->runs) atomic_fetch_add_explicit(&s->runs[id], 1, memory_order_relaxed);
         if (work) wl_work(work);
         atomic_fetch_sub_explicit(&s->held, w, memory_order_relaxed);
@@ -95,20 +93,14 @@ static int semaphore_weighted_run(wl_run *r)
                 (long long)s.cap);
     if (s.runs) {
         uint64_t want = 0;
-        for (uint64_t i = 0; i < s.items; i++) {
-            want += (uint64_t)task_weight(&s, i);
-            if (atomic_load(&s.runs[i]) != 1) {
-                wl_fail(r, "task %llu ran %d times", (unsigned long long)i, (int)atomic_load(&s.runs[i]));
-                break;
-            }
-        }
+        for (uint64_t i = 0; i < s.items; i++) want += (uint64_t)task_weight(&s, i);
+        wl_check_ran_once(r, s.runs, s.items);
         if (ran != s.items || atomic_load(&s.weight_ran) != want)
             wl_fail(r, "ran %llu tasks of total weight %llu, asked for %llu of weight %llu",
                     (unsigned long long)ran, (unsigned long long)atomic_load(&s.weight_ran),
                     (unsigned long long)s.items, (unsigned long long)want);
     }
-    if (cp_sem_try_acquire(s.s, s.cap) != CP_OK) wl_fail(r, "permits leaked: try_acquire(capacity) failed");
-    else cp_sem_release(s.s, s.cap);
+    if (!wl_sem_all_free(s.s, s.cap)) wl_fail(r, "permits leaked: try_acquire(capacity) failed");
     r->ops = ran;
     free((void *)s.runs);
     cp_sem_free(s.s);

@@ -355,8 +355,7 @@ static void *worker(wl_thread *self, void *arg)
         uint32_t id;
         int op = gen_op(&g, &id);
         uint64_t t = 0, v;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             t = wl_now();
         }
         if (op == OP_GET) {

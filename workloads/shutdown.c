@@ -57,7 +57,6 @@ static const wl_param shutdown_params[] = {
 WL_PARAMS_CHECK(shutdown_params, P_COUNT);
 
 #define SLICE_NS 1000
-#define BOUND_NS 1000000000ull
 
 struct job { uint64_t id, submitted; };
 
@@ -102,7 +101,7 @@ static void *producer(wl_thread *self, void *arg)
     wl_phase(self, "submit");
     for (;;) {
         struct job j = { .id = atomic_fetch_add(&s->next_id, 1) };
-        if (sample && --until_sample <= 0) { until_sample = sample; j.submitted = wl_now(); }
+        if (wl_sample(sample, &until_sample)) j.submitted = wl_now();
         cp_case cs[2] = { { .op = CP_SEND, .ch = s->queue, .elem = &j }, { .op = CP_WAIT, .ev = s->intake_closed } };
         cp_status st;
         int k = cp_select(cs, 2, NULL, &st);
@@ -185,7 +184,7 @@ static void *server(wl_thread *self, void *arg)
     wl_phase(self, "stop intake");
     uint64_t t0 = cp_now_ns();
     cp_event_fire(s->intake_closed);
-    if (wait_within(s, s->producers, BOUND_NS) != CP_OK) {
+    if (wait_within(s, s->producers, WL_BOUND_NS) != CP_OK) {
         note(s, "stop intake: producers still submitting %.3f s after intake closed (bound 1 s)",
              (double)(cp_now_ns() - t0) / 1e9);
         cp_wg_wait(s->producers, NULL);
@@ -199,7 +198,7 @@ static void *server(wl_thread *self, void *arg)
     cp_status st = wait_within(s, s->workers, s->drain_ns);
     uint64_t t2 = cp_now_ns();
     s->t_drain = t2 - t1;
-    if (st == CP_OK && s->t_drain > s->drain_ns + BOUND_NS)
+    if (st == CP_OK && s->t_drain > s->drain_ns + WL_BOUND_NS)
         note(s, "soft drain: took %.3f s, its deadline was %.3f s", (double)s->t_drain / 1e9, (double)s->drain_ns / 1e9);
 
     if (st != CP_OK && s->seed) {
@@ -219,7 +218,7 @@ static void *server(wl_thread *self, void *arg)
         /* phase 3: hard cancel */
         wl_phase(self, "hard cancel");
         cp_ctx_cancel(s->hard);
-        if (wait_within(s, s->workers, BOUND_NS) != CP_OK) {
+        if (wait_within(s, s->workers, WL_BOUND_NS) != CP_OK) {
             note(s, "hard cancel: workers still running %.3f s after the cancel (bound 1 s)",
                  (double)(cp_now_ns() - t2) / 1e9);
             cp_wg_wait(s->workers, NULL);

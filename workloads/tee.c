@@ -56,7 +56,6 @@ static const wl_param tee_params[] = {
 };
 WL_PARAMS_CHECK(tee_params, P_COUNT);
 
-#define BOUND_NS 1000000000ull
 
 struct item { uint64_t seq, ts; };
 
@@ -111,8 +110,7 @@ static void *producer(wl_thread *self, void *arg)
     for (; wl_more(r, seq, n); seq++) {
         it.seq = seq;
         it.ts = 0;
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             it.ts = wl_now();
         }
         cp_status st;
@@ -188,12 +186,12 @@ static void leave(wl_thread *self, struct tee_state *s, uint64_t got)
     wl_phase(self, "stop");
     s->stopped = 1;
     for (uint64_t t0 = wl_now(); atomic_load(&s->offered) <= got && !atomic_load(&s->tee_done);) {
-        if (wl_since(t0) > BOUND_NS) break;
+        if (wl_since(t0) > WL_BOUND_NS) break;
         wl_sleep_ns(20000);
     }
     uint64_t t_stop = wl_now();
     cp_ctx_cancel(s->ctx);
-    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, BOUND_NS);
+    cp_ctx *bound = cp_ctx_with_timeout(r->cfg->b, NULL, WL_BOUND_NS);
     cp_status st = bound ? cp_wg_wait(s->others, bound) : CP_ENOMEM;
     uint64_t dt = wl_since(t_stop);
     cp_ctx_free(bound);
@@ -236,7 +234,7 @@ static void *reader(wl_thread *self, void *arg)
         if (work) wl_work(work);
     }
     self->ops = expect;
-    for (int64_t m = atomic_load(&s->skew_max); skew > m && !atomic_compare_exchange_weak(&s->skew_max, &m, skew);) {}
+    wl_max_store_i(&s->skew_max, skew);
     if (stop_at && expect == stop_at) leave(self, s, expect);
     else if (st != CP_CLOSED) note_error(s, "a reader's receive failed (status, reader)", (uint64_t)st, (uint64_t)j);
     wl_phase(self, "done");
@@ -272,7 +270,7 @@ static int tee_run(wl_run *r)
 
     uint64_t left_in = 0, left_out[2] = { 0, 0 }, got[2] = { atomic_load(&s.got[0]), atomic_load(&s.got[1]) };
     struct item v;
-    while (cp_chan_try_recv(s.in, &v) == CP_OK) left_in++;
+    left_in = wl_drain(s.in, &v);
     int unclosed = 0;
     for (int j = 0; j < 2; j++) {
         cp_status st;

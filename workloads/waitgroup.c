@@ -61,8 +61,7 @@ static void *coordinator(wl_thread *self, void *arg)
          * Done happens before Wait returns */
         if (atomic_load_explicit(&s->dones, memory_order_relaxed) != (round + 1) * (uint64_t)s->n)
             atomic_fetch_add(&s->errors, 1);
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             uint64_t last = atomic_load_explicit(&s->last_done, memory_order_relaxed);
             cp_hist_record(self->hist, end > last ? end - last : 0);
         }

@@ -27,7 +27,7 @@
 enum { P_FAIL_EVERY, P_CANCEL_AFTER_MS, P_COUNT };
 static const wl_param workerpool_params[] = {
     [P_FAIL_EVERY] = { "fail_every", 0, "every K-th job fails (reported as a failed result); 0: none", 10 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the pool's ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(workerpool_params, P_COUNT);
@@ -65,8 +65,7 @@ static void *submitter(wl_thread *self, void *arg)
         struct job j = { .id = id };
         uint64_t intended = interval ? wl_pace(r, id, interval, 0) : 0;
         if (interval && !intended) break;   /* stopped while waiting for its time */
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.actual = wl_now();
             j.submitted = interval ? intended : j.actual;
         }

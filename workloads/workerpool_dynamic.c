@@ -58,7 +58,7 @@ static const wl_param workerpool_dynamic_params[] = {
     [P_IDLE_US] = { "idle_us", 1000, "a worker retires after this long without a job (not below min), us", 2000 },
     [P_BURST] = { "burst", 5000, "jobs per burst at full speed; 0: one burst, no pauses", 5000 },
     [P_PAUSE_US] = { "pause_us", 5000, "quiet time between bursts, us", 2000 },
-    [P_CANCEL_AFTER_MS] = { "cancel_after_ms", 0, "cancel the pool's ctx after T ms; 0: never", 5 },
+    [P_CANCEL_AFTER_MS] = WL_PARAM_CANCEL_AFTER_MS("the pool's ctx"),
     { NULL, 0, NULL },
 };
 WL_PARAMS_CHECK(workerpool_dynamic_params, P_COUNT);
@@ -114,8 +114,7 @@ static void *submitter(wl_thread *self, void *arg)
         }
         in_burst++;
         struct job j = { .id = id };
-        if (sample && --until_sample <= 0) {
-            until_sample = sample;
+        if (wl_sample(sample, &until_sample)) {
             j.submitted = wl_now();
         }
         wl_phase(self, "submit");
@@ -367,8 +366,7 @@ static int dyn_run(wl_run *r)
     }
     uint64_t submitted = atomic_load(&p.submitted), delivered = atomic_load(&p.delivered);
     uint64_t abandoned = atomic_load(&p.abandoned);
-    uint64_t tokens_left = 0, tok;
-    while (cp_chan_try_recv(p.wake, &tok) == CP_OK) tokens_left++;
+    uint64_t tokens_left = wl_drain(p.wake, &(uint64_t){ 0 });
     int64_t live_end = atomic_load(&p.live);
     if (live_end != (int64_t)tokens_left)
         wl_fail(r, "pool size %lld after every worker left, with %llu workers started but never run",

@@ -220,7 +220,7 @@ void hw_hgrm_prepare(const hw_opts *o);
 int  hw_hgrm_write(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, const cp_hist *h);
 int  hw_hgrm_path(const hw_opts *o, const wl_workload *w, const wl_cfg *cfg, char *path, size_t n);
 
-/* format helpers */
+/* fmt.c: format helpers */
 const char *hw_si(double v, char *buf, size_t n);     /* 12.3M */
 const char *hw_ns(double ns, char *buf, size_t n);    /* 1.23us */
 const char *hw_secs(double s, char *buf, size_t n);   /* 1.5 s, 300 ms, 1 ms: no significant digit lost */

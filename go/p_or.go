@@ -43,7 +43,6 @@ package main
 import (
 	"context"
 	"reflect"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -114,22 +113,6 @@ type orLevel struct {
 	cases []reflect.SelectCase // flat: the K inputs and reap
 }
 
-type orErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	level int
-}
-
-func (e *orErrs) note(what string, level int) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.level = what, level
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
 func orRun(r *Run) error {
 	c := r.Cfg
 	k := int(c.Param("sources"))
@@ -142,7 +125,7 @@ func orRun(r *Run) error {
 	exited := &orCount{ch: make(chan struct{}, H+1)}
 	var live, spawned, sourceFired, combinedFires int32
 	var lastExit uint64
-	var errs orErrs
+	var errs Errs
 	lv := make([]orLevel, H+1)
 	for L := 0; L < H; L++ {
 		lv[L].spawn = make(chan uint64, 1)
@@ -225,10 +208,10 @@ func orRun(r *Run) error {
 				}
 				if got != nil {
 					if !orFired(got) {
-						errs.note("select returned an input that has not fired, level", L)
+						errs.note("select returned an input that has not fired, level", uint64(L), 0)
 					}
 					if atomic.LoadInt32(&sourceFired) == 0 {
-						errs.note("a helper fired before any source fired, level", L)
+						errs.note("a helper fired before any source fired, level", uint64(L), 0)
 					}
 					if L == 0 {
 						atomic.AddInt32(&combinedFires, 1)
@@ -397,7 +380,7 @@ func orRun(r *Run) error {
 	r.Join()
 
 	if errs.n > 0 {
-		r.Fail("%s %d (%d errors)", errs.first, errs.level, errs.n)
+		r.Fail("%s %d (%d errors)", errs.first, errs.a, errs.n)
 	}
 	r.Metric("helpers", float64(H))
 	r.Ops = rounds

@@ -47,22 +47,6 @@ const (
 
 type ordoneItem struct{ tag, ts uint64 }
 
-type ordoneErrs struct {
-	mu    sync.Mutex
-	n     uint64
-	first string
-	a     uint64
-}
-
-func (e *ordoneErrs) note(what string, a uint64) {
-	e.mu.Lock()
-	if e.n == 0 {
-		e.first, e.a = what, a
-	}
-	e.n++
-	e.mu.Unlock()
-}
-
 func ordoneRun(r *Run) error {
 	cfg := r.Cfg
 	P := int(cfg.Producers)
@@ -84,7 +68,7 @@ func ordoneRun(r *Run) error {
 	var offers uint64 // items the wrapper has begun to hand over
 	var wrapperDone int32
 	var sent, sentSum uint64
-	var errs ordoneErrs
+	var errs Errs
 	var abandoned, abandonedSum uint64 // the wrapper's, read after Join
 	var got, gotSum uint64             // the consumer's
 	sawClosed := false
@@ -111,10 +95,10 @@ func ordoneRun(r *Run) error {
 			}
 			pid, seq := v.tag>>ordoneTagShift, int64(v.tag&(1<<ordoneTagShift-1))
 			if pid >= uint64(P) {
-				errs.note("item from an unknown producer", pid)
+				errs.note("item from an unknown producer", pid, 0)
 			} else {
 				if seq <= last[pid] {
-					errs.note("per-producer FIFO broken at seq", uint64(seq))
+					errs.note("per-producer FIFO broken at seq", uint64(seq), 0)
 				}
 				last[pid] = seq
 			}

@@ -127,19 +127,7 @@ type psState struct {
 	pending, peak  int64
 	pendingAtClose int64
 	lag            []*Hist // per subscriber
-	errMu          sync.Mutex
-	nerr           uint64
-	firstErr       string
-	errA, errB     uint64
-}
-
-func (s *psState) note(what string, a, b uint64) {
-	s.errMu.Lock()
-	if s.nerr == 0 {
-		s.firstErr, s.errA, s.errB = what, a, b
-	}
-	s.nerr++
-	s.errMu.Unlock()
+	errs           Errs
 }
 
 // psIsClosedPanic: the panic value of a send on (or a close of) a closed channel.
@@ -188,7 +176,7 @@ func (s *psState) closeSub(u *psSub) {
 			if !psIsClosedPanic(e, "close of closed channel") {
 				panic(e)
 			}
-			s.note("a subscription's channel closed twice (topic, 0)", uint64(u.topic), 0)
+			s.errs.note("a subscription's channel closed twice (topic, 0)", uint64(u.topic), 0)
 		}
 	}()
 	close(u.ch)
@@ -348,29 +336,29 @@ func (s *psState) settle(u *psSub) {
 	sum := u.deliveredSum + atomic.LoadUint64(&u.dropNewSum) + atomic.LoadUint64(&u.dropOldSum) +
 		atomic.LoadUint64(&u.cutSum) + atomic.LoadUint64(&u.closedSum)
 	if acc := u.delivered + dn + dold + cut + cl; off != acc {
-		s.note("subscription books: offered != delivered + dropped + cut + closed (offered, accounted)", off, acc)
+		s.errs.note("subscription books: offered != delivered + dropped + cut + closed (offered, accounted)", off, acc)
 	} else if sum != atomic.LoadUint64(&u.offeredSum) {
-		s.note("subscription checksum: offered != delivered + dropped + cut + closed (topic, offered)",
+		s.errs.note("subscription checksum: offered != delivered + dropped + cut + closed (topic, offered)",
 			uint64(u.topic), off)
 	}
 	if n := atomic.LoadUint64(&u.closes); n != 1 {
-		s.note("a subscription's channel was not closed exactly once (closes, topic)", n, uint64(u.topic))
+		s.errs.note("a subscription's channel was not closed exactly once (closes, topic)", n, uint64(u.topic))
 	}
 	if u.policy == psBlock && (dn > 0 || dold > 0) {
-		s.note("a block subscription lost messages (dropped, topic)", dn+dold, uint64(u.topic))
+		s.errs.note("a block subscription lost messages (dropped, topic)", dn+dold, uint64(u.topic))
 	}
 	if u.steady {
 		t := &s.topics[u.topic]
 		pub := atomic.LoadUint64(&t.published)
 		if off != pub {
-			s.note("a subscription of the whole run was offered fewer messages than its topic got (offered, "+
+			s.errs.note("a subscription of the whole run was offered fewer messages than its topic got (offered, "+
 				"published)", off, pub)
 		} else if atomic.LoadUint64(&u.offeredSum) != atomic.LoadUint64(&t.publishedSum) {
-			s.note("a subscription of the whole run: checksum of offered != published (topic, published)",
+			s.errs.note("a subscription of the whole run: checksum of offered != published (topic, published)",
 				uint64(u.topic), pub)
 		}
 		if cut > 0 {
-			s.note("a subscription that never left had deliveries cut (cut, topic)", cut, uint64(u.topic))
+			s.errs.note("a subscription that never left had deliveries cut (cut, topic)", cut, uint64(u.topic))
 		}
 	}
 	s.acc.Lock()
@@ -398,9 +386,9 @@ func (s *psState) receive(id int, u *psSub, m psMsg) {
 	}
 	switch {
 	case pid >= uint64(s.pubs):
-		s.note("message from an unknown publisher (publisher, seq)", pid, seq)
+		s.errs.note("message from an unknown publisher (publisher, seq)", pid, seq)
 	case seq < u.next[pid]:
-		s.note("per-publisher order broken (seq, expected at least)", seq, u.next[pid])
+		s.errs.note("per-publisher order broken (seq, expected at least)", seq, u.next[pid])
 	default:
 		u.next[pid] = seq + 1
 	}
@@ -501,10 +489,10 @@ func psRun(r *Run) error {
 	} else if s.closed > 0 {
 		r.Fail("%d messages sent to a closed subscriber (Go: panic: send on closed channel)", s.closed)
 	}
-	if s.nerr > 0 {
-		r.Fail("%s: %d, %d (%d errors)", s.firstErr, s.errA, s.errB, s.nerr)
+	if s.errs.n > 0 {
+		r.Fail("%s: %d, %d (%d errors)", s.errs.first, s.errs.a, s.errs.b, s.errs.n)
 	}
-	if c.Duration <= 0 && published != uint64(c.Items) && s.nerr == 0 {
+	if c.Duration <= 0 && published != uint64(c.Items) && s.errs.n == 0 {
 		r.Fail("published %d messages, asked for %d", published, c.Items)
 	}
 	var lag Hist
@@ -548,7 +536,7 @@ func (s *psState) publisher(t *Thread, id, n uint64) {
 		atomic.AddUint64(&tp.published, 1)
 		atomic.AddUint64(&tp.publishedSum, Mix(m.tag))
 		if !ok {
-			s.note("goroutine pile-up: more than this many deliveries pending (limit, 0)", psSeedMaxPend, 0)
+			s.errs.note("goroutine pile-up: more than this many deliveries pending (limit, 0)", psSeedMaxPend, 0)
 			i++
 			break
 		}

@@ -18,16 +18,138 @@
  *   - per-producer FIFO: each consumer sees each producer's seq increase;
  *   - integrity: the filler of every item matches its tag (no torn copy);
  *   - every thread joined (wl_join).
+ *
+ * --variant=bare: the same producer and consumer loops, checks included,
+ * over a bare Vyukov MPMC ring compiled into this file instead of a cp_chan:
+ * no library call, no close mark, no ctx, no capacity-0 case; a waiting
+ * side spins with pause, then yields, as the lockfree family does. The last
+ * producer pushes one end mark per consumer. It is the reference that the
+ * buffered chan is measured against ("what does libcp's channel pay beyond
+ * a ring?"): the same code for every --impl, like the null pattern. Needs a
+ * power-of-two --capacity.
  */
 #include "runtime/workload.h"
 
+#include <sched.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 
+/* ---- the bare ring (--variant=bare) ----
+ * Vyukov's bounded MPMC queue. Invariant: cell i holds the item of position
+ * p iff its seq == p + 1, and is free for position p iff seq == p (i = p &
+ * mask). A pusher claims tail with a CAS (relaxed: the cell's seq carries
+ * the data), writes, then publishes with a release store of seq = p + 1; a
+ * popper acquires seq, reads, and frees the cell for the next lap with a
+ * release store of seq = p + mask + 1. */
+typedef struct bare_cell { _Atomic uint64_t seq; unsigned char data[]; } bare_cell;
+typedef struct bare_ring {
+    _Alignas(64) _Atomic uint64_t head;
+    _Alignas(64) _Atomic uint64_t tail;
+    _Alignas(64) uint64_t mask;
+    size_t size, stride;
+    unsigned char *cells;
+} bare_ring;
+
+static inline bare_cell *bare_at(bare_ring *q, uint64_t pos)
+{
+    return (bare_cell *)(q->cells + (pos & q->mask) * q->stride);
+}
+
+/* The common sizes as constant-size copies, as ring.h does. */
+static inline void bare_copy(void *dst, const void *src, size_t n)
+{
+    if (n == 8) memcpy(dst, src, 8);
+    else if (n == 16) memcpy(dst, src, 16);
+    else memcpy(dst, src, n);
+}
+
+static inline void bare_wait(unsigned *n)
+{
+    if (*n < 24) {      /* the lockfree family's LF_SPIN */
+        for (unsigned k = 1u << (*n < 6 ? *n : 6); k; k--) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        (*n)++;
+    } else {
+        sched_yield();
+    }
+}
+
+static inline void bare_push(bare_ring *q, const void *elem)
+{
+    unsigned n = 0;
+    uint64_t pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    for (;;) {
+        bare_cell *c = bare_at(q, pos);
+        int64_t dif = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) - pos);
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q->tail, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                bare_copy(c->data, elem, q->size);
+                atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+                return;
+            }
+        } else {
+            if (dif < 0) bare_wait(&n);     /* full */
+            pos = atomic_load_explicit(&q->tail, memory_order_relaxed);
+        }
+    }
+}
+
+static inline void bare_pop(bare_ring *q, void *elem)
+{
+    unsigned n = 0;
+    uint64_t pos = atomic_load_explicit(&q->head, memory_order_relaxed);
+    for (;;) {
+        bare_cell *c = bare_at(q, pos);
+        int64_t dif = (int64_t)(atomic_load_explicit(&c->seq, memory_order_acquire) - (pos + 1));
+        if (dif == 0) {
+            if (atomic_compare_exchange_weak_explicit(&q->head, &pos, pos + 1, memory_order_relaxed,
+                                                      memory_order_relaxed)) {
+                bare_copy(elem, c->data, q->size);
+                atomic_store_explicit(&c->seq, pos + q->mask + 1, memory_order_release);
+                return;
+            }
+        } else {
+            if (dif < 0) bare_wait(&n);     /* empty */
+            pos = atomic_load_explicit(&q->head, memory_order_relaxed);
+        }
+    }
+}
+
+static bare_ring *bare_new(size_t cap, size_t size)
+{
+    size_t stride = (sizeof(bare_cell) + size + 7) & ~(size_t)7;
+    bare_ring *q = aligned_alloc(64, sizeof *q);
+    if (!q) return NULL;
+    q->cells = aligned_alloc(64, (cap * stride + 63) & ~(size_t)63);
+    if (!q->cells) { free(q); return NULL; }
+    q->mask = cap - 1;
+    q->size = size;
+    q->stride = stride;
+    for (uint64_t i = 0; i < cap; i++) atomic_init(&bare_at(q, i)->seq, i);
+    atomic_init(&q->head, 0);
+    atomic_init(&q->tail, 0);
+    return q;
+}
+
+static void bare_free(bare_ring *q)
+{
+    if (q) free(q->cells);
+    free(q);
+}
+
+enum { CHAN_DEFAULT, CHAN_BARE };  /* the variants */
+#define BARE_END UINT64_MAX     /* the end mark's tag: no producer's */
+
 struct chan_state {
     wl_run *r;
     cp_chan *ch;
+    bare_ring *bare;        /* --variant=bare: instead of ch */
     int producers, consumers;
     size_t payload;
     size_t hdr;             /* tag + timestamps: 16 bytes, 24 in open loop; filler after */
@@ -38,9 +160,9 @@ struct chan_state {
 
 static inline unsigned char fill_byte(uint64_t tag) { return (unsigned char)(wl_mix(tag) | 1); }
 
-static void *producer(wl_thread *self, void *arg)
+/* The loops, specialised at compile time for a cp_chan and the bare ring. */
+static inline __attribute__((always_inline)) void *produce(wl_thread *self, struct chan_state *s, const bool bare)
 {
-    struct chan_state *s = arg;
     wl_run *r = s->r;
     const int id = self->rank;
     const int64_t sample = r->cfg->lat_sample;
@@ -70,7 +192,9 @@ static void *producer(wl_thread *self, void *arg)
             if (interval) memcpy(item + 16, &actual, 8);
         }
         if (payload > s->hdr) item[payload - 1] = fill_byte(tag);
-        cp_status st = cp_chan_send(s->ch, item, NULL);
+        cp_status st = CP_OK;
+        if (bare) bare_push(s->bare, item);
+        else st = cp_chan_send(s->ch, item, NULL);
         if (st != CP_OK) {
             wl_note(&s->err, "send failed (status, seq)", (uint64_t)st, seq);
             break;
@@ -81,14 +205,22 @@ static void *producer(wl_thread *self, void *arg)
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
     wl_phase(self, "close");
-    wl_stage_leave(&s->producers_out);
+    if (!bare) {
+        wl_stage_leave(&s->producers_out);
+    } else if (wl_group_leave(&s->producers_out.g)) {
+        uint64_t end = BARE_END;
+        memcpy(item, &end, 8);
+        for (int i = 0; i < s->consumers; i++) bare_push(s->bare, item);
+    }
     wl_phase(self, "done");
     return NULL;
 }
 
-static void *consumer(wl_thread *self, void *arg)
+static void *producer(wl_thread *self, void *arg) { return produce(self, arg, false); }
+static void *producer_bare(wl_thread *self, void *arg) { return produce(self, arg, true); }
+
+static inline __attribute__((always_inline)) void *consume(wl_thread *self, struct chan_state *s, const bool bare)
 {
-    struct chan_state *s = arg;
     const size_t payload = s->payload;
     const int64_t work = s->r->cfg->k.work_ns;
     unsigned char item[payload];
@@ -99,9 +231,19 @@ static void *consumer(wl_thread *self, void *arg)
     if (!last) { wl_note(&s->err, "out of memory", 0, 0); return NULL; }
     for (int i = 0; i < s->producers; i++) last[i] = -1;
     wl_phase(self, "recv");
-    while ((st = cp_chan_recv(s->ch, item, NULL)) == CP_OK) {
+    for (;;) {
         uint64_t tag;
-        memcpy(&tag, item, 8);
+        if (bare) {
+            bare_pop(s->bare, item);
+            memcpy(&tag, item, 8);
+            if (tag == BARE_END) {
+                st = CP_CLOSED;
+                break;
+            }
+        } else {
+            if ((st = cp_chan_recv(s->ch, item, NULL)) != CP_OK) break;
+            memcpy(&tag, item, 8);
+        }
         if (payload >= 16) {
             uint64_t ts;
             memcpy(&ts, item + 8, 8);
@@ -138,6 +280,9 @@ static void *consumer(wl_thread *self, void *arg)
     return NULL;
 }
 
+static void *consumer(wl_thread *self, void *arg) { return consume(self, arg, false); }
+static void *consumer_bare(wl_thread *self, void *arg) { return consume(self, arg, true); }
+
 static int chan_run(wl_run *r)
 {
     const wl_cfg *c = r->cfg;
@@ -148,13 +293,17 @@ static int chan_run(wl_run *r)
         .payload = (size_t)c->k.payload,
         .hdr = c->rate > 0 ? 24 : 16,
     };
-    s.ch = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity);
-    if (!s.ch) return -1;
+    const bool bare = c->variant == CHAN_BARE;
+    if (bare) {
+        if (!(s.bare = bare_new((size_t)c->k.capacity, s.payload))) return -1;
+    } else {
+        if (!(s.ch = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity))) return -1;
+        wl_watch(r, "items", s.ch);
+    }
     wl_stage_init(&s.producers_out, NULL, s.ch, s.producers);
-    wl_watch(r, "items", s.ch);
 
-    wl_spawn_n(r, s.consumers, "consumer", consumer, &s);
-    wl_spawn_n(r, s.producers, "producer", producer, &s);
+    wl_spawn_n(r, s.consumers, "consumer", bare ? consumer_bare : consumer, &s);
+    wl_spawn_n(r, s.producers, "producer", bare ? producer_bare : producer, &s);
     wl_start_and_join(r);
 
     uint64_t sent = atomic_load(&s.sent), recv = atomic_load(&s.recv);
@@ -167,12 +316,15 @@ static int chan_run(wl_run *r)
                 (unsigned long long)atomic_load(&s.recv_sum), (unsigned long long)atomic_load(&s.sent_sum));
     wl_check_items(r, sent, "count: sent %llu items, asked for %lld");
     r->ops = recv;
-    cp_chan_free(s.ch);
+    if (bare) bare_free(s.bare);
+    else cp_chan_free(s.ch);
     return 0;
 }
 
 static const char *chan_check(const wl_cfg *c)
 {
+    if (c->variant == CHAN_BARE && (c->k.capacity < 2 || (c->k.capacity & (c->k.capacity - 1))))
+        return "--variant=bare needs a power-of-two --capacity >= 2 (the bare ring has no rendezvous)";
     return c->rate > 0 && c->k.payload < 24 ? "--rate needs --payload >= 24 (tag, intended and actual send time)"
                                             : NULL;
 }
@@ -189,4 +341,5 @@ WL_DEFINE(chan) = {
     .run = chan_run,
     .check = chan_check,
     .open_loop = 1,
+    .variants = (const char *const[]){ "default", "bare", NULL },
 };

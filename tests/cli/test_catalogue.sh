@@ -6,6 +6,8 @@
 set -u
 bin="$1" src="$2"
 fails=0 passes=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 ok() { passes=$((passes + 1)); }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
@@ -33,6 +35,20 @@ out=$("$bin" --suite=quick --variant=default 2>&1); rc=$?
 [ $rc -eq 2 ] && ok || bad "--suite with --variant: rc=$rc"
 hdr=$("$bin" --pattern=atomic --impl=mutex --items=1000 --repeat=1 --warmup=0 --quiet --csv=- 2>/dev/null | head -1)
 echo "$hdr" | grep -q ",variant,metrics," && ok || bad "CSV header lacks variant,metrics: $hdr"
+
+# chan --variant=bare: the bare-ring reference runs the chan's loops and
+# checks (count, checksum, FIFO) in both modes and with several producers and
+# consumers on a tiny ring; it needs a power-of-two capacity
+for mode in --items=60000 --duration=0.1; do
+    "$bin" --pattern=chan --variant=bare --impl=futex --producers=3 --consumers=2 --capacity=2 --payload=24 \
+        "$mode" --repeat=1 --warmup=0 --quiet --csv="$tmp/bare.csv" 2>/dev/null && ok || bad "chan --variant=bare $mode failed"
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+             $c["variant"] != "bare" || $c["status"] != "OK" || $c["ops"] + 0 < 1 { e = 1 } END { exit e || NR != 2 }' \
+        "$tmp/bare.csv" && ok || bad "chan --variant=bare $mode: not one ok row of the bare variant: $(cat "$tmp/bare.csv")"
+    rm -f "$tmp/bare.csv"
+done
+out=$("$bin" --pattern=chan --variant=bare --capacity=100 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "power-of-two" && ok || bad "chan --variant=bare --capacity=100: rc=$rc, $out"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

@@ -114,8 +114,12 @@ static inline void cp_ring_copy(void *dst, const void *src, size_t n)
     }
 }
 
-/* CP_OK, CP_WOULDBLOCK (full) or CP_CLOSED. */
-static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
+/* CP_OK, CP_WOULDBLOCK (full) or CP_CLOSED. With exact false (a blocking
+ * send's spin, which retries anyway), CP_WOULDBLOCK as soon as the slot
+ * still holds last lap's item, without the fence and the read of head that
+ * tell "full" from "a pop is still reading it": a waiting producer then
+ * does not pull the consumers' line to itself on every try. */
+static inline __attribute__((always_inline)) cp_status cp_ring_push_(cp_ring *r, const void *elem, const bool exact)
 {
     unsigned step = 0;
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
@@ -147,6 +151,7 @@ static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
         } else if (stamp + r->one_lap == tail + 1) {
             /* The slot still holds last lap's item: full, unless a pop has
              * claimed it and is still reading. */
+            if (!exact) return CP_WOULDBLOCK;
             atomic_thread_fence(memory_order_seq_cst);
             uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
             if (head + r->one_lap == tail) return CP_WOULDBLOCK;
@@ -159,8 +164,12 @@ static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem)
     }
 }
 
-/* CP_OK, CP_WOULDBLOCK (empty) or CP_CLOSED (closed and drained). */
-static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem)
+/* CP_OK, CP_WOULDBLOCK (empty) or CP_CLOSED (closed and drained). With
+ * exact false, CP_WOULDBLOCK as soon as the head slot holds nothing, which
+ * may also be "a push still writing it" or "closed and drained": no fence,
+ * no read of tail, the producers' line (see cp_ring_push_). A blocking
+ * receive's spin uses it and asks the exact question now and then. */
+static inline __attribute__((always_inline)) cp_status cp_ring_pop_(cp_ring *r, void *elem, const bool exact)
 {
     unsigned step = 0;
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -183,6 +192,7 @@ static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem)
             /* Nothing published here: empty, unless a push has claimed the
              * position and is still writing (then wait for it: returning
              * "empty" would let a later, completed push be missed). */
+            if (!exact) return CP_WOULDBLOCK;
             atomic_thread_fence(memory_order_seq_cst);
             uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
             if ((tail & ~r->mark_bit) == head)
@@ -195,6 +205,9 @@ static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem)
         }
     }
 }
+
+static inline cp_status cp_ring_try_push(cp_ring *r, const void *elem) { return cp_ring_push_(r, elem, true); }
+static inline cp_status cp_ring_try_pop(cp_ring *r, void *elem) { return cp_ring_pop_(r, elem, true); }
 
 /* Mark closed; false if it already was. seq_cst: see the fences above. */
 static inline bool cp_ring_close(cp_ring *r)

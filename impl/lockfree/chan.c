@@ -66,12 +66,18 @@ static inline cp_status lf_pause(unsigned *n, bool spin, cp_ctx *ctx)
     return CP_OK;
 }
 
+/* The slow paths try without the exact full/empty test (cp_ring_push_'s
+ * exact), so that a waiting side polls only the slot it wants and its own
+ * index; every LF_EXACT-th round asks exactly, which is how a receiver
+ * learns that the channel is closed and drained. */
+#define LF_EXACT(n) (((n) & 7) == 7)
+
 __attribute__((noinline)) static cp_status send_slow(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
     bool spin = cp_spin_begin();
     cp_status st = cp__ctx_err_fast(ctx);
     for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, spin, ctx)) {
-        cp_status r = cp_ring_try_push(&ch->ring, elem);
+        cp_status r = cp_ring_push_(&ch->ring, elem, LF_EXACT(n));
         if (r != CP_WOULDBLOCK) {
             st = r;
             break;
@@ -86,7 +92,7 @@ __attribute__((noinline)) static cp_status recv_slow(cp_chan *ch, void *elem, cp
     bool spin = cp_spin_begin();
     cp_status st = cp__ctx_err_fast(ctx);
     for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, spin, ctx)) {
-        cp_status r = cp_ring_try_pop(&ch->ring, elem);
+        cp_status r = cp_ring_pop_(&ch->ring, elem, LF_EXACT(n));
         if (r != CP_WOULDBLOCK) {
             st = r;
             break;
@@ -100,7 +106,7 @@ cp_status cp_lockfree_chan_send(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
     if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
     if (cp_unlikely(!ch->cap)) return gc_send(&ch->gc, elem, ctx, true);
-    cp_status st = cp_ring_try_push(&ch->ring, elem);
+    cp_status st = cp_ring_push_(&ch->ring, elem, false);
     if (cp_likely(st != CP_WOULDBLOCK)) return st;
     return send_slow(ch, elem, ctx);
 }
@@ -109,7 +115,7 @@ cp_status cp_lockfree_chan_recv(cp_chan *ch, void *elem, cp_ctx *ctx)
 {
     if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
     if (cp_unlikely(!ch->cap)) return gc_recv(&ch->gc, elem, ctx, true);
-    cp_status st = cp_ring_try_pop(&ch->ring, elem);
+    cp_status st = cp_ring_pop_(&ch->ring, elem, false);
     if (cp_likely(st != CP_WOULDBLOCK)) return st;
     return recv_slow(ch, elem, ctx);
 }

@@ -53,7 +53,12 @@ void cp_futex_chan_free(cp_chan *ch) { free(ch); }
 
 static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
 
-/* Wait on ec until op (push or pop) stops saying WOULDBLOCK or ctx ends. */
+/* Wait on ec until op (push or pop) stops saying WOULDBLOCK or ctx ends.
+ * op(exact) is cp_ring_push_/pop_: the spin tries without the exact
+ * full/empty test except every 8th round (as lockfree's slow paths do: a
+ * spinning side then polls only its slot and its own index); the decision
+ * to sleep is always exact, the waiter's half of the event count's Dekker
+ * pair. */
 #define FX_WAIT_LOOP(ch, ec, op, ctx)                                         \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
@@ -61,7 +66,7 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
             cp_status got_ = CP_WOULDBLOCK;                                   \
             for (int i_ = 0; i_ < FX_SPIN && got_ == CP_WOULDBLOCK; i_++) {   \
                 cp_cpu_relax();                                               \
-                got_ = (op);                                                  \
+                got_ = op((i_ & 7) == 7);                                     \
             }                                                                 \
             cp_spin_end();                                                    \
             if (got_ != CP_WOULDBLOCK) return got_; /* done: never redo op */ \
@@ -72,7 +77,7 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
         uint64_t dl_ = cp_ctx_deadline(ctx);                                  \
         for (;;) {                                                            \
             uint32_t v_ = cp_ec_prepare(ec);                                  \
-            if ((r_ = (op)) != CP_WOULDBLOCK) break;                          \
+            if ((r_ = op(true)) != CP_WOULDBLOCK) break;                      \
             if ((r_ = cp__ctx_err_fast(ctx)) != CP_OK) break;                 \
             CP_CHAOS_POINT();   /* announced, re-checked, not yet asleep */   \
             cp_futex_wait(&(ec)->w, v_, dl_);                                 \
@@ -83,19 +88,23 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
 
 __attribute__((noinline)) static cp_status send_wait(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
-    FX_WAIT_LOOP(ch, &ch->send_ec, cp_ring_try_push(&ch->ring, elem), ctx);
+#define PUSH(exact) cp_ring_push_(&ch->ring, elem, exact)
+    FX_WAIT_LOOP(ch, &ch->send_ec, PUSH, ctx);
+#undef PUSH
 }
 
 __attribute__((noinline)) static cp_status recv_wait(cp_chan *ch, void *elem, cp_ctx *ctx)
 {
-    FX_WAIT_LOOP(ch, &ch->recv_ec, cp_ring_try_pop(&ch->ring, elem), ctx);
+#define POP(exact) cp_ring_pop_(&ch->ring, elem, exact)
+    FX_WAIT_LOOP(ch, &ch->recv_ec, POP, ctx);
+#undef POP
 }
 
 cp_status cp_futex_chan_send(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
     if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
     if (cp_unlikely(!ch->cap)) return gc_send(&ch->gc, elem, ctx, true);
-    cp_status st = cp_ring_try_push(&ch->ring, elem);
+    cp_status st = cp_ring_push_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = send_wait(ch, elem, ctx);
     if (st == CP_OK) cp_ec_signal(&ch->recv_ec);
     return st;
@@ -105,7 +114,7 @@ cp_status cp_futex_chan_recv(cp_chan *ch, void *elem, cp_ctx *ctx)
 {
     if (cp_unlikely(!OWN(ch, ctx))) return CP_EINVAL;
     if (cp_unlikely(!ch->cap)) return gc_recv(&ch->gc, elem, ctx, true);
-    cp_status st = cp_ring_try_pop(&ch->ring, elem);
+    cp_status st = cp_ring_pop_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = recv_wait(ch, elem, ctx);
     if (st == CP_OK) cp_ec_signal(&ch->send_ec);
     return st;

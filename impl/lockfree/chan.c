@@ -66,18 +66,19 @@ static inline cp_status lf_pause(unsigned *n, bool spin, cp_ctx *ctx)
     return CP_OK;
 }
 
-/* The slow paths try without the exact full/empty test (cp_ring_push_'s
- * exact), so that a waiting side polls only the slot it wants and its own
- * index; every LF_EXACT-th round asks exactly, which is how a receiver
- * learns that the channel is closed and drained. */
-#define LF_EXACT(n) (((n) & 7) == 7)
+/* While they spin, the slow paths try without the exact full/empty test
+ * (cp_ring_push_'s exact), so that a waiting side polls only the slot it
+ * wants and its own index; every 8th spin round, and every round once they
+ * yield (a system call dwarfs the fence), they ask exactly, which is how a
+ * receiver learns that the channel is closed and drained. */
+#define LF_EXACT(n, spin) (!(spin) || (n) >= LF_SPIN || ((n) & 7) == 7)
 
 __attribute__((noinline)) static cp_status send_slow(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
     bool spin = cp_spin_begin();
     cp_status st = cp__ctx_err_fast(ctx);
     for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, spin, ctx)) {
-        cp_status r = cp_ring_push_(&ch->ring, elem, LF_EXACT(n));
+        cp_status r = cp_ring_push_(&ch->ring, elem, LF_EXACT(n, spin));
         if (r != CP_WOULDBLOCK) {
             st = r;
             break;
@@ -92,7 +93,7 @@ __attribute__((noinline)) static cp_status recv_slow(cp_chan *ch, void *elem, cp
     bool spin = cp_spin_begin();
     cp_status st = cp__ctx_err_fast(ctx);
     for (unsigned n = 0; st == CP_OK; st = lf_pause(&n, spin, ctx)) {
-        cp_status r = cp_ring_pop_(&ch->ring, elem, LF_EXACT(n));
+        cp_status r = cp_ring_pop_(&ch->ring, elem, LF_EXACT(n, spin));
         if (r != CP_WOULDBLOCK) {
             st = r;
             break;

@@ -2,11 +2,14 @@
  * futex family: the same lock-free ring as lockfree for buffered channels,
  * but a waiter spins briefly and then sleeps on an event count (one per
  * side: receivers wait on recv_ec for items, senders on send_ec for space).
- * Every successful operation signals the other side's event count, which
- * costs a fence and a load unless someone sleeps there; only then is there
- * a FUTEX_WAKE. A blocked call registers with its ctx's done list a callback
- * that kicks its event count, so a cancel wakes it at once; a deadline is a
- * futex timeout.
+ * Every successful operation signals the other side's event count (a
+ * counted one, cp_ecq in futex.h), which costs a fence and two loads unless
+ * someone sleeps there; only then is there a FUTEX_WAKE, of one blocked
+ * sender or receiver per item or slot (of all, when a select sleeps there
+ * too). A blocked call registers with its ctx's done list a callback that
+ * wakes its event count's sleepers, so a cancel wakes it at once; a
+ * deadline is a futex timeout. A blocked call that ends without its item or
+ * slot passes on the wake it may have taken.
  *
  * Rendezvous channels are gochan.h under a futex mutex, with waiters parked
  * on their own state word (PARKED bit set by the sleeper, so a finisher calls
@@ -21,8 +24,8 @@
 struct cp_chan {
     const cp_backend *b;
     size_t cap;
-    CP_ALIGNED cp_ec recv_ec;   /* receivers sleep here, waiting for items */
-    CP_ALIGNED cp_ec send_ec;   /* senders sleep here, waiting for space */
+    CP_ALIGNED cp_ecq recv_ec;  /* receivers sleep here, waiting for items */
+    CP_ALIGNED cp_ecq send_ec;  /* senders sleep here, waiting for space */
     union {
         cp_ring ring;
         gochan gc;
@@ -42,8 +45,10 @@ cp_chan *cp_futex_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
     if (!ch) return NULL;
     ch->b = b;
     ch->cap = cap;
-    atomic_init(&ch->recv_ec.w, 0);
-    atomic_init(&ch->send_ec.w, 0);
+    atomic_init(&ch->recv_ec.ec.w, 0);
+    atomic_init(&ch->recv_ec.sleepers, 0);
+    atomic_init(&ch->send_ec.ec.w, 0);
+    atomic_init(&ch->send_ec.sleepers, 0);
     if (cap) cp_ring_init(&ch->ring, cap, elem_size, (unsigned char *)ch + hdr);
     else gc_init(&ch->gc, elem_size, 0, NULL);
     return ch;
@@ -51,15 +56,15 @@ cp_chan *cp_futex_chan_new(const cp_backend *b, size_t elem_size, size_t cap)
 
 void cp_futex_chan_free(cp_chan *ch) { free(ch); }
 
-static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
+static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
 
-/* Wait on ec until op (push or pop) stops saying WOULDBLOCK or ctx ends.
+/* Wait on q until op (push or pop) stops saying WOULDBLOCK or ctx ends.
  * op(exact) is cp_ring_push_/pop_: the spin tries without the exact
  * full/empty test except every 8th round (as lockfree's slow paths do: a
  * spinning side then polls only its slot and its own index); the decision
  * to sleep is always exact, the waiter's half of the event count's Dekker
  * pair. */
-#define FX_WAIT_LOOP(ch, ec, op, ctx)                                         \
+#define FX_WAIT_LOOP(ch, q, op, more, ctx)                                        \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
         if (r_ == CP_OK && cp_spin_begin()) {                                 \
@@ -72,31 +77,38 @@ static void kick_ec(cp_wnode *n) { cp_ec_signal(n->arg); }
             if (got_ != CP_WOULDBLOCK) return got_; /* done: never redo op */ \
         }                                                                     \
         if (r_) return r_;                                                    \
-        cp_wnode cn_ = { .fn = kick_ec, .arg = (ec) };                        \
+        cp_wnode cn_ = { .fn = kick_ec, .arg = (q) };                         \
         if ((ctx) && !cp_wlist_add(&(ctx)->done.wl, &cn_)) return cp_ctx_err(ctx); \
         uint64_t dl_ = cp_ctx_deadline(ctx);                                  \
-        for (;;) {                                                            \
-            uint32_t v_ = cp_ec_prepare(ec);                                  \
-            if ((r_ = op(true)) != CP_WOULDBLOCK) break;                      \
-            if ((r_ = cp__ctx_err_fast(ctx)) != CP_OK) break;                 \
-            CP_CHAOS_POINT();   /* announced, re-checked, not yet asleep */   \
-            cp_futex_wait(&(ec)->w, v_, dl_);                                 \
-        }                                                                     \
+        bool cleared_ = false;                                                \
+        do {                                                                  \
+            uint32_t v_ = cp_ecq_unwake(q, cp_ecq_prepare(q), &cleared_);     \
+            if ((r_ = op(true)) == CP_WOULDBLOCK &&                           \
+                (r_ = cp__ctx_err_fast(ctx)) == CP_OK) {                      \
+                CP_CHAOS_POINT(); /* announced, re-checked, not yet asleep */ \
+                cp_futex_wait(&(q)->ec.w, v_, dl_);                           \
+                r_ = CP_WOULDBLOCK;                                           \
+            }                                                                 \
+            cp_ecq_done(q);                                                   \
+        } while (r_ == CP_WOULDBLOCK);                                        \
         if (ctx) cp_wlist_del(&cn_);                                          \
+        /* Pass the wake on: to the next sleeper if there is more for it, or \
+         * if we leave without ours (it may have been the item's wake). */   \
+        if (r_ != CP_OK || (cleared_ && more)) cp_ecq_signal(q);              \
         return r_;                                                            \
     } while (0)
 
 __attribute__((noinline)) static cp_status send_wait(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {
 #define PUSH(exact) cp_ring_push_(&ch->ring, elem, exact)
-    FX_WAIT_LOOP(ch, &ch->send_ec, PUSH, ctx);
+    FX_WAIT_LOOP(ch, &ch->send_ec, PUSH, cp_ring_can_push(&ch->ring), ctx);
 #undef PUSH
 }
 
 __attribute__((noinline)) static cp_status recv_wait(cp_chan *ch, void *elem, cp_ctx *ctx)
 {
 #define POP(exact) cp_ring_pop_(&ch->ring, elem, exact)
-    FX_WAIT_LOOP(ch, &ch->recv_ec, POP, ctx);
+    FX_WAIT_LOOP(ch, &ch->recv_ec, POP, cp_ring_can_pop(&ch->ring), ctx);
 #undef POP
 }
 
@@ -106,7 +118,7 @@ cp_status cp_futex_chan_send(cp_chan *ch, const void *elem, cp_ctx *ctx)
     if (cp_unlikely(!ch->cap)) return gc_send(&ch->gc, elem, ctx, true);
     cp_status st = cp_ring_push_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = send_wait(ch, elem, ctx);
-    if (st == CP_OK) cp_ec_signal(&ch->recv_ec);
+    if (st == CP_OK) cp_ecq_signal(&ch->recv_ec);
     return st;
 }
 
@@ -116,7 +128,7 @@ cp_status cp_futex_chan_recv(cp_chan *ch, void *elem, cp_ctx *ctx)
     if (cp_unlikely(!ch->cap)) return gc_recv(&ch->gc, elem, ctx, true);
     cp_status st = cp_ring_pop_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = recv_wait(ch, elem, ctx);
-    if (st == CP_OK) cp_ec_signal(&ch->send_ec);
+    if (st == CP_OK) cp_ecq_signal(&ch->send_ec);
     return st;
 }
 
@@ -124,7 +136,7 @@ cp_status cp_futex_chan_try_send(cp_chan *ch, const void *elem)
 {
     if (!ch->cap) return gc_send(&ch->gc, elem, NULL, false);
     cp_status st = cp_ring_try_push(&ch->ring, elem);
-    if (st == CP_OK) cp_ec_signal(&ch->recv_ec);
+    if (st == CP_OK) cp_ecq_signal(&ch->recv_ec);
     return st;
 }
 
@@ -132,7 +144,7 @@ cp_status cp_futex_chan_try_recv(cp_chan *ch, void *elem)
 {
     if (!ch->cap) return gc_recv(&ch->gc, elem, NULL, false);
     cp_status st = cp_ring_try_pop(&ch->ring, elem);
-    if (st == CP_OK) cp_ec_signal(&ch->send_ec);
+    if (st == CP_OK) cp_ecq_signal(&ch->send_ec);
     return st;
 }
 
@@ -140,8 +152,8 @@ cp_status cp_futex_chan_close(cp_chan *ch)
 {
     if (!ch->cap) return gc_close(&ch->gc);
     if (!cp_ring_close(&ch->ring)) return CP_CLOSED;
-    cp_ec_signal(&ch->recv_ec);
-    cp_ec_signal(&ch->send_ec);
+    cp_ecq_broadcast(&ch->recv_ec);
+    cp_ecq_broadcast(&ch->send_ec);
     return CP_OK;
 }
 
@@ -195,9 +207,9 @@ static cp_status sel_ring_try(cp_case *c, gc_selslot *sl)
     cp_ring_version(&ch->ring, &sl->vh, &sl->vt);
     cp_status st;
     if (c->op == CP_SEND) {
-        if ((st = cp_ring_try_push(&ch->ring, c->elem)) == CP_OK) cp_ec_signal(&ch->recv_ec);
+        if ((st = cp_ring_try_push(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal(&ch->recv_ec);
     } else {
-        if ((st = cp_ring_try_pop(&ch->ring, c->elem)) == CP_OK) cp_ec_signal(&ch->send_ec);
+        if ((st = cp_ring_try_pop(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal(&ch->send_ec);
     }
     return st;
 }
@@ -220,7 +232,7 @@ static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
         cp_case *c = &s->cases[i];
         if (!s->slot[i].ring) continue;
         if (wv) {
-            cp_ec *ec = c->op == CP_SEND ? &c->ch->send_ec : &c->ch->recv_ec;
+            cp_ec *ec = c->op == CP_SEND ? &c->ch->send_ec.ec : &c->ch->recv_ec.ec;
             wv[k].val = cp_ec_prepare(ec);
             wv[k].uaddr = (uint64_t)(uintptr_t)&ec->w;
             wv[k].flags = FX_WAITV_FLAGS;

@@ -116,4 +116,89 @@ static inline void cp_ec_signal(cp_ec *e)
     if (cp_unlikely(v & 1)) cp_ec_wake_slow(e, v);
 }
 
+/* ---- counted event count: one wake at a time ----
+ * A cp_ec whose plain waiters (a channel's blocked senders or receivers)
+ * count themselves instead of setting the flag, so that a signal wakes one
+ * of them, not the herd, and no signal makes a system call while a woken
+ * waiter has yet to run. Waiters that need every signal (a select, parked
+ * on several words with futex_waitv) still set the flag (bit 0) and are
+ * woken all at once. Word: generation << 2 | WAKING (bit 1) | flag (bit 0).
+ * Invariants:
+ *   - sleepers counts the threads between cp_ecq_prepare and cp_ecq_done;
+ *   - WAKING is set by the signal that wakes one sleeper, and cleared by the
+ *     next waiter to prepare (the woken one, when it looks again: see
+ *     cp_ecq_unwake), so no thread sleeps while it is set; while it is set,
+ *     a signal does nothing, and the waiter that clears it, once it has what
+ *     it waited for, passes the wake on if more is there;
+ *   - a waiter that leaves without what it waited for (its ctx, its
+ *     deadline) passes its wake on too;
+ *   - every wake bumps the generation, so that a waiter not yet asleep does
+ *     not fall asleep (its futex_wait sees a new word).
+ * Dekker pairs (seq_cst on both sides): a waiter's counter increment before
+ * its re-check, against the signaller's fence before it reads the counter;
+ * a woken waiter's clearing of WAKING before it looks for more, against
+ * the signaller's fence before it reads WAKING. */
+#define CP_ECQ_WAKING 2u
+#define CP_ECQ_GEN 4u
+typedef struct cp_ecq { cp_ec ec; _Atomic uint32_t sleepers; } cp_ecq;
+
+static inline uint32_t cp_ecq_prepare(cp_ecq *q)
+{
+#ifndef CP_BROKEN_LOSTWAKE
+    atomic_fetch_add_explicit(&q->sleepers, 1, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+    return atomic_load_explicit(&q->ec.w, memory_order_seq_cst);
+}
+
+static inline void cp_ecq_done(cp_ecq *q)
+{
+#ifndef CP_BROKEN_LOSTWAKE
+    atomic_fetch_sub_explicit(&q->sleepers, 1, memory_order_relaxed);
+#else
+    (void)q;
+#endif
+}
+
+/* A waiter's value from cp_ecq_prepare with WAKING set: clear it, so that it
+ * never sleeps while signals are held back (the woken one may be itself, or
+ * may have left). *cleared: it cleared it, and so owes the check for more
+ * (cp_ecq_prepare's caller passes the wake on if there is). */
+static inline uint32_t cp_ecq_unwake(cp_ecq *q, uint32_t v, bool *cleared)
+{
+    if (cp_likely(!(v & CP_ECQ_WAKING))) return v;
+    v = atomic_fetch_and_explicit(&q->ec.w, ~CP_ECQ_WAKING, memory_order_seq_cst);
+    atomic_thread_fence(memory_order_seq_cst);
+    *cleared = *cleared || (v & CP_ECQ_WAKING);
+    return v & ~CP_ECQ_WAKING;
+}
+
+/* all: wake everyone (close, a ctx kick); else one sleeper, unless a woken
+ * one has yet to run; everyone if a select sleeps here (the flag). */
+__attribute__((noinline, cold)) static void cp_ecq_wake(cp_ecq *q, bool all)
+{
+    uint32_t v = atomic_load_explicit(&q->ec.w, memory_order_relaxed), nv;
+    do {
+        all = all || (v & 1);
+        if (!all && (v & CP_ECQ_WAKING)) return;
+        nv = all ? (v + CP_ECQ_GEN) & ~(CP_ECQ_WAKING | 1u) : (v + CP_ECQ_GEN) | CP_ECQ_WAKING;
+    } while (!atomic_compare_exchange_weak_explicit(&q->ec.w, &v, nv, memory_order_release,
+                                                    memory_order_relaxed));
+    cp_futex_wake(&q->ec.w, all ? INT_MAX : 1);
+}
+
+static inline void cp_ecq_signal(cp_ecq *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    uint32_t v = atomic_load_explicit(&q->ec.w, memory_order_relaxed);
+    uint32_t n = atomic_load_explicit(&q->sleepers, memory_order_relaxed);
+    if (cp_unlikely((v & 1) || (n && !(v & CP_ECQ_WAKING)))) cp_ecq_wake(q, false);
+}
+
+static inline void cp_ecq_broadcast(cp_ecq *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    cp_ecq_wake(q, true);
+}
+
 #endif /* CP_IMPL_FUTEX_H */

@@ -173,6 +173,50 @@ static void t_close_wakes(const cp_backend *b, size_t cap)
     cp_chan_free(ch);
 }
 
+/* A burst wakes every sleeper it is for: N receivers (senders) asleep on an
+ * empty (full) channel, then N items (slots) made at once with try ops. The
+ * futex family wakes one sleeper at a time and holds the next signals back
+ * until the woken one runs, which must then pass the wake on while there is
+ * more: without that, all but one would sleep on beside their items. */
+static void t_wake_burst(const cp_backend *b)
+{
+    enum { N = 4 };
+    struct op rs[N];
+    pthread_t ts[N];
+    for (int round = 0; round < 20; round++) {
+        cp_chan *ch = cp_chan_new(b, sizeof(int), N);
+        for (int i = 0; i < N; i++) {
+            rs[i] = (struct op){ .ch = ch };
+            ts[i] = t_spawn(do_recv, &rs[i]);
+        }
+        t_sleep_ms(round < 2 ? 20 : 2);     /* asleep, past any spin */
+        for (int i = 0; i < N; i++) CHECK_ST(cp_chan_try_send(ch, &i), CP_OK);
+        int seen = 0;
+        for (int i = 0; i < N; i++) {
+            t_join(ts[i], 5000, "receiver asleep beside an item of a burst");
+            CHECK_ST(rs[i].st, CP_OK);
+            seen |= 1 << rs[i].val;
+        }
+        CHECK_EQ(seen, (1 << N) - 1);
+
+        /* senders asleep on a full channel, then N slots at once */
+        int v = -1;
+        for (int i = 0; i < N; i++) CHECK_ST(cp_chan_try_send(ch, &v), CP_OK);
+        for (int i = 0; i < N; i++) {
+            rs[i] = (struct op){ .ch = ch, .val = i };
+            ts[i] = t_spawn(do_send, &rs[i]);
+        }
+        t_sleep_ms(round < 2 ? 20 : 2);
+        for (int i = 0; i < N; i++) CHECK_ST(cp_chan_try_recv(ch, &v), CP_OK);
+        for (int i = 0; i < N; i++) {
+            t_join(ts[i], 5000, "sender asleep beside a slot of a burst");
+            CHECK_ST(rs[i].st, CP_OK);
+        }
+        CHECK_EQ(cp_chan_len(ch), N);
+        cp_chan_free(ch);
+    }
+}
+
 /* cancel and deadline wake a blocked send/recv promptly */
 static void t_cancel_deadline(const cp_backend *b, size_t cap)
 {
@@ -311,6 +355,7 @@ int main(void)
             t_close_wakes(b, caps[i]);
             t_cancel_deadline(b, caps[i]);
         }
+        t_wake_burst(b);
         t_mismatch(b);
         t_size_overflow(b);
     }

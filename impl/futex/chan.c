@@ -60,18 +60,18 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
 
 /* Wait on q until op (push or pop) stops saying WOULDBLOCK or ctx ends.
  * op(exact) is cp_ring_push_/pop_: the spin tries without the exact
- * full/empty test except every 8th round (as lockfree's slow paths do: a
+ * full/empty test but on cp_ring_exact_round's rounds (as lockfree's do: a
  * spinning side then polls only its slot and its own index); the decision
  * to sleep is always exact, the waiter's half of the event count's Dekker
  * pair. */
-#define FX_WAIT_LOOP(ch, q, op, more, ctx)                                        \
+#define FX_WAIT_LOOP(ch, q, op, more, ctx)                                    \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
         if (r_ == CP_OK && cp_spin_begin()) {                                 \
             cp_status got_ = CP_WOULDBLOCK;                                   \
             for (int i_ = 0; i_ < FX_SPIN && got_ == CP_WOULDBLOCK; i_++) {   \
                 cp_cpu_relax();                                               \
-                got_ = op((i_ & 7) == 7);                                     \
+                got_ = op(cp_ring_exact_round((unsigned)i_));                 \
             }                                                                 \
             cp_spin_end();                                                    \
             if (got_ != CP_WOULDBLOCK) return got_; /* done: never redo op */ \
@@ -92,8 +92,8 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
             cp_ecq_done(q);                                                   \
         } while (r_ == CP_WOULDBLOCK);                                        \
         if (ctx) cp_wlist_del(&cn_);                                          \
-        /* Pass the wake on: to the next sleeper if there is more for it, or \
-         * if we leave without ours (it may have been the item's wake). */   \
+        /* Pass the wake on: to the next sleeper if there is more for it, or  \
+         * if we leave without ours (it may have been the item's wake). */    \
         if (r_ != CP_OK || (cleared_ && more)) cp_ecq_signal(q);              \
         return r_;                                                            \
     } while (0)

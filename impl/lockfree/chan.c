@@ -68,10 +68,10 @@ static inline cp_status lf_pause(unsigned *n, bool spin, cp_ctx *ctx)
 
 /* While they spin, the slow paths try without the exact full/empty test
  * (cp_ring_push_'s exact), so that a waiting side polls only the slot it
- * wants and its own index; every 8th spin round, and every round once they
- * yield (a system call dwarfs the fence), they ask exactly, which is how a
- * receiver learns that the channel is closed and drained. */
-#define LF_EXACT(n, spin) (!(spin) || (n) >= LF_SPIN || ((n) & 7) == 7)
+ * wants and its own index; on cp_ring_exact_round's rounds, and on every
+ * round once they yield (a system call dwarfs the fence), they ask exactly,
+ * which is how a receiver learns that the channel is closed and drained. */
+#define LF_EXACT(n, spin) (!(spin) || (n) >= LF_SPIN || cp_ring_exact_round(n))
 
 __attribute__((noinline)) static cp_status send_slow(cp_chan *ch, const void *elem, cp_ctx *ctx)
 {

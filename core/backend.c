@@ -21,6 +21,48 @@ __attribute__((constructor)) static void spin_limit_init(void)
     if (env && atoi(env) > 0) cp__spin_limit = atoi(env);
 }
 
+/* Waiters in cp_w_spin's yield phase: a heuristic bound, not a
+ * synchronisation (relaxed: a momentary miscount only yields once too often
+ * or too few). */
+static _Atomic int yielders;
+
+/* This thread's spins in a row that ran out without DONE. After
+ * SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th wait (a
+ * probe: one that ends in DONE restores spinning). So a waiter whose
+ * partner is running (a hand-off) spins, and one that waits for a thread
+ * without a core (more runnable threads than CPUs) soon stops burning the
+ * CPU that thread needs. */
+#define SPIN_TRUST 4
+#define SPIN_PROBE 8
+static _Thread_local unsigned spin_misses;
+
+uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
+{
+    uint32_t s = CP_W_WAITING;
+    if (spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0) {
+        spin_misses++;      /* a wait that skips its spin counts towards the probe */
+    } else if (cp_spin_begin()) {
+        for (int i = 0; i < spins && s < CP_W_DONE; i++) {
+            cp_cpu_relax();
+            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+        }
+        cp_spin_end();
+        if (s >= CP_W_DONE) {
+            spin_misses = 0;
+            return s;
+        }
+        spin_misses++;
+    }
+    if (atomic_fetch_add_explicit(&yielders, 1, memory_order_relaxed) <= cp__spin_limit) {
+        for (int i = 0; i < yields && s < CP_W_DONE && !(deadline && cp_now_ns() >= deadline); i++) {
+            sched_yield();
+            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+        }
+    }
+    atomic_fetch_sub_explicit(&yielders, 1, memory_order_relaxed);
+    return s;
+}
+
 /* the families of cp/families.h, in its order */
 #define CP__BACKEND_REF(f) &cp_backend_##f,
 static const cp_backend *const backends[] = { CP_FAMILY_LIST(CP__BACKEND_REF) };

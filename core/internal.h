@@ -104,6 +104,18 @@ typedef struct cp_waiter {
     pthread_cond_t cv;
 } cp_waiter;
 
+/* The wait of a parking waiter before it sleeps (futex and mutex families):
+ * up to `spins` pauses while cp_spin_begin grants a slot (a partner that
+ * has a core finishes soon), then up to `yields` sched_yields (a partner
+ * that is runnable but has no core gets ours; at most as many yielders as
+ * CPUs at a time, so that a crowd of waiters does not take turns yielding
+ * to each other), stopping at DONE or later or at the deadline. A thread
+ * whose recent spins all ran out skips most spins (core/backend.c). Returns the
+ * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.
+ * Touches nothing but w->state (acquire loads), so a waiter that it returns
+ * DONE for may free w at once. */
+uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields);
+
 /* Inside impl/<family>/, after its adapter.h has defined FAM_NAME: the
  * family's own symbol cp_<family>_x and its backend table. The shared
  * templates of impl/ name the entry points they define this way. */

@@ -5,7 +5,6 @@
 #include "adapter.h"
 #include "../../core/chaos.h"
 
-#include <sched.h>
 
 void cp_futex_w_init(cp_waiter *w)
 {
@@ -44,37 +43,14 @@ void cp_futex_w_finish(cp_waiter *w)
     if (old & FX_PARKED) cp_futex_wake(&w->state, 1);
 }
 
-/* Before the futex sleep: FX_SPIN pauses for a partner that is running
- * (with a spinner slot), then up to FX_PARK_YIELDS sched_yields for one
- * that is runnable but has no CPU (the yield gives it ours; at most as many
- * yielders as CPUs); only then the sleep, whose wake-up costs 25-50 us on
- * these VMs. */
+/* Before the futex sleep, whose wake-up costs 25-50 us on these VMs:
+ * cp_w_spin's FX_SPIN pauses and FX_PARK_YIELDS yields. */
 static uint32_t fw_sleep(cp_waiter *w, uint64_t deadline);
-/* Waiters in their yield phase: a heuristic bound, not a synchronisation
- * (relaxed: a momentary miscount only yields once too often or too few). */
-static _Atomic int fw_yielders;
 
 uint32_t cp_futex_w_park(cp_waiter *w, uint64_t deadline)
 {
     CP_CHAOS_POINT();   /* registered, not yet parked */
-    uint32_t s = CP_W_WAITING;
-    if (cp_spin_begin()) {
-        for (int i = 0; i < FX_SPIN && s < CP_W_DONE; i++) {
-            cp_cpu_relax();
-            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
-        }
-        cp_spin_end();
-        if (s >= CP_W_DONE) return s;
-    }
-    /* at most cp__spin_limit + 1 (the CPUs) yielders at a time: a crowd of
-     * waiters must not take turns yielding to each other */
-    if (atomic_fetch_add_explicit(&fw_yielders, 1, memory_order_relaxed) <= cp__spin_limit) {
-        for (int i = 0; i < FX_PARK_YIELDS && s < CP_W_DONE && !(deadline && cp_now_ns() >= deadline); i++) {
-            sched_yield();
-            s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
-        }
-    }
-    atomic_fetch_sub_explicit(&fw_yielders, 1, memory_order_relaxed);
+    uint32_t s = cp_w_spin(w, deadline, FX_SPIN, FX_PARK_YIELDS);
     return s >= CP_W_DONE ? s : fw_sleep(w, deadline);
 }
 

@@ -5,13 +5,18 @@
  * semq.h, pool.h) are written against.
  *
  *   lock:     a glibc adaptive pthread mutex (spins briefly, then sleeps)
- *   waiter:   sleeps on its own pthread condvar, CLOCK_MONOTONIC (waiter.c)
+ *   waiter:   spins and yields briefly, then sleeps on its own pthread
+ *             condvar, CLOCK_MONOTONIC (waiter.c)
  *   cp_mutex: a plain pthread mutex (mutex.c), the mutex of cp_cond
  *
- * Waiter invariant: state moves only while w->mu is held by the mover when
- * the move can end a sleep (finish, cancel, timeout), and the sleeper reads
- * state under w->mu before every cond wait, so no wake-up is lost. The claim
- * (WAITING -> CLAIMED) needs no mutex: it does not end the sleep.
+ * Waiter invariant: the state word is CP_W_* in its low byte, plus
+ * MX_SLEEPING once the waiter, holding w->mu, is about to cond-wait; every
+ * move out of WAITING is a CAS that keeps MX_SLEEPING. The move that ends a
+ * wait (finish, cancel) is made without w->mu while MX_SLEEPING is clear,
+ * and under w->mu, with a signal, once it is set. The sleeper re-reads the
+ * state under w->mu before every cond wait, so no wake-up is lost, and a
+ * waiter that sees the end of its wait is touched by nobody afterwards.
+ * Before it sleeps, a waiter spins and yields briefly (cp_w_spin).
  */
 #ifndef CP_IMPL_MUTEX_ADAPTER_H
 #define CP_IMPL_MUTEX_ADAPTER_H
@@ -30,6 +35,12 @@ void cp_mutex__lock_init(pthread_mutex_t *l);
 #define FAM_LOCK_FINI(l) cp_check(pthread_mutex_destroy(l) == 0)
 #define FAM_LOCK(l) cp_check(pthread_mutex_lock(l) == 0)
 #define FAM_UNLOCK(l) cp_check(pthread_mutex_unlock(l) == 0)
+
+/* The waiter's "someone sleeps on w->cv" bit, above CP_W_STATE. */
+#define MX_SLEEPING 0x100u
+/* cp_w_spin's budget before the cond wait (waiter.c). */
+#define MX_SPIN 300
+#define MX_PARK_YIELDS 1
 
 #define FAM_W_INIT cp_mutex_w_init
 #define FAM_W_FINI cp_mutex_w_fini

@@ -3,7 +3,7 @@
 
 const cp_backend cp_backend_mutex = {
     .name = "mutex",
-    .describe = "pthread mutex + per-waiter condition variables (CLOCK_MONOTONIC); Go's hchan under one lock",
+    .describe = "pthread mutex + per-waiter condition variables (CLOCK_MONOTONIC), a brief spin first; Go's hchan under one lock",
     CP_WAITER_OPS(mutex)
     CP_FAMILY_OPS(mutex),
 };

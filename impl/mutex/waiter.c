@@ -49,54 +49,87 @@ void cp_mutex_w_fini(cp_waiter *w)
     cp_check(pthread_mutex_destroy(&w->mu) == 0);
 }
 
-bool cp_mutex_w_claim(cp_waiter *w)
+/* WAITING(|MX_SLEEPING) -> to, keeping MX_SLEEPING; returns the old word
+ * or ~0u. */
+static uint32_t mw_cas_from_waiting(cp_waiter *w, uint32_t to)
 {
-    uint32_t exp = CP_W_WAITING;
-    return atomic_compare_exchange_strong_explicit(&w->state, &exp, CP_W_CLAIMED,
-                                                   memory_order_acq_rel, memory_order_relaxed);
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    for (;;) {
+        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & MX_SLEEPING),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return s;
+    }
 }
 
-void cp_mutex_w_finish(cp_waiter *w)
-{
-    cp_check(pthread_mutex_lock(&w->mu) == 0);
-    atomic_store_explicit(&w->state, CP_W_DONE, memory_order_release);
-    cp_check(pthread_cond_signal(&w->cv) == 0);
-    cp_check(pthread_mutex_unlock(&w->mu) == 0);
-}
+bool cp_mutex_w_claim(cp_waiter *w) { return mw_cas_from_waiting(w, CP_W_CLAIMED) != ~0u; }
 
-bool cp_mutex_w_cancel(cp_waiter *w)
+/* End a wait: move the state to `to`, from WAITING only (cancel) or from
+ * the mover's own CLAIMED (finish). Lock-free while the waiter has not
+ * announced a sleep: it sees the move on its own, and nobody touches w
+ * after it. Once MX_SLEEPING is set (by the waiter, holding w->mu), the
+ * move and the signal are made under w->mu: the waiter can see the move
+ * only after this unlock, the mover's last touch of w, which may be gone as
+ * soon as the waiter returns. */
+static bool mw_end(cp_waiter *w, uint32_t to, bool from_waiting)
 {
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    while (!(s & MX_SLEEPING)) {
+        if (from_waiting && (s & CP_W_STATE) != CP_W_WAITING) return false;
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to, memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            return true;
+    }
     cp_check(pthread_mutex_lock(&w->mu) == 0);
-    uint32_t exp = CP_W_WAITING;
-    bool won = atomic_compare_exchange_strong_explicit(&w->state, &exp, CP_W_CANCELED,
-                                                       memory_order_acq_rel, memory_order_relaxed);
+    bool won = true;
+    if (from_waiting)
+        won = mw_cas_from_waiting(w, to) != ~0u;
+    else
+        atomic_store_explicit(&w->state, to, memory_order_release);
     if (won) cp_check(pthread_cond_signal(&w->cv) == 0);
     cp_check(pthread_mutex_unlock(&w->mu) == 0);
     return won;
 }
 
+void cp_mutex_w_finish(cp_waiter *w) { mw_end(w, CP_W_DONE, false); }
+
+bool cp_mutex_w_cancel(cp_waiter *w) { return mw_end(w, CP_W_CANCELED, true); }
+
+/* MX_SPIN pauses and MX_PARK_YIELDS yields (cp_w_spin) before the sleep on
+ * the condvar, whose wake-up costs 25-50 us on these VMs. */
 uint32_t cp_mutex_w_park(cp_waiter *w, uint64_t deadline)
 {
-    struct timespec ts = cp__ts(deadline);
-    uint32_t s;
     CP_CHAOS_POINT();   /* registered, not yet asleep */
+    uint32_t st = cp_w_spin(w, deadline, MX_SPIN, MX_PARK_YIELDS);
+    if (st >= CP_W_DONE) return st;
+    struct timespec ts = cp__ts(deadline);
     cp_check(pthread_mutex_lock(&w->mu) == 0);
     for (;;) {
-        s = atomic_load_explicit(&w->state, memory_order_acquire);
-        if (s >= CP_W_DONE) break;
-        if (s == CP_W_WAITING && deadline && cp_now_ns() >= deadline) {
-            uint32_t exp = CP_W_WAITING;
-            atomic_compare_exchange_strong_explicit(&w->state, &exp, CP_W_TIMEDOUT,
+        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
+        st = s & CP_W_STATE;
+        if (st >= CP_W_DONE) break;
+        if (st == CP_W_WAITING && deadline && cp_now_ns() >= deadline) {
+            atomic_compare_exchange_strong_explicit(&w->state, &s, CP_W_TIMEDOUT,
                                                     memory_order_acq_rel, memory_order_relaxed);
             continue;
         }
-        int rc = (s == CP_W_WAITING && deadline)
+        /* Publish the sleep before it: the CAS and the ender's exchange
+         * or CAS are on one word, so either the ender sees MX_SLEEPING and
+         * signals under w->mu, or this CAS fails and the loop sees its
+         * state. */
+        if (!(s & MX_SLEEPING)) {
+            if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | MX_SLEEPING,
+                                                         memory_order_acq_rel,
+                                                         memory_order_relaxed))
+                continue;
+        }
+        CP_CHAOS_POINT();   /* MX_SLEEPING published, cond wait not yet entered */
+        int rc = (st == CP_W_WAITING && deadline)
                      ? pthread_cond_timedwait(&w->cv, &w->mu, &ts)
                      : pthread_cond_wait(&w->cv, &w->mu);
         if (rc && rc != ETIMEDOUT) cp_die("pthread_cond_wait: %d", rc);
     }
     cp_check(pthread_mutex_unlock(&w->mu) == 0);
     CP_CHAOS_POINT();   /* woken, not yet back */
-    return s;
+    return st;
 }
-

@@ -26,22 +26,39 @@ __attribute__((constructor)) static void spin_limit_init(void)
  * or too few). */
 static _Atomic int yielders;
 
-/* This thread's spins in a row that ran out without DONE. After
- * SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th wait (a
- * probe: one that ends in DONE restores spinning). So a waiter whose
- * partner is running (a hand-off) spins, and one that waits for a thread
- * without a core (more runnable threads than CPUs) soon stops burning the
- * CPU that thread needs. */
+/* This thread's waits in a row that spun, yielded and still had to sleep.
+ * After SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th
+ * wait (a probe: one that ends in DONE restores spinning). So a waiter
+ * whose partner is running (a hand-off) spins, and one that waits for a
+ * thread without a core (more runnable threads than CPUs) soon stops
+ * burning the CPU that thread needs. A wait that ends while it yields
+ * counts neither way: its partner was runnable, only late. */
 #define SPIN_TRUST 4
 #define SPIN_PROBE 8
 static _Thread_local unsigned spin_misses;
 
+/* A spinner slot (cp_spin_begin), waited for a moment: in a hand-off
+ * between two running threads on two CPUs, the one slot is mostly held by
+ * the partner, who has just been handed its item and is about to see it.
+ * False if none came (or *s reached DONE, which the caller checks). */
+#define SLOT_TRIES 4
+static bool w_spin_slot(cp_waiter *w, uint32_t *s)
+{
+    for (int t = 0;; t++) {
+        if (cp_spin_begin()) return true;
+        if (t == SLOT_TRIES) return false;
+        for (int k = 0; k < 8; k++) cp_cpu_relax();
+        *s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+        if (*s >= CP_W_DONE) return false;
+    }
+}
+
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
 {
     uint32_t s = CP_W_WAITING;
-    if (spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0) {
-        spin_misses++;      /* a wait that skips its spin counts towards the probe */
-    } else if (cp_spin_begin()) {
+    /* a wait that skips its spin counts towards the probe */
+    bool skip = spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0;
+    if (!skip && w_spin_slot(w, &s)) {
         for (int i = 0; i < spins && s < CP_W_DONE; i++) {
             cp_cpu_relax();
             s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
@@ -51,8 +68,8 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
             spin_misses = 0;
             return s;
         }
-        spin_misses++;
     }
+    if (s >= CP_W_DONE) return s;
     if (atomic_fetch_add_explicit(&yielders, 1, memory_order_relaxed) <= cp__spin_limit) {
         for (int i = 0; i < yields && s < CP_W_DONE && !(deadline && cp_now_ns() >= deadline); i++) {
             sched_yield();
@@ -60,6 +77,7 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
         }
     }
     atomic_fetch_sub_explicit(&yielders, 1, memory_order_relaxed);
+    if (s < CP_W_DONE || skip) spin_misses++;
     return s;
 }
 

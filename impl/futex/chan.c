@@ -1,6 +1,6 @@
 /*
  * futex family: the same lock-free ring as lockfree for buffered channels,
- * but a waiter spins briefly and then sleeps on an event count (one per
+ * but a waiter spins briefly, yields, and then sleeps on an event count (one per
  * side: receivers wait on recv_ec for items, senders on send_ec for space).
  * Every successful operation signals the other side's event count (a
  * counted one, cp_ecq in futex.h), which costs a fence and two loads unless
@@ -20,6 +20,8 @@
 #include "../ring.h"
 
 #include "../gochan.h"
+
+#include <sched.h>
 
 struct cp_chan {
     const cp_backend *b;
@@ -58,12 +60,17 @@ void cp_futex_chan_free(cp_chan *ch) { free(ch); }
 
 static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
 
-/* Wait on q until op (push or pop) stops saying WOULDBLOCK or ctx ends.
- * op(exact) is cp_ring_push_/pop_: the spin tries without the exact
- * full/empty test but on cp_ring_exact_round's rounds (as lockfree's do: a
- * spinning side then polls only its slot and its own index); the decision
- * to sleep is always exact, the waiter's half of the event count's Dekker
- * pair. */
+/* Wait on q until op (push or pop) stops saying WOULDBLOCK or ctx ends:
+ * FX_SPIN tries with a pause (while a spinner slot is free), then
+ * FX_PARK_YIELDS tries each after a sched_yield (when threads outnumber
+ * CPUs, the thread that would fill or drain the ring is often runnable
+ * without a CPU: the yield gives it ours, and is cheaper than a futex sleep
+ * and wake-up), then the sleep on the event count. op(exact) is
+ * cp_ring_push_/pop_: the spin tries without the exact full/empty test but
+ * on cp_ring_exact_round's rounds (as lockfree's do: a spinning side then
+ * polls only its slot and its own index); the tries after a yield and the
+ * decision to sleep are exact, the latter the waiter's half of the event
+ * count's Dekker pair. */
 #define FX_WAIT_LOOP(ch, q, op, more, ctx)                                    \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
@@ -77,6 +84,11 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
             if (got_ != CP_WOULDBLOCK) return got_; /* done: never redo op */ \
         }                                                                     \
         if (r_) return r_;                                                    \
+        for (int y_ = 0; y_ < FX_PARK_YIELDS; y_++) {                         \
+            sched_yield(); /* to a runnable partner without a CPU */          \
+            cp_status got_ = op(true);                                        \
+            if (got_ != CP_WOULDBLOCK) return got_;                           \
+        }                                                                     \
         cp_wnode cn_ = { .fn = kick_ec, .arg = (q) };                         \
         if ((ctx) && !cp_wlist_add(&(ctx)->done.wl, &cn_)) return cp_ctx_err(ctx); \
         uint64_t dl_ = cp_ctx_deadline(ctx);                                  \

@@ -43,7 +43,8 @@ static inline void cp_futex_wake(_Atomic uint32_t *w, int n)
 /* Brief spin before a futex sleep: a futex wake of a halted vCPU costs about
  * 25 us here, so a few microseconds of spinning pay for themselves. */
 #define FX_SPIN 100
-/* A parked waiter's sched_yields after its spin (waiter.c). */
+/* A waiter's sched_yields after its spin, before its futex sleep (waiter.c's
+ * waiters, chan.c's ring waits). */
 #ifndef FX_PARK_YIELDS
 #define FX_PARK_YIELDS 16
 #endif

@@ -26,13 +26,13 @@ __attribute__((constructor)) static void spin_limit_init(void)
  * or too few). */
 static _Atomic int yielders;
 
-/* This thread's waits in a row that spun, yielded and still had to sleep.
- * After SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th
- * wait (a probe: one that ends in DONE restores spinning). So a waiter
- * whose partner is running (a hand-off) spins, and one that waits for a
- * thread without a core (more runnable threads than CPUs) soon stops
- * burning the CPU that thread needs. A wait that ends while it yields
- * counts neither way: its partner was runnable, only late. */
+/* This thread's spins in a row that ran out without DONE. After
+ * SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th wait (a
+ * probe: one that ends in DONE restores spinning). So a waiter whose
+ * partner is running (a hand-off) spins, and one that waits for a thread
+ * without a core (more runnable threads than CPUs) soon stops burning the
+ * CPU that thread needs. (Counting only the waits that also had to sleep
+ * measured 0.61x on the futex cond_signal pattern.) */
 #define SPIN_TRUST 4
 #define SPIN_PROBE 8
 static _Thread_local unsigned spin_misses;
@@ -56,9 +56,9 @@ static bool w_spin_slot(cp_waiter *w, uint32_t *s)
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
 {
     uint32_t s = CP_W_WAITING;
-    /* a wait that skips its spin counts towards the probe */
-    bool skip = spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0;
-    if (!skip && w_spin_slot(w, &s)) {
+    if (spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0) {
+        spin_misses++;      /* a wait that skips its spin counts towards the probe */
+    } else if (w_spin_slot(w, &s)) {
         for (int i = 0; i < spins && s < CP_W_DONE; i++) {
             cp_cpu_relax();
             s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
@@ -68,6 +68,7 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
             spin_misses = 0;
             return s;
         }
+        spin_misses++;
     }
     if (s >= CP_W_DONE) return s;
     if (atomic_fetch_add_explicit(&yielders, 1, memory_order_relaxed) <= cp__spin_limit) {
@@ -77,7 +78,6 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
         }
     }
     atomic_fetch_sub_explicit(&yielders, 1, memory_order_relaxed);
-    if (s < CP_W_DONE || skip) spin_misses++;
     return s;
 }
 

@@ -110,7 +110,7 @@ typedef struct cp_waiter {
  * that is runnable but has no core gets ours; at most as many yielders as
  * CPUs at a time, so that a crowd of waiters does not take turns yielding
  * to each other), stopping at DONE or later or at the deadline. A thread
- * whose recent waits all ended in a sleep skips most spins, and a waiter
+ * whose recent spins all ran out skips most spins, and a waiter
  * that finds no slot waits a moment for one (core/backend.c). Returns the
  * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.
  * Touches nothing but w->state (acquire loads), so a waiter that it returns

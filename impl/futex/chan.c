@@ -1,7 +1,8 @@
 /*
  * futex family: the same lock-free ring as lockfree for buffered channels,
- * but a waiter spins briefly, yields, and then sleeps on an event count (one per
- * side: receivers wait on recv_ec for items, senders on send_ec for space).
+ * but a waiter spins briefly, yields, then sleeps on an event count (one
+ * per side: receivers wait on recv_ec for items, senders on send_ec for
+ * space).
  * Every successful operation signals the other side's event count (a
  * counted one, cp_ecq in futex.h), which costs a fence and two loads unless
  * someone sleeps there; only then is there a FUTEX_WAKE, of one blocked
@@ -88,6 +89,7 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
             sched_yield(); /* to a runnable partner without a CPU */          \
             cp_status got_ = op(true);                                        \
             if (got_ != CP_WOULDBLOCK) return got_;                           \
+            if ((r_ = cp__ctx_err_fast(ctx))) return r_; /* a yield can be long */ \
         }                                                                     \
         cp_wnode cn_ = { .fn = kick_ec, .arg = (q) };                         \
         if ((ctx) && !cp_wlist_add(&(ctx)->done.wl, &cn_)) return cp_ctx_err(ctx); \

@@ -5,7 +5,6 @@
 #include "adapter.h"
 #include "../../core/chaos.h"
 
-
 void cp_futex_w_init(cp_waiter *w)
 {
     atomic_init(&w->state, CP_W_WAITING);

@@ -113,10 +113,10 @@ uint32_t cp_mutex_w_park(cp_waiter *w, uint64_t deadline)
                                                     memory_order_acq_rel, memory_order_relaxed);
             continue;
         }
-        /* Publish the sleep before it: the CAS and the ender's exchange
-         * or CAS are on one word, so either the ender sees MX_SLEEPING and
-         * signals under w->mu, or this CAS fails and the loop sees its
-         * state. */
+        /* Publish the sleep before it: this CAS and the ender's lock-free
+         * CAS (mw_end) are on one word, so either the ender sees
+         * MX_SLEEPING and ends the wait under w->mu, or this CAS fails and
+         * the loop sees the new state. */
         if (!(s & MX_SLEEPING)) {
             if (!atomic_compare_exchange_strong_explicit(&w->state, &s, s | MX_SLEEPING,
                                                          memory_order_acq_rel,

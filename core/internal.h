@@ -104,6 +104,21 @@ typedef struct cp_waiter {
     pthread_cond_t cv;
 } cp_waiter;
 
+/* WAITING (with whatever bits of `keep` the word has) -> to, keeping those
+ * bits: the claim and cancel CAS of a waiter whose word also carries a
+ * backend's "asleep" bit. Returns the old word, or ~0u if it was not
+ * WAITING. */
+static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t keep)
+{
+    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
+    for (;;) {
+        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
+        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & keep),
+                                                  memory_order_acq_rel, memory_order_relaxed))
+            return s;
+    }
+}
+
 /* The wait of a parking waiter before it sleeps (futex and mutex families):
  * up to `spins` pauses while cp_spin_begin grants a slot (a partner that
  * has a core finishes soon), then up to `yields` sched_yields (a partner

@@ -14,23 +14,14 @@ void cp_futex_w_init(cp_waiter *w)
 }
 void cp_futex_w_fini(cp_waiter *w) { (void)w; }
 
-/* WAITING(|PARKED) -> to, keeping PARKED; returns the old word or ~0u. */
-static uint32_t fw_cas_from_waiting(cp_waiter *w, uint32_t to)
+bool cp_futex_w_claim(cp_waiter *w)
 {
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-    for (;;) {
-        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
-        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & FX_PARKED),
-                                                  memory_order_acq_rel, memory_order_relaxed))
-            return s;
-    }
+    return cp_w_cas_from_waiting(w, CP_W_CLAIMED, FX_PARKED) != ~0u;
 }
-
-bool cp_futex_w_claim(cp_waiter *w) { return fw_cas_from_waiting(w, CP_W_CLAIMED) != ~0u; }
 
 bool cp_futex_w_cancel(cp_waiter *w)
 {
-    uint32_t old = fw_cas_from_waiting(w, CP_W_CANCELED);
+    uint32_t old = cp_w_cas_from_waiting(w, CP_W_CANCELED, FX_PARKED);
     if (old == ~0u) return false;
     if (old & FX_PARKED) cp_futex_wake(&w->state, 1);
     return true;

@@ -49,20 +49,10 @@ void cp_mutex_w_fini(cp_waiter *w)
     cp_check(pthread_mutex_destroy(&w->mu) == 0);
 }
 
-/* WAITING(|MX_SLEEPING) -> to, keeping MX_SLEEPING; returns the old word
- * or ~0u. */
-static uint32_t mw_cas_from_waiting(cp_waiter *w, uint32_t to)
+bool cp_mutex_w_claim(cp_waiter *w)
 {
-    uint32_t s = atomic_load_explicit(&w->state, memory_order_relaxed);
-    for (;;) {
-        if ((s & CP_W_STATE) != CP_W_WAITING) return ~0u;
-        if (atomic_compare_exchange_weak_explicit(&w->state, &s, to | (s & MX_SLEEPING),
-                                                  memory_order_acq_rel, memory_order_relaxed))
-            return s;
-    }
+    return cp_w_cas_from_waiting(w, CP_W_CLAIMED, MX_SLEEPING) != ~0u;
 }
-
-bool cp_mutex_w_claim(cp_waiter *w) { return mw_cas_from_waiting(w, CP_W_CLAIMED) != ~0u; }
 
 /* End a wait: move the state to `to`, from WAITING only (cancel) or from
  * the mover's own CLAIMED (finish). Lock-free while the waiter has not
@@ -83,7 +73,7 @@ static bool mw_end(cp_waiter *w, uint32_t to, bool from_waiting)
     cp_check(pthread_mutex_lock(&w->mu) == 0);
     bool won = true;
     if (from_waiting)
-        won = mw_cas_from_waiting(w, to) != ~0u;
+        won = cp_w_cas_from_waiting(w, to, MX_SLEEPING) != ~0u;
     else
         atomic_store_explicit(&w->state, to, memory_order_release);
     if (won) cp_check(pthread_cond_signal(&w->cv) == 0);

@@ -41,6 +41,7 @@ void cp_mutex__lock_init(pthread_mutex_t *l);
 /* cp_w_spin's budget before the cond wait (waiter.c). */
 #define MX_SPIN 300
 #define MX_PARK_YIELDS 1
+#define MX_CHAN_YIELDS 4
 
 #define FAM_W_INIT cp_mutex_w_init
 #define FAM_W_FINI cp_mutex_w_fini

@@ -21,12 +21,13 @@ __attribute__((constructor)) static void spin_limit_init(void)
     if (env && atoi(env) > 0) cp__spin_limit = atoi(env);
 }
 
-/* Waiters other than a channel's in cp_w_spin's yield phase: a heuristic
+/* Crowd waiters (a semaphore's) in cp_w_spin's yield phase: a heuristic
  * bound, not a synchronisation (relaxed: a momentary miscount only yields
  * once too often or too few). Without it, the mutex semaphore (8 threads,
- * 4 permits) measured 0.70x; with it for channel waiters too, the mutex
- * worker pool measured 0.61x (6 threads on 2 CPUs: most waiters were
- * left to sleep, and every sleep costs its waker a wake-up). */
+ * 4 permits) measured 0.70x. With it for every waiter, as before
+ * 2026-12-02, the mutex worker pool measured 0.61x and cond_signal 0.19x
+ * (most waiters were left to sleep, and every sleep costs its waker a
+ * wake-up). */
 static _Atomic int yielders;
 
 /* This thread's spins in a row that ran out without DONE. After
@@ -74,7 +75,7 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
         spin_misses++;
     }
     if (s >= CP_W_DONE) return s;
-    bool bounded = !w->chan;
+    bool bounded = w->crowd;
     if (bounded && atomic_fetch_add_explicit(&yielders, 1, memory_order_relaxed) > cp__spin_limit)
         yields = 0;
     for (int i = 0; i < yields && s < CP_W_DONE && !(deadline && cp_now_ns() >= deadline); i++) {

@@ -99,8 +99,8 @@ typedef struct cp_waiter {
     _Atomic uint32_t state;
     int32_t index;          /* which case fired (select, event waits) */
     int32_t ok;             /* set by the claimer before DONE: op succeeded? */
-    bool chan;              /* a channel's waiter (gochan.h, select.h set it
-                             * after FAM_W_INIT): see cp_w_spin */
+    bool crowd;             /* a semaphore's waiter (semq.h sets it after
+                             * FAM_W_INIT): see cp_w_spin */
     const struct cp_backend *b;
     pthread_mutex_t mu;     /* mutex family only: guards the sleep on cv */
     pthread_cond_t cv;
@@ -125,13 +125,13 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
  * up to `spins` pauses while cp_spin_begin grants a slot (a partner that
  * has a core finishes soon), then up to `yields` sched_yields (a partner
  * that is runnable but has no core gets ours), stopping at DONE or later
- * or at the deadline. Yields are bounded to as many yielders as CPUs at a
- * time, except for channel waiters (w->chan): the partner of a channel
- * wait is the thread at the other end of the hand-off, runnable and about
- * to end the wait once it has a core, so any waiter's yield can be that
- * core; the waiters of a semaphore, cond or wait group wait for holders
- * that are running their work, and a crowd of them yielding to each other
- * takes those holders' CPU. A thread
+ * or at the deadline. Most waits end by a hand-off (a channel, select,
+ * cond, wait group, once or event waiter): the partner is a thread that is
+ * runnable and ends the wait once it has a core, so any waiter's yield can
+ * be that core, and every such waiter yields. A semaphore's waiters
+ * (w->crowd) wait for holders that are running their work, and a crowd of
+ * them yielding to each other takes those holders' CPU: at most as many of
+ * them as CPUs yield at a time. A thread
  * whose recent spins all ran out skips most spins, and a waiter
  * that finds no slot waits a moment for one (core/backend.c). Returns the
  * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.

@@ -85,7 +85,6 @@ static cp_status gc_block(gochan *c, gc_waitq *q, gc_sudog *me, cp_ctx *ctx)
     cp_waiter w;
     cp_wnode cn;
     FAM_W_INIT(&w);
-    w.chan = true;
     me->w = &w;
     /* Lock order: channel lock -> ctx wake list -> waiter. The ctx callback
      * only touches the waiter, never the channel. */

@@ -352,7 +352,6 @@ int FAM_FN(select)(cp_case *cases, size_t n, cp_ctx *ctx, cp_status *st)
         }
         cp_waiter w;
         FAM_W_INIT(&w);
-        w.chan = true;
         gc_sel_enqueue(&s, &w);
         gc_sel_unlock(&s);
 

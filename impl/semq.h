@@ -183,6 +183,7 @@ __attribute__((noinline, unused)) static cp_status sq_acquire_slow(semq *s, int6
     cp_wnode cn;
     sq_node me = { .w = &wt, .n = n };
     FAM_W_INIT(&wt);
+    wt.crowd = true;
     /* Lock order: semaphore lock -> ctx wake list -> waiter. */
     cp_status st = cp__ctx_watch(ctx, &wt, &cn);
     if (st) {

@@ -66,7 +66,7 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
  * FX_PARK_YIELDS tries each after a sched_yield (when threads outnumber
  * CPUs, the thread that would fill or drain the ring is often runnable
  * without a CPU: the yield gives it ours, and is cheaper than a futex sleep
- * and wake-up; any number of waiters yield, as a channel's waiters do in
+ * and wake-up; any number of waiters yield, as hand-off waiters do in
  * cp_w_spin: with at most as many yielders as CPUs, chan 4P8C, 8P4C and
  * 8P8C measured 0.73-0.89x, and 0.75-0.90x per CPU-second), then the sleep
  * on the event count. op(exact) is

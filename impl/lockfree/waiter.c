@@ -10,7 +10,7 @@ void cp_lockfree_w_init(cp_waiter *w)
     atomic_init(&w->state, CP_W_WAITING);
     w->ok = 0;
     w->index = -1;
-    w->chan = false;
+    w->crowd = false;
     w->b = &cp_backend_lockfree;
 }
 void cp_lockfree_w_fini(cp_waiter *w) { (void)w; }

@@ -38,10 +38,11 @@ void cp_mutex__lock_init(pthread_mutex_t *l);
 
 /* The waiter's "someone sleeps on w->cv" bit, above CP_W_STATE. */
 #define MX_SLEEPING 0x100u
-/* cp_w_spin's budget before the cond wait (waiter.c). */
+/* cp_w_spin's budget before the cond wait (waiter.c): the yields of a
+ * crowd waiter (a semaphore's), and of every other. */
 #define MX_SPIN 300
 #define MX_PARK_YIELDS 1
-#define MX_CHAN_YIELDS 4
+#define MX_HANDOFF_YIELDS 4
 
 #define FAM_W_INIT cp_mutex_w_init
 #define FAM_W_FINI cp_mutex_w_fini

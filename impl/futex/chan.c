@@ -264,29 +264,41 @@ static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
 /* Wait until w is DONE (returned) or the select cancelled it itself because
  * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
  * or an event also ends it (CANCELED resp. DONE). */
+/* One look before the sleep: w's state, or CANCELED if a ring looked ready
+ * and the select cancelled w itself. */
+static uint32_t fx_sel_look(gc_sel *s, cp_waiter *w)
+{
+    uint32_t st = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+    if (st == CP_W_WAITING && s->nrings && fx_sel_rings(s, NULL) && cp_futex_w_cancel(w))
+        return CP_W_CANCELED;
+    return st;
+}
+
 static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
 {
+    uint32_t st = CP_W_WAITING;
     if (cp_spin_begin()) {
-        uint32_t st = CP_W_WAITING;
-        for (int i = 0; i < FX_SPIN; i++) {
+        for (int i = 0; i < FX_SPIN && st < CP_W_DONE; i++) {
             cp_cpu_relax();
-            st = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
-            if (st >= CP_W_DONE) break;
-            if (st == CP_W_WAITING && s->nrings && fx_sel_rings(s, NULL) && cp_futex_w_cancel(w)) {
-                st = CP_W_CANCELED;
-                break;
-            }
+            st = fx_sel_look(s, w);
         }
         cp_spin_end();
-        if (st >= CP_W_DONE) return st;
     }
+    /* Then FX_PARK_YIELDS yields, as every futex wait (a partner that is
+     * runnable without a CPU gets ours), until the deadline. */
+    for (int y = 0; y < FX_PARK_YIELDS && st < CP_W_DONE && !(s->deadline && cp_now_ns() >= s->deadline);
+         y++) {
+        sched_yield();
+        st = fx_sel_look(s, w);
+    }
+    if (st >= CP_W_DONE) return st;
     for (;;) {
         bool use_waitv = s->nrings && s->nrings < FX_WAITV_MAX && cp__futex_waitv;
         /* Prepare the event counts first, then look (Dekker with the
          * signaller's fence in cp_ec_signal). */
         bool ring_ready = s->nrings && fx_sel_rings(s, use_waitv ? wv : NULL);
         uint32_t sw = atomic_load_explicit(&w->state, memory_order_acquire);
-        uint32_t st = sw & CP_W_STATE;
+        st = sw & CP_W_STATE;
         if (st >= CP_W_DONE) return st;
         if (st == CP_W_WAITING &&
             (ring_ready || (s->deadline && cp_now_ns() >= s->deadline))) {

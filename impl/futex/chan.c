@@ -188,8 +188,8 @@ size_t cp_futex_chan_cap(cp_chan *ch) { return ch->cap; }
  * sleeps on all those words and its state word at once with futex_waitv(2)
  * (Linux 5.16+), with the deadline (the ctx's, or a waited ctx done event's
  * owner's) as an absolute CLOCK_MONOTONIC timeout. Before sleeping it spins
- * briefly (FX_SPIN rounds, if cp_spin_begin allows), like every futex
- * waiter. A ring that became ready, or the deadline, makes the select cancel
+ * briefly (FX_SPIN rounds, if cp_spin_begin allows) and yields
+ * (FX_PARK_YIELDS), like every futex waiter. A ring that became ready, or the deadline, makes the select cancel
  * its own waiter (racing a partner's claim by CAS: one wins), unregister and
  * poll again; a partner's claim ends it with that case.
  * Without futex_waitv (probed once at start-up: cp__futex_waitv, see
@@ -261,9 +261,6 @@ static bool fx_sel_rings(gc_sel *s, struct cp_futex_waitv *wv)
     return ready;
 }
 
-/* Wait until w is DONE (returned) or the select cancelled it itself because
- * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
- * or an event also ends it (CANCELED resp. DONE). */
 /* One look before the sleep: w's state, or CANCELED if a ring looked ready
  * and the select cancelled w itself. */
 static uint32_t fx_sel_look(gc_sel *s, cp_waiter *w)
@@ -273,6 +270,10 @@ static uint32_t fx_sel_look(gc_sel *s, cp_waiter *w)
         return CP_W_CANCELED;
     return st;
 }
+
+/* Wait until w is DONE (returned) or the select cancelled it itself because
+ * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
+ * or an event also ends it (CANCELED resp. DONE). */
 
 static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
 {

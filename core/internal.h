@@ -131,9 +131,9 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
  * be that core, and every such waiter yields. A semaphore's waiters
  * (w->crowd) wait for holders that are running their work, and a crowd of
  * them yielding to each other takes those holders' CPU: at most as many of
- * them as CPUs yield at a time. A thread
- * whose recent spins all ran out skips most spins, and a waiter
- * that finds no slot waits a moment for one (core/backend.c). Returns the
+ * them as CPUs yield at a time. A thread whose recent spins all ran out
+ * skips most spins, and a waiter that finds no slot waits a moment for one
+ * (core/backend.c). Returns the
  * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.
  * Touches nothing but w->state (acquire loads), so a waiter that it returns
  * DONE for may free w at once. */

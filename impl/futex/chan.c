@@ -69,12 +69,11 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
  * and wake-up; any number of waiters yield, as hand-off waiters do in
  * cp_w_spin: with at most as many yielders as CPUs, chan 4P8C, 8P4C and
  * 8P8C measured 0.73-0.89x, and 0.75-0.90x per CPU-second), then the sleep
- * on the event count. op(exact) is
- * cp_ring_push_/pop_: the spin tries without the exact full/empty test but
- * on cp_ring_exact_round's rounds (as lockfree's do: a spinning side then
- * polls only its slot and its own index); the tries after a yield and the
- * decision to sleep are exact, the latter the waiter's half of the event
- * count's Dekker pair. */
+ * on the event count. op(exact) is cp_ring_push_/pop_: the spin tries
+ * without the exact full/empty test but on cp_ring_exact_round's rounds (as
+ * lockfree's do: a spinning side then polls only its slot and its own
+ * index); the tries after a yield and the decision to sleep are exact, the
+ * latter the waiter's half of the event count's Dekker pair. */
 #define FX_WAIT_LOOP(ch, q, op, more, ctx)                                    \
     do {                                                                      \
         cp_status r_ = cp__ctx_err_fast(ctx);                                 \
@@ -189,9 +188,10 @@ size_t cp_futex_chan_cap(cp_chan *ch) { return ch->cap; }
  * (Linux 5.16+), with the deadline (the ctx's, or a waited ctx done event's
  * owner's) as an absolute CLOCK_MONOTONIC timeout. Before sleeping it spins
  * briefly (FX_SPIN rounds, if cp_spin_begin allows) and yields
- * (FX_PARK_YIELDS), like every futex waiter. A ring that became ready, or the deadline, makes the select cancel
- * its own waiter (racing a partner's claim by CAS: one wins), unregister and
- * poll again; a partner's claim ends it with that case.
+ * (FX_PARK_YIELDS), like every futex waiter. A ring that became ready, or
+ * the deadline, makes the select cancel its own waiter (racing a partner's
+ * claim by CAS: one wins), unregister and poll again; a partner's claim
+ * ends it with that case.
  * Without futex_waitv (probed once at start-up: cp__futex_waitv, see
  * backend.c) or with more ring cases than it takes, the select sleeps on its
  * state word alone for at most FX_POLL_NS at a time and re-checks the rings
@@ -274,7 +274,6 @@ static uint32_t fx_sel_look(gc_sel *s, cp_waiter *w)
 /* Wait until w is DONE (returned) or the select cancelled it itself because
  * a ring looked ready or the deadline passed (CP_W_CANCELED); a ctx cancel
  * or an event also ends it (CANCELED resp. DONE). */
-
 static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
 {
     uint32_t st = CP_W_WAITING;

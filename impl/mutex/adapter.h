@@ -41,7 +41,7 @@ void cp_mutex__lock_init(pthread_mutex_t *l);
 /* cp_w_spin's budget before the cond wait (waiter.c): the yields of a
  * crowd waiter (a semaphore's), and of every other. */
 #define MX_SPIN 300
-#define MX_PARK_YIELDS 1
+#define MX_CROWD_YIELDS 1
 #define MX_HANDOFF_YIELDS 4
 
 #define FAM_W_INIT cp_mutex_w_init

@@ -86,13 +86,13 @@ void cp_mutex_w_finish(cp_waiter *w) { mw_end(w, CP_W_DONE, false); }
 
 bool cp_mutex_w_cancel(cp_waiter *w) { return mw_end(w, CP_W_CANCELED, true); }
 
-/* MX_SPIN pauses and MX_HANDOFF_YIELDS yields, MX_PARK_YIELDS for a crowd
+/* MX_SPIN pauses and MX_HANDOFF_YIELDS yields, MX_CROWD_YIELDS for a crowd
  * waiter (cp_w_spin), before the sleep on the condvar, whose wake-up costs
  * 25-50 us on these VMs. */
 uint32_t cp_mutex_w_park(cp_waiter *w, uint64_t deadline)
 {
     CP_CHAOS_POINT();   /* registered, not yet asleep */
-    uint32_t st = cp_w_spin(w, deadline, MX_SPIN, w->crowd ? MX_PARK_YIELDS : MX_HANDOFF_YIELDS);
+    uint32_t st = cp_w_spin(w, deadline, MX_SPIN, w->crowd ? MX_CROWD_YIELDS : MX_HANDOFF_YIELDS);
     if (st >= CP_W_DONE) return st;
     struct timespec ts = cp__ts(deadline);
     cp_check(pthread_mutex_lock(&w->mu) == 0);

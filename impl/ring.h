@@ -24,6 +24,12 @@
  * pusher acquires before overwriting. The seq_cst fences before reading the
  * other end's index make "full"/"empty"/"closed" decisions see the latest
  * claims (as crossbeam's ArrayQueue does).
+ *
+ * CP_RING_CLAIM_ORDER is the claim CAS's order on success: relaxed unless
+ * the family that includes this file defines it first. The futex family
+ * makes it seq_cst, so that the claim is the signaller's half of its event
+ * count's Dekker pair (futex.h, cp_ecq_signal_claimed); on x86 both orders
+ * are the same instruction.
  */
 #ifndef CP_IMPL_RING_H
 #define CP_IMPL_RING_H
@@ -32,6 +38,10 @@
 #include "../core/internal.h"
 
 #include <string.h>
+
+#ifndef CP_RING_CLAIM_ORDER
+#define CP_RING_CLAIM_ORDER memory_order_relaxed
+#endif
 
 typedef struct cp_ring_slot {
     _Atomic uint64_t stamp;
@@ -132,7 +142,7 @@ static inline __attribute__((always_inline)) cp_status cp_ring_push_(cp_ring *r,
         uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
         if (tail == stamp) {
             if (atomic_compare_exchange_weak_explicit(&r->tail, &tail, next,
-                                                      memory_order_relaxed,
+                                                      CP_RING_CLAIM_ORDER,
                                                       memory_order_relaxed)) {
 #ifndef CP_RING_BROKEN_PUBLISH
                 CP_CHAOS_POINT();   /* slot claimed, not written */
@@ -181,7 +191,7 @@ static inline __attribute__((always_inline)) cp_status cp_ring_pop_(cp_ring *r, 
         if (head + 1 == stamp) {
             uint64_t next = index + 1 < r->cap ? head + 1 : lap + r->one_lap;
             if (atomic_compare_exchange_weak_explicit(&r->head, &head, next,
-                                                      memory_order_relaxed,
+                                                      CP_RING_CLAIM_ORDER,
                                                       memory_order_relaxed)) {
                 CP_CHAOS_POINT();   /* slot claimed, not read */
                 cp_ring_copy(elem, s->data, r->elem_size);

@@ -18,6 +18,9 @@
  */
 #include "adapter.h"
 #include "../../core/chaos.h"
+/* The ring's claim is the signal's half of the Dekker pair (futex.h,
+ * cp_ecq_signal_claimed). */
+#define CP_RING_CLAIM_ORDER memory_order_seq_cst
 #include "../ring.h"
 
 #include "../gochan.h"
@@ -134,7 +137,7 @@ cp_status cp_futex_chan_send(cp_chan *ch, const void *elem, cp_ctx *ctx)
     if (cp_unlikely(!ch->cap)) return gc_send(&ch->gc, elem, ctx, true);
     cp_status st = cp_ring_push_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = send_wait(ch, elem, ctx);
-    if (st == CP_OK) cp_ecq_signal(&ch->recv_ec);
+    if (st == CP_OK) cp_ecq_signal_claimed(&ch->recv_ec);
     return st;
 }
 
@@ -144,7 +147,7 @@ cp_status cp_futex_chan_recv(cp_chan *ch, void *elem, cp_ctx *ctx)
     if (cp_unlikely(!ch->cap)) return gc_recv(&ch->gc, elem, ctx, true);
     cp_status st = cp_ring_pop_(&ch->ring, elem, false);
     if (cp_unlikely(st == CP_WOULDBLOCK)) st = recv_wait(ch, elem, ctx);
-    if (st == CP_OK) cp_ecq_signal(&ch->send_ec);
+    if (st == CP_OK) cp_ecq_signal_claimed(&ch->send_ec);
     return st;
 }
 
@@ -152,7 +155,7 @@ cp_status cp_futex_chan_try_send(cp_chan *ch, const void *elem)
 {
     if (!ch->cap) return gc_send(&ch->gc, elem, NULL, false);
     cp_status st = cp_ring_try_push(&ch->ring, elem);
-    if (st == CP_OK) cp_ecq_signal(&ch->recv_ec);
+    if (st == CP_OK) cp_ecq_signal_claimed(&ch->recv_ec);
     return st;
 }
 
@@ -160,7 +163,7 @@ cp_status cp_futex_chan_try_recv(cp_chan *ch, void *elem)
 {
     if (!ch->cap) return gc_recv(&ch->gc, elem, NULL, false);
     cp_status st = cp_ring_try_pop(&ch->ring, elem);
-    if (st == CP_OK) cp_ecq_signal(&ch->send_ec);
+    if (st == CP_OK) cp_ecq_signal_claimed(&ch->send_ec);
     return st;
 }
 
@@ -224,9 +227,9 @@ static cp_status sel_ring_try(cp_case *c, gc_selslot *sl)
     cp_ring_version(&ch->ring, &sl->vh, &sl->vt);
     cp_status st;
     if (c->op == CP_SEND) {
-        if ((st = cp_ring_try_push(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal(&ch->recv_ec);
+        if ((st = cp_ring_try_push(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal_claimed(&ch->recv_ec);
     } else {
-        if ((st = cp_ring_try_pop(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal(&ch->send_ec);
+        if ((st = cp_ring_try_pop(&ch->ring, c->elem)) == CP_OK) cp_ecq_signal_claimed(&ch->send_ec);
     }
     return st;
 }

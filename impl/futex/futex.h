@@ -196,6 +196,22 @@ static inline void cp_ecq_signal(cp_ecq *q)
     if (cp_unlikely((v & 1) || (n && !(v & CP_ECQ_WAKING)))) cp_ecq_wake(q, false);
 }
 
+/* cp_ecq_signal after an operation whose last atomic write was a seq_cst
+ * RMW that a waiter's re-check reads after its cp_ecq_prepare: the ring's
+ * claim CAS on tail or head (CP_RING_CLAIM_ORDER, set seq_cst by chan.c; the
+ * waiter's exact try reads that index after a fence, and a claimed but not
+ * yet published slot makes it wait for the publish, not sleep). That RMW
+ * and these seq_cst loads are the signaller's half of the Dekker pair as
+ * the fence and a later store are in cp_ecq_signal: either the waiter's
+ * re-check sees the claim, or these loads see its count. So no fence,
+ * which gcc makes a second locked instruction per channel operation. */
+static inline void cp_ecq_signal_claimed(cp_ecq *q)
+{
+    uint32_t v = atomic_load_explicit(&q->ec.w, memory_order_seq_cst);
+    uint32_t n = atomic_load_explicit(&q->sleepers, memory_order_seq_cst);
+    if (cp_unlikely((v & 1) || (n && !(v & CP_ECQ_WAKING)))) cp_ecq_wake(q, false);
+}
+
 static inline void cp_ecq_broadcast(cp_ecq *q)
 {
     atomic_thread_fence(memory_order_seq_cst);

@@ -4,8 +4,9 @@
  * per side: receivers wait on recv_ec for items, senders on send_ec for
  * space).
  * Every successful operation signals the other side's event count (a
- * counted one, cp_ecq in futex.h), which costs a fence and two loads unless
- * someone sleeps there; only then is there a FUTEX_WAKE, of one blocked
+ * counted one, cp_ecq in futex.h), which costs two loads unless someone
+ * sleeps there (the ring's claim CAS is the signal's half of the Dekker
+ * pair, so there is no fence: cp_ecq_signal_claimed); only then is there a FUTEX_WAKE, of one blocked
  * sender or receiver per item or slot (of all, when a select sleeps there
  * too). A blocked call registers with its ctx's done list a callback that
  * wakes its event count's sleepers, so a cancel wakes it at once; a
@@ -298,7 +299,7 @@ static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
     for (;;) {
         bool use_waitv = s->nrings && s->nrings < FX_WAITV_MAX && cp__futex_waitv;
         /* Prepare the event counts first, then look (Dekker with the
-         * signaller's fence in cp_ec_signal). */
+         * signaller's claim CAS, cp_ecq_signal_claimed). */
         bool ring_ready = s->nrings && fx_sel_rings(s, use_waitv ? wv : NULL);
         uint32_t sw = atomic_load_explicit(&w->state, memory_order_acquire);
         st = sw & CP_W_STATE;

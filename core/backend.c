@@ -62,12 +62,19 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
     uint32_t s = CP_W_WAITING;
     if (spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0) {
         spin_misses++;      /* a wait that skips its spin counts towards the probe */
-    } else if (w_spin_slot(w, &s)) {
-        for (int i = 0; i < spins && s < CP_W_DONE; i++) {
+    } else {
+        int i = 0;
+        for (; i < CP_FREE_SPINS && i < spins && s < CP_W_DONE; i++) {
             cp_cpu_relax();
             s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
         }
-        cp_spin_end();
+        if (s < CP_W_DONE && w_spin_slot(w, &s)) {
+            for (; i < spins && s < CP_W_DONE; i++) {
+                cp_cpu_relax();
+                s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
+            }
+            cp_spin_end();
+        }
         if (s >= CP_W_DONE) {
             spin_misses = 0;
             return s;

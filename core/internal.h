@@ -106,8 +106,10 @@ enum {
 
 typedef struct cp_waiter {
     _Atomic uint32_t state;
+    int32_t ok;             /* set by the claimer before DONE: op succeeded?
+                             * (beside state: gochan.h's gc_wait keeps both in
+                             * its sudog's cache line) */
     int32_t index;          /* which case fired (select, event waits) */
-    int32_t ok;             /* set by the claimer before DONE: op succeeded? */
     bool crowd;             /* a semaphore's waiter (semq.h sets it after
                              * FAM_W_INIT): see cp_w_spin */
     const struct cp_backend *b;

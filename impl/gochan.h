@@ -34,6 +34,7 @@
 #include "ring.h"   /* cp_ring_copy */
 #include "wq.h"
 
+#include <stddef.h>
 #include <string.h>
 
 typedef struct gc_sudog {
@@ -60,7 +61,7 @@ typedef struct gochan {
 #define GC_ON_CLAIM(sg)                                                       \
     do {                                                                      \
         CP_CHAOS_POINT();   /* between the claim CAS and its follow-up */     \
-        (sg)->w->index = (sg)->idx;                                           \
+        if ((sg)->idx >= 0) (sg)->w->index = (sg)->idx;                       \
     } while (0)
 CP_WQ_DEFINE(gc, gc_sudog, gc_waitq, GC_ON_CLAIM)
 
@@ -78,36 +79,57 @@ static inline int gc_init(gochan *c, size_t elem_size, size_t cap, unsigned char
 
 static inline void gc_fini(gochan *c) { FAM_LOCK_FINI(&c->lock); }
 
-/* Park on q after the fast checks failed; called with the lock held, returns
- * with it released. me->elem is set by the caller. */
-static cp_status gc_block(gochan *c, gc_waitq *q, gc_sudog *me, cp_ctx *ctx)
-{
+/* A blocked send or receive (gc_block): its item, its sudog and its
+ * waiter's state and ok, in one cache line, so that a claimer moves one
+ * line between the cores, not also the one of the caller's frame that
+ * holds the item (a sender's item is copied in before it queues, a
+ * receiver's copied out after DONE). Measured with `cpbench ab`, chan cap 0
+ * 1P1C, 24 rounds: futex 1.28x, mutex 1.19x items/s. Items above GC_INLINE
+ * bytes stay where the caller has them. */
+#define GC_INLINE 16
+typedef struct gc_wait {
+    unsigned char buf[GC_INLINE];
+    gc_sudog sg;
     cp_waiter w;
+} __attribute__((aligned(CP_CACHELINE))) gc_wait;
+_Static_assert(offsetof(gc_wait, w) + offsetof(cp_waiter, ok) + sizeof(int32_t) <= CP_CACHELINE,
+               "gc_wait: the item, the sudog, the waiter's state and ok in one line");
+
+/* Park on q after the fast checks failed; called with the lock held, returns
+ * with it released. elem: the item (q is sendq) or where it goes. */
+static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
+{
+    gc_wait me;
     cp_wnode cn;
-    FAM_W_INIT(&w);
-    me->w = &w;
+    const bool inl = c->elem_size <= GC_INLINE, send = q == &c->sendq;
+    FAM_W_INIT(&me.w);
+    me.sg.w = &me.w;
+    me.sg.idx = -1;         /* not a select's: GC_ON_CLAIM leaves w.index */
+    me.sg.elem = inl ? me.buf : elem;
+    if (inl && send) cp_ring_copy(me.buf, elem, c->elem_size);
     /* Lock order: channel lock -> ctx wake list -> waiter. The ctx callback
      * only touches the waiter, never the channel. */
-    cp_status st = cp__ctx_watch(ctx, &w, &cn);
+    cp_status st = cp__ctx_watch(ctx, &me.w, &cn);
     if (st) {
         FAM_UNLOCK(&c->lock);
-        FAM_W_FINI(&w);
+        FAM_W_FINI(&me.w);
         return st;
     }
-    gc_enqueue(q, me);
+    gc_enqueue(q, &me.sg);
     FAM_UNLOCK(&c->lock);
 
-    uint32_t s = FAM_W_PARK(&w, cp_ctx_deadline(ctx));
+    uint32_t s = FAM_W_PARK(&me.w, cp_ctx_deadline(ctx));
     cp_wlist_del(&cn);
     if (s != CP_W_DONE) {
         FAM_LOCK(&c->lock);
-        if (me->queued) gc_remove(q, me);
+        if (me.sg.queued) gc_remove(q, &me.sg);
         FAM_UNLOCK(&c->lock);
-        FAM_W_FINI(&w);
+        FAM_W_FINI(&me.w);
         return cp__ctx_reason(ctx);
     }
-    int ok = w.ok;
-    FAM_W_FINI(&w);
+    int ok = me.w.ok;
+    if (ok && inl && !send) cp_ring_copy(elem, me.buf, c->elem_size);
+    FAM_W_FINI(&me.w);
     return ok ? CP_OK : CP_CLOSED;
 }
 
@@ -175,8 +197,7 @@ static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
         if (fin) FAM_W_FINISH(fin);
         return st;
     }
-    gc_sudog me = { .elem = (void *)elem };
-    return gc_block(c, &c->sendq, &me, ctx);
+    return gc_block(c, &c->sendq, (void *)elem, ctx);
 }
 
 static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
@@ -189,8 +210,7 @@ static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
         if (fin) FAM_W_FINISH(fin);
         return st;
     }
-    gc_sudog me = { .elem = elem };
-    return gc_block(c, &c->recvq, &me, ctx);
+    return gc_block(c, &c->recvq, elem, ctx);
 }
 
 static cp_status gc_close(gochan *c)

@@ -127,6 +127,91 @@ static void t_rendezvous(const cp_backend *b)
     cp_chan_free(ch);
 }
 
+/* A blocked sender's or receiver's item of any size arrives whole and
+ * alone: gochan.h keeps an item of up to GC_INLINE (16) bytes in the
+ * waiter's own line and copies it in or out; larger ones stay in place.
+ * Sizes on both sides of that limit, rendezvous and a full buffer of one. */
+struct bop {
+    cp_chan *ch;
+    unsigned char buf[64];
+    cp_status st;
+};
+static void *do_recv_buf(void *p)
+{
+    struct bop *o = p;
+    o->st = cp_chan_recv(o->ch, o->buf, NULL);
+    return NULL;
+}
+static void *do_send_buf(void *p)
+{
+    struct bop *o = p;
+    o->st = cp_chan_send(o->ch, o->buf, NULL);
+    return NULL;
+}
+static void t_item_sizes(const cp_backend *b)
+{
+    const size_t sizes[] = { 1, 8, 15, 16, 17, 40 };
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        size_t n = sizes[k];
+        for (size_t cap = 0; cap <= 1; cap++) {
+            cp_chan *ch = cp_chan_new(b, n, cap);
+            unsigned char first[64], got[64];
+            memset(first, 0x11, sizeof first);
+            if (cap) CHECK_ST(cp_chan_try_send(ch, first), CP_OK);   /* full: the next sender waits */
+
+            /* a blocked sender (by then queued: the receive below finds it) */
+            struct bop s = { .ch = ch };
+            for (size_t i = 0; i < n; i++) s.buf[i] = (unsigned char)(0x40 + i);
+            pthread_t t = t_spawn(do_send_buf, &s);
+            t_sleep_ms(10);
+            if (cap) {
+                memset(got, 0, sizeof got);
+                CHECK_ST(cp_chan_recv(ch, got, NULL), CP_OK);
+                CHECK(!memcmp(got, first, n));
+            }
+            memset(got, 0xee, sizeof got);
+            CHECK_ST(cp_chan_recv(ch, got, NULL), CP_OK);
+            t_join(t, 5000, "sized send");
+            CHECK_ST(s.st, CP_OK);
+            if (memcmp(got, s.buf, n) || got[n] != 0xee)
+                fprintf(stderr, "[%s] elem %zu cap %zu: a blocked sender's item arrived wrong\n",
+                        t_where, n, cap), t_fail++;
+
+            /* a blocked receiver: the item, and nothing past it, lands in its buffer */
+            struct bop r = { .ch = ch };
+            memset(r.buf, 0xee, sizeof r.buf);
+            t = t_spawn(do_recv_buf, &r);
+            unsigned char item[64];
+            for (size_t i = 0; i < n; i++) item[i] = (unsigned char)(0x80 + i);
+            uint64_t until = cp_now_ns() + 5000 * MS;
+            cp_status st;
+            while ((st = cp_chan_try_send(ch, item)) == CP_WOULDBLOCK && cp_now_ns() < until) sched_yield();
+            CHECK_ST(st, CP_OK);
+            t_join(t, 5000, "sized recv");
+            CHECK_ST(r.st, CP_OK);
+            if (memcmp(r.buf, item, n) || r.buf[n] != 0xee)
+                fprintf(stderr, "[%s] elem %zu cap %zu: a blocked receiver's item arrived wrong\n",
+                        t_where, n, cap), t_fail++;
+
+            /* a blocked receiver woken by close: CP_CLOSED, its buffer untouched */
+            memset(r.buf, 0xee, sizeof r.buf);
+            t = t_spawn(do_recv_buf, &r);
+            t_sleep_ms(10);
+            CHECK_ST(cp_chan_close(ch), CP_OK);
+            t_join(t, 5000, "sized recv at close");
+            CHECK_ST(r.st, CP_CLOSED);
+            for (size_t i = 0; i < sizeof r.buf; i++)
+                if (r.buf[i] != 0xee) {
+                    fprintf(stderr, "[%s] elem %zu cap %zu: close wrote into a receiver's buffer\n",
+                            t_where, n, cap);
+                    t_fail++;
+                    break;
+                }
+            cp_chan_free(ch);
+        }
+    }
+}
+
 /* close wakes every blocked receiver and sender */
 static void t_close_wakes(const cp_backend *b, size_t cap)
 {
@@ -350,6 +435,7 @@ int main(void)
         t_buffered(b);
         t_close_drain(b);
         t_rendezvous(b);
+        t_item_sizes(b);
         size_t caps[] = { 0, 1, 3 };
         for (size_t i = 0; i < 3; i++) {
             t_close_wakes(b, caps[i]);

@@ -135,9 +135,8 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
 /* The wait of a parking waiter before it sleeps (futex and mutex families):
  * up to `spins` pauses, all but the first CP_FREE_SPINS of them while
  * cp_spin_begin grants a slot (a partner that has a core finishes soon),
- * then up to `yields` sched_yields (a partner
- * that is runnable but has no core gets ours), stopping at DONE or later
- * or at the deadline. Most waits end by a hand-off (a channel, select,
+ * then up to `yields` sched_yields (a partner that is runnable but has no
+ * core gets ours), stopping at DONE or later or at the deadline. Most waits end by a hand-off (a channel, select,
  * cond, wait group, once or event waiter): the partner is a thread that is
  * runnable and ends the wait once it has a core, so any waiter's yield can
  * be that core, and every such waiter yields. A semaphore's waiters

@@ -8,9 +8,9 @@
  * sleeps there (the ring's claim CAS is the signal's half of the Dekker
  * pair, so there is no fence: cp_ecq_signal_claimed); only then is there a
  * FUTEX_WAKE, of one blocked sender or receiver per item or slot (of all,
- * when a select sleeps there too). A blocked call registers with its ctx's done list a callback that
- * wakes its event count's sleepers, so a cancel wakes it at once; a
- * deadline is a futex timeout. A blocked call that ends without its item or
+ * when a select sleeps there too). A blocked call registers with its ctx's
+ * done list a callback that wakes its event count's sleepers, so a cancel
+ * wakes it at once; a deadline is a futex timeout. A blocked call that ends without its item or
  * slot passes on the wake it may have taken.
  *
  * Rendezvous channels are gochan.h under a futex mutex, with waiters parked

@@ -188,14 +188,6 @@ __attribute__((noinline, cold)) static void cp_ecq_wake(cp_ecq *q, bool all)
     cp_futex_wake(&q->ec.w, all ? INT_MAX : 1);
 }
 
-static inline void cp_ecq_signal(cp_ecq *q)
-{
-    atomic_thread_fence(memory_order_seq_cst);
-    uint32_t v = atomic_load_explicit(&q->ec.w, memory_order_relaxed);
-    uint32_t n = atomic_load_explicit(&q->sleepers, memory_order_relaxed);
-    if (cp_unlikely((v & 1) || (n && !(v & CP_ECQ_WAKING)))) cp_ecq_wake(q, false);
-}
-
 /* cp_ecq_signal after an operation whose last atomic write was a seq_cst
  * RMW that a waiter's re-check reads after its cp_ecq_prepare: the ring's
  * claim CAS on tail or head (CP_RING_CLAIM_ORDER, set seq_cst by chan.c; the
@@ -210,6 +202,14 @@ static inline void cp_ecq_signal_claimed(cp_ecq *q)
     uint32_t v = atomic_load_explicit(&q->ec.w, memory_order_seq_cst);
     uint32_t n = atomic_load_explicit(&q->sleepers, memory_order_seq_cst);
     if (cp_unlikely((v & 1) || (n && !(v & CP_ECQ_WAKING)))) cp_ecq_wake(q, false);
+}
+
+/* After a store (or nothing) that a waiter's re-check reads: the fence
+ * before the loads is the signaller's half of the Dekker pair. */
+static inline void cp_ecq_signal(cp_ecq *q)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    cp_ecq_signal_claimed(q);
 }
 
 static inline void cp_ecq_broadcast(cp_ecq *q)

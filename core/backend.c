@@ -85,7 +85,11 @@ uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
     bool bounded = w->crowd;
     if (bounded && atomic_fetch_add_explicit(&yielders, 1, memory_order_relaxed) > cp__spin_limit)
         yields = 0;
-    for (int i = 0; i < yields && s < CP_W_DONE && !(deadline && cp_now_ns() >= deadline); i++) {
+    bool timed = !bounded && !w->buffered;
+    uint64_t t0 = timed ? cp_now_ns() : 0;
+    for (int i = 0; (timed ? cp_yield_due(i, yields, t0) : i < yields) && s < CP_W_DONE &&
+                    !(deadline && cp_now_ns() >= deadline);
+         i++) {
         sched_yield();
         s = atomic_load_explicit(&w->state, memory_order_acquire) & CP_W_STATE;
     }

@@ -112,6 +112,8 @@ typedef struct cp_waiter {
     int32_t index;          /* which case fired (select, event waits) */
     bool crowd;             /* a semaphore's waiter (semq.h sets it after
                              * FAM_W_INIT): see cp_w_spin */
+    bool buffered;          /* at a channel buffer's full or empty edge
+                             * (gochan.h sets it): see cp_yield_due */
     const struct cp_backend *b;
     pthread_mutex_t mu;     /* mutex family only: guards the sleep on cv */
     pthread_cond_t cv;
@@ -135,8 +137,10 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
 /* The wait of a parking waiter before it sleeps (futex and mutex families):
  * up to `spins` pauses, all but the first CP_FREE_SPINS of them while
  * cp_spin_begin grants a slot (a partner that has a core finishes soon),
- * then up to `yields` sched_yields (a partner that is runnable but has no
- * core gets ours), stopping at DONE or later or at the deadline. Most waits end by a hand-off (a channel, select,
+ * then sched_yields (a partner that is runnable but has no core gets
+ * ours): `yields` of them and, for any but a crowd or buffered waiter, at
+ * least CP_YIELD_NS of them (cp_yield_due), stopping at DONE or later or
+ * at the deadline. Most waits end by a hand-off (a channel, select,
  * cond, wait group, once or event waiter): the partner is a thread that is
  * runnable and ends the wait once it has a core, so any waiter's yield can
  * be that core, and every such waiter yields. A semaphore's waiters
@@ -149,6 +153,28 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
  * Touches nothing but w->state (acquire loads), so a waiter that it returns
  * DONE for may free w at once. */
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields);
+
+/* A hand-off waiter's yield phase lasts `yields` yields and at least
+ * CP_YIELD_NS: a count alone is a time that depends on the machine (a
+ * sched_yield with nothing else runnable took 0.18 us on the Xeon VM of
+ * 2026-12-02, so 16 of them were 3 us), and a futex or condvar sleeper's
+ * wake-up across vCPUs takes 12-30 us there. A waiter that sleeps sooner
+ * than its partner could wake puts the pair into a state that sustains
+ * itself: each waits for the other's wake-up, gives up and sleeps, and
+ * every item costs a wake-up (the futex rendezvous: 0.3M items/s; with the
+ * floor 2.0M). A waiter at a channel buffer's edge (w->buffered) has no
+ * floor: its partner has the buffer to work on meanwhile, and a sleep lets
+ * it run through a batch (with the floor, the mutex chan 1P1C cap 1024
+ * measured 0.73x: the pair ran in lock-step, one wake per item).
+ * cp_yield_due(i, yields, t0) says whether the i-th yield of a phase that
+ * began at t0 is still due. */
+#ifndef CP_YIELD_NS
+#define CP_YIELD_NS 20000
+#endif
+static inline bool cp_yield_due(int i, int yields, uint64_t t0)
+{
+    return i < yields || cp_now_ns() - t0 < CP_YIELD_NS;
+}
 
 /* Inside impl/<family>/, after its adapter.h has defined FAM_NAME: the
  * family's own symbol cp_<family>_x and its backend table. The shared

@@ -103,6 +103,7 @@ static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
     cp_wnode cn;
     const bool inl = c->elem_size <= GC_INLINE, send = q == &c->sendq;
     FAM_W_INIT(&me.w);
+    me.w.buffered = c->cap > 0;   /* no yield floor (cp_yield_due) */
     me.sg.w = &me.w;
     me.sg.idx = -1;         /* not a select's: GC_ON_CLAIM leaves w.index */
     me.sg.elem = inl ? me.buf : elem;

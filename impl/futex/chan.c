@@ -67,7 +67,8 @@ static void kick_ec(cp_wnode *n) { cp_ecq_broadcast(n->arg); }
 
 /* Wait on q until op (push or pop) stops saying WOULDBLOCK or ctx ends:
  * FX_SPIN tries with a pause (while a spinner slot is free), then
- * FX_PARK_YIELDS tries each after a sched_yield (when threads outnumber
+ * FX_PARK_YIELDS tries (no time floor: a wait at the buffer's edge, see
+ * cp_yield_due) each after a sched_yield (when threads outnumber
  * CPUs, the thread that would fill or drain the ring is often runnable
  * without a CPU: the yield gives it ours, and is cheaper than a futex sleep
  * and wake-up; any number of waiters yield, as hand-off waiters do in
@@ -288,9 +289,12 @@ static uint32_t fx_sel_park(gc_sel *s, cp_waiter *w, struct cp_futex_waitv *wv)
         }
         cp_spin_end();
     }
-    /* Then FX_PARK_YIELDS yields, as every futex wait (a partner that is
-     * runnable without a CPU gets ours), until the deadline. */
-    for (int y = 0; y < FX_PARK_YIELDS && st < CP_W_DONE && !(s->deadline && cp_now_ns() >= s->deadline);
+    /* Then FX_PARK_YIELDS yields and at least CP_YIELD_NS of them, as every
+     * hand-off wait (a partner that is runnable without a CPU gets ours),
+     * until the deadline. */
+    uint64_t t0 = cp_now_ns();
+    for (int y = 0; cp_yield_due(y, FX_PARK_YIELDS, t0) && st < CP_W_DONE &&
+                    !(s->deadline && cp_now_ns() >= s->deadline);
          y++) {
         sched_yield();
         st = fx_sel_look(s, w);

@@ -11,6 +11,7 @@ void cp_futex_w_init(cp_waiter *w)
     w->ok = 0;
     w->index = -1;
     w->crowd = false;
+    w->buffered = false;
     w->b = &cp_backend_futex;
 }
 void cp_futex_w_fini(cp_waiter *w) { (void)w; }

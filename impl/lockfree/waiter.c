@@ -11,6 +11,7 @@ void cp_lockfree_w_init(cp_waiter *w)
     w->ok = 0;
     w->index = -1;
     w->crowd = false;
+    w->buffered = false;
     w->b = &cp_backend_lockfree;
 }
 void cp_lockfree_w_fini(cp_waiter *w) { (void)w; }

@@ -75,6 +75,13 @@ cp_status cp_futex_wg_wait(cp_wg *wg, cp_ctx *ctx)
         cp_spin_end();
         if (z) return CP_OK;
     }
+    /* then yields, as every futex wait (cp_yield_due) */
+    uint64_t t0 = cp_now_ns();
+    for (int y = 0; cp_yield_due(y, FX_PARK_YIELDS, t0); y++) {
+        sched_yield();
+        if (wg_zero(wg)) return CP_OK;
+        if ((st = cp__ctx_err_fast(ctx))) return st;
+    }
     cp_wnode cn = { .fn = kick_ec, .arg = &wg->ec, .list = NULL };
     if (ctx && !cp_wlist_add(&ctx->done.wl, &cn)) return cp_ctx_err(ctx);
     uint64_t dl = cp_ctx_deadline(ctx);

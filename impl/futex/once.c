@@ -52,8 +52,8 @@ __attribute__((noinline)) static void once_slow(cp_once *o, void (*fn)(void *), 
         cp_spin_end();
         if (s == O_DONE) return;
     }
-    /* then yields, as every futex wait (the runner may be without a CPU;
-     * the floor covers a wake-up of the thread whose fn it waits for) */
+    /* then yields, as every futex wait (cp_yield_due): the runner may be
+     * without a CPU, and an fn of some microseconds ends within the floor */
     uint64_t t0 = cp_now_ns();
     for (int y = 0; s != O_DONE && cp_yield_due(y, FX_PARK_YIELDS, t0); y++) {
         sched_yield();

@@ -2,7 +2,8 @@
  * mutex family: Once (sync.Once). pthread_once cannot pass an argument, so:
  * an atomic done flag and a pthread mutex, as Go's sync.Once is written.
  * Invariants: done goes 0 -> 1 once, after fn has returned, under the
- * mutex; fn runs under the mutex, so concurrent callers wait on it.
+ * mutex; fn runs under the mutex, so concurrent callers wait for done
+ * (once_wait) or on the mutex.
  *
  * Orderings: the fast path's acquire load of done, and once_wait's, pair
  * with the release store after fn (callers that take the mutex are ordered

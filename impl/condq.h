@@ -3,7 +3,7 @@
  * each family with its own internal lock, waiter and mutex:
  *
  *   mutex family:    adaptive pthread mutex, waiters sleep on their condvar
- *   futex family:    cp_fmutex, waiters FUTEX_WAIT on their state word
+ *   futex family:    cp_flock, waiters FUTEX_WAIT on their state word
  *   lockfree family: cp_spin, waiters spin/yield on their state word
  *
  * Instantiated as every template of impl/: the family's cond.c includes its

@@ -5,7 +5,8 @@
  * semq.h, pool.h, rwword.h) are written against. The raw futex helpers (wait/wake,
  * the futex mutex, the event count) are futex.h.
  *
- *   lock:     cp_fmutex (futex.h: spin briefly, then FUTEX_WAIT)
+ *   lock:     cp_flock (futex.h: spin briefly, then FUTEX_WAIT; an unlock without a
+ *             read-modify-write)
  *   waiter:   spins briefly, yields a few times, then FUTEX_WAITs on its own
  *             state word with FX_PARKED set (waiter.c)
  *   cp_mutex: cp_fmutex (mutex.c)
@@ -38,12 +39,12 @@ CP_WAITER_DECLARE(futex)
  * the kernel has it. Written before main, only read afterwards. */
 extern int cp__futex_waitv;
 
-#define FAM_LOCK_T cp_fmutex
-#define FAM_LOCK_STATIC_INIT { 0 }
-#define FAM_LOCK_INIT(l) atomic_init(&(l)->v, 0)
+#define FAM_LOCK_T cp_flock
+#define FAM_LOCK_STATIC_INIT { 0, 0 }
+#define FAM_LOCK_INIT(l) (atomic_init(&(l)->v, 0), atomic_init(&(l)->sleepers, 0))
 #define FAM_LOCK_FINI(l) ((void)(l))
-#define FAM_LOCK cp_fmutex_lock
-#define FAM_UNLOCK cp_fmutex_unlock
+#define FAM_LOCK cp_flock_lock
+#define FAM_UNLOCK cp_flock_unlock
 
 #define FAM_W_INIT cp_futex_w_init
 /* Nothing to tear down (cp_futex_w_fini is empty: it exists for the table). */

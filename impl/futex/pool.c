@@ -1,6 +1,6 @@
 /*
- * futex family: cp_pool is impl/pool.h with a futex mutex (cp_fmutex: spin
- * briefly, then FUTEX_WAIT) guarding each pool's shared stack and the
+ * futex family: cp_pool is impl/pool.h with the family's lock (cp_flock:
+ * spin briefly, then FUTEX_WAIT) guarding each pool's shared stack and the
  * registry of thread caches. No pthread synchronisation object: the only
  * pthread facility used is a thread-specific-data key, for its destructor at
  * thread exit (created once under the registry's futex mutex).

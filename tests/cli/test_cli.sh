@@ -66,6 +66,7 @@ check() {  # check DESCRIPTION COMMAND...: the command must succeed
 }
 
 check "--list exits 0 and names both patterns" bash -c "'$bin' --list | grep -q workerpool && '$bin' --list | grep -q '^  chan'"
+check "CP_NO_MEMBARRIER=1: futex says its lock fences" bash -c "CP_NO_MEMBARRIER=1 '$bin' --pattern=chan --impl=futex --items=1000 --repeat=1 | grep -q 'no membarrier(2)'"
 check "--pattern=X --help lists X's parameters" bash -c "'$bin' --pattern=workerpool --help | grep -q cancel_after_ms"
 
 # a small sweep: every impl, a list and a range; the CSV holds one row per repetition

@@ -10,7 +10,7 @@
 int cp__futex_waitv;
 int cp__fx_membarrier;
 
-/* cp_flock's slow path (futex.h): spin, then announce, barrier, try, sleep. */
+/* cp_flock's slow path (adapter.h): spin, then announce, barrier, try, sleep. */
 void cp__fx_flock_slow(cp_flock *l)
 {
     for (int i = 0; i < FX_SPIN; i++) {

@@ -25,6 +25,18 @@
  * other end's index make "full"/"empty"/"closed" decisions see the latest
  * claims (as crossbeam's ArrayQueue does).
  *
+ * A pop prefetches the slot CP_RING_PREFETCH bytes ahead of the one it is
+ * about to read, before it loads that slot's stamp: a hint, with no
+ * ordering and no effect on the invariants. When the consumer is the slower
+ * side, the ring runs nearly full and every pop's stamp load is a miss on a
+ * line the producer wrote long ago; the prefetch overlaps the next misses
+ * with this one (`cpbench ab`, 10 rounds, chan 1P1C cap 1024, 8-byte
+ * items: lockfree 31.6M -> 57.4M items/s, futex 33.0M -> 59.8M). It must
+ * come before the stamp load: issued after the claim it bought nothing. Rings shorter than twice that distance do not
+ * prefetch (ahead 0), and the longer ones have the distance allocated as
+ * padding after the last slot, so that the hint never touches a line that
+ * is not the ring's.
+ *
  * CP_RING_CLAIM_ORDER is the claim CAS's order on success: relaxed unless
  * the family that includes this file defines it first. The futex family
  * makes it seq_cst, so that the claim is the signaller's half of its event
@@ -53,9 +65,12 @@ typedef struct cp_ring {
     CP_ALIGNED _Atomic uint64_t tail;
     /* read-only after init, on a line of their own */
     CP_ALIGNED uint64_t cap, one_lap, mark_bit;
+    uint64_t ahead;         /* bytes from a pop's slot to the one it prefetches */
     size_t elem_size, stride;
     unsigned char *slots;
 } cp_ring;
+
+#define CP_RING_PREFETCH 1024
 
 static inline uint64_t cp__next_pow2(uint64_t x)
 {
@@ -70,14 +85,23 @@ static inline size_t cp_ring_stride(size_t elem_size)
 {
     return (sizeof(cp_ring_slot) + elem_size + 7) & ~(size_t)7;
 }
-/* *bytes = hdr + cap slots (what cp_ring_init's slots need after a header
- * of hdr bytes), or false if that does not fit (cp__obj_size): an elem_size
- * above CP_OBJ_MAX is refused before the stride is computed, so it cannot
- * wrap (to 0 for SIZE_MAX - 7, which was a division by zero). */
+/* How far ahead a pop prefetches in a ring of cap slots of this stride:
+ * CP_RING_PREFETCH bytes, or 0 (no prefetch) below twice that. */
+static inline size_t cp_ring_ahead(size_t cap, size_t stride)
+{
+    return cap * stride >= 2 * CP_RING_PREFETCH ? CP_RING_PREFETCH : 0;
+}
+/* *bytes = hdr + cap slots + the prefetch distance as padding (what
+ * cp_ring_init's slots need after a header of hdr bytes), or false if that
+ * does not fit (cp__obj_size): an elem_size above CP_OBJ_MAX is refused
+ * before the stride is computed, so it cannot wrap (to 0 for SIZE_MAX - 7,
+ * which was a division by zero). */
 static inline bool cp_ring_bytes(size_t hdr, size_t cap, size_t elem_size, size_t *bytes)
 {
     if (elem_size > CP_OBJ_MAX) return false;
-    return cp__obj_size(hdr, cap, cp_ring_stride(elem_size), bytes);
+    size_t stride = cp_ring_stride(elem_size);
+    if (!cp__obj_size(hdr, cap, stride, bytes)) return false;
+    return cp__obj_size(*bytes, 1, cp_ring_ahead(cap, stride), bytes);
 }
 
 static inline void cp_ring_init(cp_ring *r, size_t cap, size_t elem_size, unsigned char *slots)
@@ -87,6 +111,7 @@ static inline void cp_ring_init(cp_ring *r, size_t cap, size_t elem_size, unsign
     r->one_lap = r->mark_bit * 2;
     r->elem_size = elem_size;
     r->stride = cp_ring_stride(elem_size);
+    r->ahead = cp_ring_ahead(cap, r->stride);
     r->slots = slots;
     for (uint64_t i = 0; i < cap; i++)
         atomic_init(&((cp_ring_slot *)(slots + i * r->stride))->stamp, i);
@@ -187,6 +212,7 @@ static inline __attribute__((always_inline)) cp_status cp_ring_pop_(cp_ring *r, 
         uint64_t index = head & (r->mark_bit - 1);
         uint64_t lap = head & ~(r->one_lap - 1);
         cp_ring_slot *s = cp_ring_slot_at(r, index);
+        __builtin_prefetch((const unsigned char *)s + r->ahead);
         uint64_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
         if (head + 1 == stamp) {
             uint64_t next = index + 1 < r->cap ? head + 1 : lap + r->one_lap;

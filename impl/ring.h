@@ -32,10 +32,10 @@
  * line the producer wrote long ago; the prefetch overlaps the next misses
  * with this one (`cpbench ab`, 10 rounds, chan 1P1C cap 1024, 8-byte
  * items: lockfree 31.6M -> 57.4M items/s, futex 33.0M -> 59.8M). It must
- * come before the stamp load: issued after the claim it bought nothing. Rings shorter than twice that distance do not
- * prefetch (ahead 0), and the longer ones have the distance allocated as
- * padding after the last slot, so that the hint never touches a line that
- * is not the ring's.
+ * come before the stamp load: issued after the claim it bought nothing.
+ * Rings shorter than twice that distance do not prefetch (ahead 0), and
+ * the longer ones have the distance allocated as padding after the last
+ * slot, so that the hint never touches a line that is not the ring's.
  *
  * CP_RING_CLAIM_ORDER is the claim CAS's order on success: relaxed unless
  * the family that includes this file defines it first. The futex family

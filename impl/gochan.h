@@ -47,12 +47,17 @@ typedef struct gc_sudog {
 
 typedef struct gc_waitq { gc_sudog *first, *last; } gc_waitq;
 
+/* What every operation touches (the lock, closed, the two queues, count and
+ * the sizes) comes first, in the first cache line when the family's lock is
+ * small (the spin lock and the futex lock): a hand-off then moves that line
+ * and the waiter's between the cores, not a third. The buffer's indices
+ * follow (the mutex family's buffered channels only). */
 typedef struct gochan {
     FAM_LOCK_T lock;
-    size_t elem_size, cap;
-    size_t count, recvx, sendx;
     int closed;
     gc_waitq sendq, recvq;
+    size_t count, elem_size, cap;
+    size_t recvx, sendx;
     unsigned char *buf;     /* cap * elem_size bytes, NULL for cap 0 */
 } gochan;
 

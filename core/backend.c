@@ -30,15 +30,7 @@ __attribute__((constructor)) static void spin_limit_init(void)
  * wake-up). */
 static _Atomic int yielders;
 
-/* This thread's spins in a row that ran out without DONE. After
- * SPIN_TRUST of them the thread spins only on every SPIN_PROBE-th wait (a
- * probe: one that ends in DONE restores spinning). So a waiter whose
- * partner is running (a hand-off) spins, and one that waits for a thread
- * without a core (more runnable threads than CPUs) soon stops burning the
- * CPU that thread needs. (Counting only the waits that also had to sleep
- * measured 0.61x on the futex cond_signal pattern.) */
-#define SPIN_TRUST 4
-#define SPIN_PROBE 8
+/* This thread's spins in a row that ran out without DONE (cp_spin_skip). */
 static _Thread_local unsigned spin_misses;
 
 /* A spinner slot (cp_spin_begin), waited for a moment: in a hand-off
@@ -60,9 +52,7 @@ static bool w_spin_slot(cp_waiter *w, uint32_t *s)
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
 {
     uint32_t s = CP_W_WAITING;
-    if (spin_misses >= SPIN_TRUST && spin_misses % SPIN_PROBE != 0) {
-        spin_misses++;      /* a wait that skips its spin counts towards the probe */
-    } else {
+    if (!cp_spin_skip(&spin_misses)) {
         int i = 0;
         for (; i < CP_FREE_SPINS && i < spins && s < CP_W_DONE; i++) {
             cp_cpu_relax();

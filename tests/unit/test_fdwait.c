@@ -1,5 +1,5 @@
 /* cp_fd_wait on every backend: ready at once, data that arrives later, a
- * deadline (never early), a cancel that must wake the waiter promptly, a
+ * deadline (never early, also one shorter than the wait's spin), a cancel that must wake the waiter promptly, a
  * hang-up, and bad arguments. */
 #include "../test.h"
 
@@ -30,6 +30,17 @@ static void t_fdwait(const cp_backend *b)
     CHECK_ST(cp_fd_wait(p[0], CP_FD_READ, c), CP_DEADLINE);
     CHECK(cp_now_ns() - t0 >= 20000000);       /* never early */
     cp_ctx_free(c);
+    /* deadlines that end within the wait's poll-without-sleeping phase
+     * (CP_YIELD_NS), and enough waits in a row that run out for the thread
+     * to skip that phase and probe it again (cp_spin_skip): each one
+     * CP_DEADLINE, never early */
+    for (uint64_t ns = 1000; ns <= 40000; ns += 1000) {
+        c = cp_ctx_with_timeout(b, NULL, ns);
+        uint64_t dl = cp_ctx_deadline(c);
+        CHECK_ST(cp_fd_wait(p[0], CP_FD_READ, c), CP_DEADLINE);
+        CHECK(cp_now_ns() >= dl);
+        cp_ctx_free(c);
+    }
 
     /* data written by another thread wakes it (the 2 s deadline only bounds
      * the test if the wake-up were lost) */

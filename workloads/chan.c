@@ -21,12 +21,15 @@
  *
  * --variant=bare: the same producer and consumer loops, checks included,
  * over a bare Vyukov MPMC ring compiled into this file instead of a cp_chan:
- * no library call, no close mark, no ctx, no capacity-0 case; a waiting
- * side spins with pause, then yields, as the lockfree family does. The last
- * producer pushes one end mark per consumer. It is the reference that the
- * buffered chan is measured against ("what does libcp's channel pay beyond
- * a ring?"): the same code for every --impl, like the null pattern. Needs a
- * power-of-two --capacity.
+ * no library call, no close mark, no ctx; a waiting side spins with pause,
+ * then yields, as the lockfree family does. The last producer pushes one
+ * end mark per consumer. It is the reference that the buffered chan is
+ * measured against ("what does libcp's channel pay beyond a ring?"): the
+ * same code for every --impl, like the null pattern. Needs a power-of-two
+ * --capacity, or 0: then a bare rendezvous, one hand-off slot whose turn
+ * word and item share a cache line (items up to 56 bytes), the reference for
+ * the unbuffered chan ("what does a hand-off cost beyond the cache line it
+ * must cross twice?").
  */
 #include "runtime/workload.h"
 
@@ -143,13 +146,63 @@ static void bare_free(bare_ring *q)
     free(q);
 }
 
+/* ---- the bare rendezvous (--variant=bare --capacity=0) ----
+ * One slot. Invariant: its turn word only grows, in steps of one, and for
+ * the k-th hand-off (turn 4k .. 4k+4) means 4k: free, 4k+1: a sender
+ * writes the item, 4k+2: the item is there, 4k+3: a receiver copies it,
+ * 4k+4: taken (the next hand-off's free). A sender claims with a CAS 4k ->
+ * 4k+1 (acquire: its write of the item follows the last receiver's read)
+ * and publishes with a release store of 4k+2; a receiver claims with a CAS
+ * 4k+2 -> 4k+3 (acquire: it then reads the item) and frees with a release
+ * store of 4k+4; the
+ * sender returns once turn >= 4k+4, so a send ends only after its item was
+ * taken, as an unbuffered channel's does. Any number of either side. */
+typedef struct bare_rdv {
+    _Alignas(64) _Atomic uint64_t turn;
+    unsigned char data[56];
+} bare_rdv;
+
+static inline void bare_rdv_send(bare_rdv *q, const void *elem, size_t size)
+{
+    unsigned n = 0;
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&q->turn, memory_order_relaxed);
+        if (t % 4 == 0 && atomic_compare_exchange_weak_explicit(&q->turn, &t, t + 1, memory_order_acquire,
+                                                                memory_order_relaxed)) {
+            bare_copy(q->data, elem, size);
+            atomic_store_explicit(&q->turn, t + 2, memory_order_release);
+            n = 0;
+            while (atomic_load_explicit(&q->turn, memory_order_acquire) < t + 4) bare_wait(&n);
+            return;
+        }
+        bare_wait(&n);
+    }
+}
+
+static inline void bare_rdv_recv(bare_rdv *q, void *elem, size_t size)
+{
+    unsigned n = 0;
+    for (;;) {
+        uint64_t t = atomic_load_explicit(&q->turn, memory_order_relaxed);
+        if (t % 4 == 2 && atomic_compare_exchange_weak_explicit(&q->turn, &t, t + 1, memory_order_acquire,
+                                                                memory_order_relaxed)) {
+            bare_copy(elem, q->data, size);
+            atomic_store_explicit(&q->turn, t + 2, memory_order_release);
+            return;
+        }
+        bare_wait(&n);
+    }
+}
+
 enum { CHAN_DEFAULT, CHAN_BARE };  /* the variants */
+enum { VIA_CHAN, VIA_RING, VIA_RDV };   /* what the loops move items through */
 #define BARE_END UINT64_MAX     /* the end mark's tag: no producer's */
 
 struct chan_state {
     wl_run *r;
     cp_chan *ch;
-    bare_ring *bare;        /* --variant=bare: instead of ch */
+    bare_ring *bare;        /* --variant=bare: instead of ch (capacity > 0) */
+    bare_rdv *rdv;          /* --variant=bare --capacity=0 */
     int producers, consumers;
     size_t payload;
     size_t hdr;             /* tag + timestamps: 16 bytes, 24 in open loop; filler after */
@@ -160,8 +213,9 @@ struct chan_state {
 
 static inline unsigned char fill_byte(uint64_t tag) { return (unsigned char)(wl_mix(tag) | 1); }
 
-/* The loops, specialised at compile time for a cp_chan and the bare ring. */
-static inline __attribute__((always_inline)) void *produce(wl_thread *self, struct chan_state *s, const bool bare)
+/* The loops, specialised at compile time for a cp_chan, the bare ring and
+ * the bare rendezvous (via: VIA_*). */
+static inline __attribute__((always_inline)) void *produce(wl_thread *self, struct chan_state *s, const int via)
 {
     wl_run *r = s->r;
     const int id = self->rank;
@@ -193,7 +247,8 @@ static inline __attribute__((always_inline)) void *produce(wl_thread *self, stru
         }
         if (payload > s->hdr) item[payload - 1] = fill_byte(tag);
         cp_status st = CP_OK;
-        if (bare) bare_push(s->bare, item);
+        if (via == VIA_RING) bare_push(s->bare, item);
+        else if (via == VIA_RDV) bare_rdv_send(s->rdv, item, payload);
         else st = cp_chan_send(s->ch, item, NULL);
         if (st != CP_OK) {
             wl_note(&s->err, "send failed (status, seq)", (uint64_t)st, seq);
@@ -205,21 +260,25 @@ static inline __attribute__((always_inline)) void *produce(wl_thread *self, stru
     atomic_fetch_add(&s->sent_sum, sum);
     self->ops = seq;
     wl_phase(self, "close");
-    if (!bare) {
+    if (via == VIA_CHAN) {
         wl_stage_leave(&s->producers_out);
     } else if (wl_group_leave(&s->producers_out.g)) {
         uint64_t end = BARE_END;
         memcpy(item, &end, 8);
-        for (int i = 0; i < s->consumers; i++) bare_push(s->bare, item);
+        for (int i = 0; i < s->consumers; i++) {
+            if (via == VIA_RING) bare_push(s->bare, item);
+            else bare_rdv_send(s->rdv, item, payload);
+        }
     }
     wl_phase(self, "done");
     return NULL;
 }
 
-static void *producer(wl_thread *self, void *arg) { return produce(self, arg, false); }
-static void *producer_bare(wl_thread *self, void *arg) { return produce(self, arg, true); }
+static void *producer(wl_thread *self, void *arg) { return produce(self, arg, VIA_CHAN); }
+static void *producer_ring(wl_thread *self, void *arg) { return produce(self, arg, VIA_RING); }
+static void *producer_rdv(wl_thread *self, void *arg) { return produce(self, arg, VIA_RDV); }
 
-static inline __attribute__((always_inline)) void *consume(wl_thread *self, struct chan_state *s, const bool bare)
+static inline __attribute__((always_inline)) void *consume(wl_thread *self, struct chan_state *s, const int via)
 {
     const size_t payload = s->payload;
     const int64_t work = s->r->cfg->k.work_ns;
@@ -233,8 +292,9 @@ static inline __attribute__((always_inline)) void *consume(wl_thread *self, stru
     wl_phase(self, "recv");
     for (;;) {
         uint64_t tag;
-        if (bare) {
-            bare_pop(s->bare, item);
+        if (via != VIA_CHAN) {
+            if (via == VIA_RING) bare_pop(s->bare, item);
+            else bare_rdv_recv(s->rdv, item, payload);
             memcpy(&tag, item, 8);
             if (tag == BARE_END) {
                 st = CP_CLOSED;
@@ -280,8 +340,9 @@ static inline __attribute__((always_inline)) void *consume(wl_thread *self, stru
     return NULL;
 }
 
-static void *consumer(wl_thread *self, void *arg) { return consume(self, arg, false); }
-static void *consumer_bare(wl_thread *self, void *arg) { return consume(self, arg, true); }
+static void *consumer(wl_thread *self, void *arg) { return consume(self, arg, VIA_CHAN); }
+static void *consumer_ring(wl_thread *self, void *arg) { return consume(self, arg, VIA_RING); }
+static void *consumer_rdv(wl_thread *self, void *arg) { return consume(self, arg, VIA_RDV); }
 
 static int chan_run(wl_run *r)
 {
@@ -293,17 +354,20 @@ static int chan_run(wl_run *r)
         .payload = (size_t)c->k.payload,
         .hdr = c->rate > 0 ? 24 : 16,
     };
-    const bool bare = c->variant == CHAN_BARE;
-    if (bare) {
+    const int via = c->variant != CHAN_BARE ? VIA_CHAN : c->k.capacity ? VIA_RING : VIA_RDV;
+    if (via == VIA_RING) {
         if (!(s.bare = bare_new((size_t)c->k.capacity, s.payload))) return -1;
+    } else if (via == VIA_RDV) {
+        if (!(s.rdv = aligned_alloc(64, sizeof *s.rdv))) return -1;
+        atomic_init(&s.rdv->turn, 0);
     } else {
         if (!(s.ch = cp_chan_new(c->b, s.payload, (size_t)c->k.capacity))) return -1;
         wl_watch(r, "items", s.ch);
     }
     wl_stage_init(&s.producers_out, NULL, s.ch, s.producers);
 
-    wl_spawn_n(r, s.consumers, "consumer", bare ? consumer_bare : consumer, &s);
-    wl_spawn_n(r, s.producers, "producer", bare ? producer_bare : producer, &s);
+    wl_spawn_n(r, s.consumers, "consumer", via == VIA_RING ? consumer_ring : via == VIA_RDV ? consumer_rdv : consumer, &s);
+    wl_spawn_n(r, s.producers, "producer", via == VIA_RING ? producer_ring : via == VIA_RDV ? producer_rdv : producer, &s);
     wl_start_and_join(r);
 
     uint64_t sent = atomic_load(&s.sent), recv = atomic_load(&s.recv);
@@ -316,15 +380,18 @@ static int chan_run(wl_run *r)
                 (unsigned long long)atomic_load(&s.recv_sum), (unsigned long long)atomic_load(&s.sent_sum));
     wl_check_items(r, sent, "count: sent %llu items, asked for %lld");
     r->ops = recv;
-    if (bare) bare_free(s.bare);
+    if (via == VIA_RING) bare_free(s.bare);
+    else if (via == VIA_RDV) free(s.rdv);
     else cp_chan_free(s.ch);
     return 0;
 }
 
 static const char *chan_check(const wl_cfg *c)
 {
-    if (c->variant == CHAN_BARE && (c->k.capacity < 2 || (c->k.capacity & (c->k.capacity - 1))))
-        return "--variant=bare needs a power-of-two --capacity >= 2 (the bare ring has no rendezvous)";
+    if (c->variant == CHAN_BARE && (c->k.capacity == 1 || (c->k.capacity & (c->k.capacity - 1))))
+        return "--variant=bare needs --capacity=0 (a bare rendezvous) or a power of two >= 2 (a bare ring)";
+    if (c->variant == CHAN_BARE && !c->k.capacity && c->k.payload > (int64_t)sizeof(((bare_rdv *)0)->data))
+        return "--variant=bare --capacity=0 needs --payload <= 56 (the item shares the turn word's cache line)";
     return c->rate > 0 && c->k.payload < 24 ? "--rate needs --payload >= 24 (tag, intended and actual send time)"
                                             : NULL;
 }

@@ -36,19 +36,24 @@ out=$("$bin" --suite=quick --variant=default 2>&1); rc=$?
 hdr=$("$bin" --pattern=atomic --impl=mutex --items=1000 --repeat=1 --warmup=0 --quiet --csv=- 2>/dev/null | head -1)
 echo "$hdr" | grep -q ",variant,metrics," && ok || bad "CSV header lacks variant,metrics: $hdr"
 
-# chan --variant=bare: the bare-ring reference runs the chan's loops and
-# checks (count, checksum, FIFO) in both modes and with several producers and
-# consumers on a tiny ring; it needs a power-of-two capacity
-for mode in --items=60000 --duration=0.1; do
-    "$bin" --pattern=chan --variant=bare --impl=futex --producers=3 --consumers=2 --capacity=2 --payload=24 \
-        "$mode" --repeat=1 --warmup=0 --quiet --csv="$tmp/bare.csv" 2>/dev/null && ok || bad "chan --variant=bare $mode failed"
-    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
-             $c["variant"] != "bare" || $c["status"] != "OK" || $c["ops"] + 0 < 1 { e = 1 } END { exit e || NR != 2 }' \
-        "$tmp/bare.csv" && ok || bad "chan --variant=bare $mode: not one ok row of the bare variant: $(cat "$tmp/bare.csv")"
-    rm -f "$tmp/bare.csv"
+# chan --variant=bare: the bare-ring reference (a power-of-two capacity) and
+# the bare rendezvous (capacity 0) run the chan's loops and checks (count,
+# checksum, FIFO) in both modes and with several producers and consumers on
+# a tiny ring and on the one hand-off slot
+for cap in 2 0; do
+    for mode in --items=60000 --duration=0.1; do
+        "$bin" --pattern=chan --variant=bare --impl=futex --producers=3 --consumers=2 --capacity=$cap --payload=24 \
+            "$mode" --repeat=1 --warmup=0 --quiet --csv="$tmp/bare.csv" 2>/dev/null && ok || bad "chan --variant=bare --capacity=$cap $mode failed"
+        awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+                 $c["variant"] != "bare" || $c["status"] != "OK" || $c["ops"] + 0 < 1 { e = 1 } END { exit e || NR != 2 }' \
+            "$tmp/bare.csv" && ok || bad "chan --variant=bare --capacity=$cap $mode: not one ok row of the bare variant: $(cat "$tmp/bare.csv")"
+        rm -f "$tmp/bare.csv"
+    done
 done
 out=$("$bin" --pattern=chan --variant=bare --capacity=100 2>&1); rc=$?
-[ $rc -eq 2 ] && echo "$out" | grep -q "power-of-two" && ok || bad "chan --variant=bare --capacity=100: rc=$rc, $out"
+[ $rc -eq 2 ] && echo "$out" | grep -q "power of two" && ok || bad "chan --variant=bare --capacity=100: rc=$rc, $out"
+out=$("$bin" --pattern=chan --variant=bare --capacity=0 --payload=57 2>&1); rc=$?
+[ $rc -eq 2 ] && echo "$out" | grep -q "payload <= 56" && ok || bad "chan --variant=bare --capacity=0 --payload=57: rc=$rc, $out"
 
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

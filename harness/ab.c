@@ -76,7 +76,7 @@ static void usage(FILE *f)
           "  --alpha       family-wise significance level (default 0.05)\n"
           "  --threshold   smallest change of the median ratio, in percent, worth a verdict (default 5)\n"
           "  --metric      CSV columns or pattern metrics to test (default ops_per_sec,p99_ns);\n"
-          "                ops_per_sec, ops and ops_per_cpu_s: higher is better, others lower\n"
+          "                ops_per_sec, ops, ops_per_cpu_s, fair_min_ops: higher is better, others lower\n"
           "  --out         directory for a.csv and b.csv, every row of each side (default: a new\n"
           "                ./cpbench-ab.XXXXXX); existing files there are never replaced\n"
           "  --seed        the schedule's seed, also passed to every run (default 1)\n"

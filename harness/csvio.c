@@ -202,5 +202,6 @@ void hw_csv_field(FILE *f, const char *s)
 
 int hw_csv_higher_is_better(const char *metric)
 {
-    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops") || !strcmp(metric, "ops_per_cpu_s");
+    return !strcmp(metric, "ops_per_sec") || !strcmp(metric, "ops") || !strcmp(metric, "ops_per_cpu_s") ||
+           !strcmp(metric, "fair_min_ops");
 }

@@ -41,7 +41,9 @@ int  hw_csv_metric(const char *metrics, const char *name, double *v);
 void hw_csv_field(FILE *f, const char *s);
 
 /* A metric's direction for compare and ab: the throughputs (ops_per_sec,
- * ops, ops_per_cpu_s) are better higher, every other column (times) lower. */
+ * ops, ops_per_cpu_s) and the fewest ops of one thread (fair_min_ops: the
+ * most starved thread got more) are better higher, every other column
+ * (times) lower. */
 int hw_csv_higher_is_better(const char *metric);
 
 #endif

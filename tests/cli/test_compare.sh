@@ -169,6 +169,17 @@ check "placement strict counts minority rows" grep -q "placement=strict dropped 
 run "$tmp/m_base.csv" "$tmp/m_new.csv" --placement=all
 check "placement all keeps the minority placement" bash -c "! grep -q 'placement=strict dropped' '$tmp/out'"
 
+# fair_min_ops (the most starved thread's ops) is better higher: a rise is
+# faster (exit 0), a fall slower (exit 1)
+{ echo "$HDR,fair_min_ops"; rows 10 1.0 31 OK 100; } >"$tmp/f_lo.csv"
+{ echo "$HDR,fair_min_ops"; rows 10 1.0 32 OK 300; } >"$tmp/f_hi.csv"
+run "$tmp/f_lo.csv" "$tmp/f_hi.csv" --metric=fair_min_ops
+check "fair_min_ops up: exit 0 (rc=$rc)" test $rc -eq 0
+check "fair_min_ops up is faster" grep -q "3 tests: 0 slower, 3 faster" "$tmp/out"
+run "$tmp/f_hi.csv" "$tmp/f_lo.csv" --metric=fair_min_ops
+check "fair_min_ops down: exit 1 (rc=$rc)" test $rc -eq 1
+check "fair_min_ops down is slower" grep -q "3 tests: 3 slower" "$tmp/out"
+
 # bad input: exit 2, exactly one line on stderr, nothing on stdout
 bad() {  # bad WORD ARGS...
     local word="$1"; shift

@@ -22,6 +22,18 @@
  * after about LF_SPIN_PAUSES pauses, or at once if cp_spin_begin gives it no
  * spinner slot (more waiters than cores - 1), it calls sched_yield between
  * looks, which lets the holder run when it was preempted.
+ *
+ * Starvation (Go's sync.Mutex starvation mode, by its 1 ms rule): barging
+ * lets the thread that just unlocked take the lock again while its line is
+ * still in its cache, before a waiter on another core has even seen it
+ * free, so with 4 or 8 threads on 2 cores one thread could wait out a
+ * whole run (fairness 0.000, a 40 ms wait in a 42 ms run). A waiter that
+ * has yielded for LF_STARVE_NS counts itself in `starving`; while that is
+ * non-zero, nobody else takes the lock (the fast path hands back a lock it
+ * barged into, the other waiters wait, trylock fails), so a starving
+ * waiter gets it as soon as it runs and the lock is free. `starving` is a
+ * hint about who goes first, not part of the data's ordering: relaxed.
+ * Liveness: a starving waiter is runnable, and everyone else yields.
  */
 #include "adapter.h"
 
@@ -29,10 +41,12 @@
 
 #define LF_BACKOFF_MAX 64u       /* pauses between two looks, at most */
 #define LF_SPIN_PAUSES 4096u     /* about 100 us of pausing, then yield */
+#define LF_STARVE_NS 1000000u    /* yielding this long: starving (Go's 1 ms) */
 
 struct cp_mutex {
     const cp_backend *b;
     _Atomic uint32_t locked;
+    _Atomic uint32_t starving;  /* waiters that yielded LF_STARVE_NS or more */
 };
 
 cp_mutex *cp_lockfree_mutex_new(const cp_backend *b)
@@ -42,39 +56,61 @@ cp_mutex *cp_lockfree_mutex_new(const cp_backend *b)
     if (!m) return NULL;
     m->b = b;
     atomic_init(&m->locked, 0);
+    atomic_init(&m->starving, 0);
     return m;
 }
 
 void cp_lockfree_mutex_free(cp_mutex *m) { free(m); }
 
+/* Whether a waiter that is not starving must stay off the lock. */
+static inline bool someone_starves(cp_mutex *m)
+{
+    return atomic_load_explicit(&m->starving, memory_order_relaxed) != 0;
+}
+
 __attribute__((noinline)) static void lock_slow(cp_mutex *m)
 {
-    bool spin = cp_spin_begin();
+    bool spin = cp_spin_begin(), starving = false;
     unsigned paused = 0, backoff = 1;
+    uint64_t t0 = 0;    /* its first yield */
     for (;;) {
-        while (atomic_load_explicit(&m->locked, memory_order_relaxed)) {
+        while (atomic_load_explicit(&m->locked, memory_order_relaxed) ||
+               (!starving && someone_starves(m))) {
             if (spin && paused < LF_SPIN_PAUSES) {
                 for (unsigned i = 0; i < backoff; i++) cp_cpu_relax();
                 paused += backoff;
                 if (backoff < LF_BACKOFF_MAX) backoff *= 2;
-            } else {
-                sched_yield();
+                continue;
+            }
+            sched_yield();
+            if (starving) continue;
+            uint64_t now = cp_now_ns();
+            if (!t0) {
+                t0 = now;
+            } else if (now - t0 >= LF_STARVE_NS) {
+                starving = true;
+                atomic_fetch_add_explicit(&m->starving, 1, memory_order_relaxed);
             }
         }
         if (!atomic_exchange_explicit(&m->locked, 1, memory_order_acquire)) break;
     }
+    if (starving) atomic_fetch_sub_explicit(&m->starving, 1, memory_order_relaxed);
     if (spin) cp_spin_end();
 }
 
 void cp_lockfree_mutex_lock(cp_mutex *m)
 {
-    if (cp_likely(!atomic_exchange_explicit(&m->locked, 1, memory_order_acquire))) return;
+    /* The load after the exchange hits the line the exchange brought. */
+    if (cp_likely(!atomic_exchange_explicit(&m->locked, 1, memory_order_acquire))) {
+        if (cp_likely(!someone_starves(m))) return;
+        atomic_store_explicit(&m->locked, 0, memory_order_release);   /* theirs */
+    }
     lock_slow(m);
 }
 
 bool cp_lockfree_mutex_trylock(cp_mutex *m)
 {
-    return !atomic_load_explicit(&m->locked, memory_order_relaxed) &&
+    return !atomic_load_explicit(&m->locked, memory_order_relaxed) && !someone_starves(m) &&
            !atomic_exchange_explicit(&m->locked, 1, memory_order_acquire);
 }
 

@@ -5,6 +5,9 @@
  */
 #include "../test.h"
 
+#include <signal.h>
+#include <time.h>
+
 #define MS 1000000ull
 
 static double scale(void)
@@ -87,6 +90,60 @@ static void t_mutex_counter(const cp_backend *b)
     for (int i = 0; i < 4; i++) t_join(t[i], 30000, "counter worker");
     CHECK_EQ(x.counter, 4L * x.iters);
     cp_mutex_free(x.m);
+}
+
+/* lockfree: a waiter that has yielded for 1 ms starves, and while it
+ * starves nobody else takes the lock, even while it is free (Go's
+ * starvation mode; impl/lockfree/mutex.c). To see the lock free while the
+ * waiter starves, the waiter is held in a signal handler meanwhile: a
+ * barging lock then lets the unlocking thread's trylock win. */
+struct starve { cp_mutex *m; atomic_int got, release, parked, unpark; };
+static struct starve *starve_s;
+
+static void starve_park(int sig)
+{
+    (void)sig;
+    atomic_store(&starve_s->parked, 1);
+    struct timespec ts = { 0, 100000 };
+    while (!atomic_load(&starve_s->unpark)) nanosleep(&ts, NULL);
+}
+
+static void *starve_waiter(void *p)
+{
+    struct starve *s = p;
+    cp_mutex_lock(s->m);
+    atomic_store(&s->got, 1);
+    while (!atomic_load(&s->release)) sched_yield();
+    cp_mutex_unlock(s->m);
+    return NULL;
+}
+
+static void t_mutex_starving(const cp_backend *b)
+{
+    if (strcmp(cp_backend_name(b), "lockfree")) return;
+    struct starve s = { .m = cp_mutex_new(b) };
+    starve_s = &s;
+    struct sigaction sa = { .sa_handler = starve_park }, old;
+    sigemptyset(&sa.sa_mask);
+    CHECK(sigaction(SIGUSR1, &sa, &old) == 0);
+    cp_mutex_lock(s.m);
+    pthread_t t = t_spawn(starve_waiter, &s);
+    t_sleep_ms(100);            /* the waiter yields all along: far past 1 ms */
+    CHECK(pthread_kill(t, SIGUSR1) == 0);
+    while (!atomic_load(&s.parked)) sched_yield();
+    cp_mutex_unlock(s.m);       /* free, and its starving waiter held off */
+    bool barged = cp_mutex_trylock(s.m);
+    CHECK(!barged);
+    if (barged) cp_mutex_unlock(s.m);
+    atomic_store(&s.unpark, 1);
+    t_sleep_ms(1);
+    atomic_store(&s.release, 1);
+    t_join(t, 5000, "the starving waiter");
+    CHECK_EQ(atomic_load(&s.got), 1);
+    CHECK(cp_mutex_trylock(s.m));   /* nobody starves any more: barging again */
+    cp_mutex_unlock(s.m);
+    sigaction(SIGUSR1, &old, NULL);
+    cp_mutex_free(s.m);
 }
 
 /* ---------------- rwlock ---------------- */
@@ -408,6 +465,7 @@ int main(void)
     {
         t_mutex_basics(b);
         t_mutex_counter(b);
+        t_mutex_starving(b);
         t_rwlock_basics(b);
         t_rwlock_writer_not_starved(b);
         t_cond_signal_broadcast(b);

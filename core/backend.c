@@ -52,7 +52,7 @@ static bool w_spin_slot(cp_waiter *w, uint32_t *s)
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields)
 {
     uint32_t s = CP_W_WAITING;
-    if (!cp_spin_skip(&spin_misses)) {
+    if (!w->spun && !cp_spin_skip(&spin_misses)) {
         int i = 0;
         for (; i < CP_FREE_SPINS && i < spins && s < CP_W_DONE; i++) {
             cp_cpu_relax();

@@ -133,6 +133,8 @@ typedef struct cp_waiter {
                              * FAM_W_INIT): see cp_w_spin */
     bool buffered;          /* at a channel buffer's full or empty edge
                              * (gochan.h sets it): see cp_yield_due */
+    bool spun;              /* it has spun already (in gochan.h's hand-off
+                             * slot): cp_w_spin goes straight to its yields */
     const struct cp_backend *b;
     pthread_mutex_t mu;     /* mutex family only: guards the sleep on cv */
     pthread_cond_t cv;
@@ -166,8 +168,9 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
  * (w->crowd) wait for holders that are running their work, and a crowd of
  * them yielding to each other takes those holders' CPU: at most as many of
  * them as CPUs yield at a time. A thread whose recent spins all ran out
- * skips most spins, and a waiter that finds no slot waits a moment for one
- * (core/backend.c). Returns the
+ * skips most spins, so does a waiter that has spun already (w->spun), and
+ * a waiter that finds no slot waits a moment for one (core/backend.c).
+ * Returns the
  * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.
  * Touches nothing but w->state (acquire loads), so a waiter that it returns
  * DONE for may free w at once. */

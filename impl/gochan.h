@@ -21,6 +21,27 @@
  * core/internal.h). The claimer copies the data under the lock, sets w->ok,
  * and after unlocking finishes the waiter (DONE + wake-up). Close claims every
  * queued waiter under the lock and wakes them after unlocking.
+ *
+ * The hand-off slot (families that define FAM_GC_SLOT: the futex family): a
+ * blocked send or receive with an item of at most GC_INLINE bytes first
+ * waits in the channel's own cache line, spinning on `slot` beside the lock
+ * and the queues, and becomes a queued waiter only if nobody comes within
+ * FAM_GC_SLOT_SPINS pauses. A hand-off through the slot then moves one
+ * cache line between the cores instead of two (the channel's and the
+ * waiter's). The slot, under the same invariants:
+ *   - it is taken (FREE -> SEND with the item in slot_item, or FREE -> RECV)
+ *     only under the lock, by an op whose own queue is empty: its waiter is
+ *     the oldest of its side, so every claimer looks at the slot before the
+ *     queue, and a slot waiter that gives up goes to the head of its queue;
+ *   - SEND -> TAKEN (a receiver copied the item out), RECV -> FILLED (a
+ *     sender copied its item in), SEND/RECV -> CLOSED (close) and
+ *     SEND/RECV -> FREE (the waiter gives up) happen under the lock; the
+ *     waiter alone then frees a TAKEN, FILLED or CLOSED slot, without the
+ *     lock, after it is done with slot_item (a release store, which the
+ *     next taker's acquire load pairs with);
+ *   - slot_item is written under the lock and read by the claimer under
+ *     it, or by the waiter after its acquire load of FILLED.
+ * The slot never sleeps: a waiter that would sleep has left it.
  */
 #ifndef CP_IMPL_GOCHAN_H
 #define CP_IMPL_GOCHAN_H
@@ -47,19 +68,41 @@ typedef struct gc_sudog {
 
 typedef struct gc_waitq { gc_sudog *first, *last; } gc_waitq;
 
-/* What every operation touches (the lock, closed, the two queues, count and
- * the sizes) comes first, in the first cache line when the family's lock is
- * small (the spin lock and the futex lock): a hand-off then moves that line
- * and the waiter's between the cores, not a third. The buffer's indices
- * follow (the mutex family's buffered channels only). */
+/* Items up to this size are copied through the hand-off slot and a
+ * blocked op's gc_wait, larger ones stay where the caller has them. */
+#define GC_INLINE 16
+
+#ifndef FAM_GC_SLOT
+#define FAM_GC_SLOT 0
+#endif
+enum { GC_SLOT_FREE, GC_SLOT_SEND, GC_SLOT_RECV, GC_SLOT_TAKEN, GC_SLOT_FILLED, GC_SLOT_CLOSED };
+
+/* What every operation touches (the lock, closed, the slot, the two queues)
+ * comes first, in the first cache line when the family's lock is small (the
+ * spin lock and the futex lock): a hand-off through the slot then moves that
+ * line alone between the cores, one through a queued waiter that line and
+ * the waiter's. What a rendezvous only reads (the sizes) and the buffer's
+ * indices (the mutex family's buffered channels only) follow. */
 typedef struct gochan {
     FAM_LOCK_T lock;
     int closed;
+#if FAM_GC_SLOT
+    _Atomic uint32_t slot;                  /* GC_SLOT_*: see the top */
+    unsigned char slot_item[GC_INLINE];
+#endif
     gc_waitq sendq, recvq;
     size_t count, elem_size, cap;
     size_t recvx, sendx;
     unsigned char *buf;     /* cap * elem_size bytes, NULL for cap 0 */
-} gochan;
+}
+#if FAM_GC_SLOT
+__attribute__((aligned(CP_CACHELINE)))
+#endif
+gochan;
+#if FAM_GC_SLOT
+_Static_assert(offsetof(gochan, recvq) + sizeof(gc_waitq) <= CP_CACHELINE,
+               "gochan: the lock, closed, the slot and the queues in one line");
+#endif
 
 /* The claimer tells a select which case fired (written before the finish's
  * release, read after the waiter sees DONE). */
@@ -91,7 +134,6 @@ static inline void gc_fini(gochan *c) { FAM_LOCK_FINI(&c->lock); }
  * receiver's copied out after DONE). Measured with `cpbench ab`, chan cap 0
  * 1P1C, 24 rounds: futex 1.28x, mutex 1.19x items/s. Items above GC_INLINE
  * bytes stay where the caller has them. */
-#define GC_INLINE 16
 typedef struct gc_wait {
     unsigned char buf[GC_INLINE];
     gc_sudog sg;
@@ -100,6 +142,56 @@ typedef struct gc_wait {
 _Static_assert(offsetof(gc_wait, w) + offsetof(cp_waiter, ok) + sizeof(int32_t) <= CP_CACHELINE,
                "gc_wait: the item, the sudog, the waiter's state and ok in one line");
 
+#if FAM_GC_SLOT
+/* This thread's slot waits in a row that it left (cp_spin_skip): a thread
+ * whose partners are not running skips the slot. */
+static _Thread_local unsigned gc_slot_misses;
+
+/* Wait in the free slot; called with the lock held. The wait spins as
+ * cp_w_spin does (CP_FREE_SPINS pauses, then more only with a spinner
+ * slot, up to FAM_GC_SLOT_SPINS), never yields or sleeps there. Returns the
+ * op's status with the lock released, or CP_WOULDBLOCK with it held again
+ * and the slot given back (nobody came, or the ctx ended): the op goes on
+ * as a queued waiter, the oldest of its side, whose park yields and
+ * sleeps as the family's do. */
+static cp_status gc_slot_wait(gochan *c, bool send, void *elem, cp_ctx *ctx)
+{
+    if (send) cp_ring_copy(c->slot_item, elem, c->elem_size);
+    /* relaxed: only lock holders and this thread read it before the claim */
+    atomic_store_explicit(&c->slot, send ? GC_SLOT_SEND : GC_SLOT_RECV, memory_order_relaxed);
+    FAM_UNLOCK(&c->lock);
+    CP_CHAOS_POINT();   /* in the slot, not yet spinning */
+    bool spin = false, leave = false;
+    uint32_t s;
+    for (int i = 0;; i++) {
+        s = atomic_load_explicit(&c->slot, memory_order_acquire);
+        if (s >= GC_SLOT_TAKEN) break;
+        if (i == CP_FREE_SPINS) spin = cp_spin_begin();
+        if ((i >= CP_FREE_SPINS && (!spin || i == FAM_GC_SLOT_SPINS)) ||
+            ((i & 15) == 15 && cp__ctx_err_fast(ctx))) {
+            leave = true;
+            break;
+        }
+        cp_cpu_relax();
+    }
+    if (spin) cp_spin_end();
+    gc_slot_misses = leave ? gc_slot_misses + 1 : 0;
+    if (leave) {
+        CP_CHAOS_POINT();   /* leaving: a partner or close may come first */
+        FAM_LOCK(&c->lock);
+        s = atomic_load_explicit(&c->slot, memory_order_acquire);
+        if (s < GC_SLOT_TAKEN) {
+            atomic_store_explicit(&c->slot, GC_SLOT_FREE, memory_order_relaxed);
+            return CP_WOULDBLOCK;
+        }
+        FAM_UNLOCK(&c->lock);
+    }
+    if (s == GC_SLOT_FILLED) cp_ring_copy(elem, c->slot_item, c->elem_size);
+    atomic_store_explicit(&c->slot, GC_SLOT_FREE, memory_order_release);
+    return s == GC_SLOT_CLOSED ? CP_CLOSED : CP_OK;
+}
+#endif
+
 /* Park on q after the fast checks failed; called with the lock held, returns
  * with it released. elem: the item (q is sendq) or where it goes. */
 static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
@@ -107,8 +199,18 @@ static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
     gc_wait me;
     cp_wnode cn;
     const bool inl = c->elem_size <= GC_INLINE, send = q == &c->sendq;
+    bool oldest = false;    /* left the slot: first of its side */
+#if FAM_GC_SLOT
+    if (inl && !q->first && atomic_load_explicit(&c->slot, memory_order_acquire) == GC_SLOT_FREE &&
+        !cp__ctx_err_fast(ctx) && !cp_spin_skip(&gc_slot_misses)) {
+        cp_status st = gc_slot_wait(c, send, elem, ctx);
+        if (st != CP_WOULDBLOCK) return st;
+        oldest = true;
+    }
+#endif
     FAM_W_INIT(&me.w);
     me.w.buffered = c->cap > 0;   /* no yield floor (cp_yield_due) */
+    me.w.spun = oldest;
     me.sg.w = &me.w;
     me.sg.idx = -1;         /* not a select's: GC_ON_CLAIM leaves w.index */
     me.sg.elem = inl ? me.buf : elem;
@@ -121,7 +223,8 @@ static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
         FAM_W_FINI(&me.w);
         return st;
     }
-    gc_enqueue(q, &me.sg);
+    if (oldest) gc_push_front(q, &me.sg);
+    else gc_enqueue(q, &me.sg);
     FAM_UNLOCK(&c->lock);
 
     uint32_t s = FAM_W_PARK(&me.w, cp_ctx_deadline(ctx));
@@ -145,6 +248,13 @@ static inline __attribute__((always_inline)) cp_status
 gc_send_locked(gochan *c, const void *elem, cp_waiter **fin)
 {
     if (c->closed) return CP_CLOSED;
+#if FAM_GC_SLOT
+    if (atomic_load_explicit(&c->slot, memory_order_relaxed) == GC_SLOT_RECV) {
+        cp_ring_copy(c->slot_item, elem, c->elem_size);
+        atomic_store_explicit(&c->slot, GC_SLOT_FILLED, memory_order_release);
+        return CP_OK;
+    }
+#endif
     gc_sudog *sg = gc_pop_claimed(&c->recvq);
     if (sg) {   /* a receiver is waiting: hand over directly */
         cp_ring_copy(sg->elem, elem, c->elem_size);
@@ -166,6 +276,13 @@ gc_send_locked(gochan *c, const void *elem, cp_waiter **fin)
 static inline __attribute__((always_inline)) cp_status
 gc_recv_locked(gochan *c, void *elem, cp_waiter **fin)
 {
+#if FAM_GC_SLOT
+    if (atomic_load_explicit(&c->slot, memory_order_relaxed) == GC_SLOT_SEND) {
+        cp_ring_copy(elem, c->slot_item, c->elem_size);
+        atomic_store_explicit(&c->slot, GC_SLOT_TAKEN, memory_order_release);
+        return CP_OK;
+    }
+#endif
     gc_sudog *sg = gc_pop_claimed(&c->sendq);
     if (sg) {
         if (c->cap == 0) {
@@ -227,6 +344,11 @@ static cp_status gc_close(gochan *c)
         return CP_CLOSED;
     }
     c->closed = 1;
+#if FAM_GC_SLOT
+    uint32_t st = atomic_load_explicit(&c->slot, memory_order_relaxed);
+    if (st == GC_SLOT_SEND || st == GC_SLOT_RECV)
+        atomic_store_explicit(&c->slot, GC_SLOT_CLOSED, memory_order_release);
+#endif
     /* Claim every waiter under the lock, wake them after (chan.go's
      * closechan). A woken sender's item is not delivered. */
     gc_sudog *wake = NULL, *sg;

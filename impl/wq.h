@@ -9,6 +9,8 @@
  * where node_t has the fields `cp_waiter *w; node_t *next, *prev; bool
  * queued;` and queue_t the fields `node_t *first, *last;`. It defines
  *   pfx_enqueue(q, n)    append n at the tail;
+ *   pfx_push_front(q, n) put n at the head (a waiter older than every one
+ *                        on q: gochan.h's hand-off slot);
  *   pfx_remove(q, n)     unlink n, which is on q;
  *   pfx_pop_claimed(q)   take nodes off the head until one's waiter is
  *                        claimed (FAM_W_CLAIM), then ON_CLAIM(n) and return
@@ -50,6 +52,15 @@
         if (q->last) q->last->next = n;                                       \
         else q->first = n;                                                    \
         q->last = n;                                                          \
+        n->queued = true;                                                     \
+    }                                                                         \
+    static inline __attribute__((unused)) void pfx##_push_front(queue_t *q, node_t *n) \
+    {                                                                         \
+        n->prev = NULL;                                                       \
+        n->next = q->first;                                                   \
+        if (q->first) q->first->prev = n;                                     \
+        else q->last = n;                                                     \
+        q->first = n;                                                         \
         n->queued = true;                                                     \
     }                                                                         \
     static inline void pfx##_remove(queue_t *q, node_t *n)                    \

@@ -13,9 +13,11 @@
  * wakes it at once; a deadline is a futex timeout. A blocked call that ends without its item or
  * slot passes on the wake it may have taken.
  *
- * Rendezvous channels are gochan.h under a futex mutex, with waiters parked
- * on their own state word (PARKED bit set by the sleeper, so a finisher calls
- * FUTEX_WAKE only when somebody sleeps; the waiter's invariant: adapter.h).
+ * Rendezvous channels are gochan.h under a futex mutex: a blocked op first
+ * waits a moment in the channel's hand-off slot (gochan.h), then as a waiter
+ * parked on its own state word (PARKED bit set by the sleeper, so a finisher
+ * calls FUTEX_WAKE only when somebody sleeps; the waiter's invariant:
+ * adapter.h).
  */
 #include "adapter.h"
 #include "../../core/chaos.h"

@@ -12,6 +12,7 @@ void cp_lockfree_w_init(cp_waiter *w)
     w->index = -1;
     w->crowd = false;
     w->buffered = false;
+    w->spun = false;
     w->b = &cp_backend_lockfree;
 }
 void cp_lockfree_w_fini(cp_waiter *w) { (void)w; }

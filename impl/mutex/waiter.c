@@ -40,6 +40,7 @@ void cp_mutex_w_init(cp_waiter *w)
     w->index = -1;
     w->crowd = false;
     w->buffered = false;
+    w->spun = false;
     w->b = &cp_backend_mutex;
     cp_check(pthread_mutex_init(&w->mu, NULL) == 0);
     cp_check(pthread_cond_init(&w->cv, &mono_attr) == 0);

@@ -79,10 +79,12 @@ struct op {
     int val;
     cp_status st;
     uint64_t ended;
+    atomic_int started;     /* set just before the op's call */
 };
 static void *do_recv(void *p)
 {
     struct op *o = p;
+    atomic_store(&o->started, 1);
     o->st = cp_chan_recv(o->ch, &o->val, o->ctx);
     o->ended = cp_now_ns();
     return NULL;
@@ -90,6 +92,7 @@ static void *do_recv(void *p)
 static void *do_send(void *p)
 {
     struct op *o = p;
+    atomic_store(&o->started, 1);
     o->st = cp_chan_send(o->ch, &o->val, o->ctx);
     o->ended = cp_now_ns();
     return NULL;
@@ -302,6 +305,63 @@ static void t_wake_burst(const cp_backend *b)
     }
 }
 
+/* A rendezvous op that has only just blocked (the futex family's
+ * hand-off slot, gochan.h: it waits a microsecond or so in the channel's
+ * line before it queues) meets close, cancel or its partner at every
+ * moment of that wait: each round starts the op, lets a random 0-4 us pass
+ * from its call,
+ * then closes the channel, cancels the op's ctx, or races a partner and a
+ * close. Whatever the moment, the op ends (t_join's limit catches one left
+ * behind), with CP_CLOSED or CP_CANCELED when nobody took part, and a sent
+ * item is received exactly when its send succeeded. */
+static void spin_ns(uint64_t ns)
+{
+    uint64_t until = cp_now_ns() + ns;
+    while (cp_now_ns() < until) {}
+}
+static void t_rendezvous_races(const cp_backend *b)
+{
+    unsigned seed = 12345;
+    int rounds = 400, took = 0;
+    for (int r = 0; r < rounds; r++) {
+        int kind = r % 4;   /* 0 close a sender, 1 close a receiver, 2 cancel, 3 partner + close */
+        cp_chan *ch = cp_chan_new(b, sizeof(int), 0);
+        cp_ctx *ctx = kind == 2 ? cp_ctx_with_cancel(b, NULL) : NULL;
+        struct op o = { .ch = ch, .ctx = ctx, .val = 1000 + r };
+        bool send = kind != 1 && (kind != 2 || r % 8 < 4);
+        pthread_t t = t_spawn(send ? do_send : do_recv, &o);
+        while (!atomic_load(&o.started)) {}
+        seed = seed * 1103515245u + 12345u;
+        spin_ns((seed >> 8) % 4000);
+        if (kind == 3) {
+            int got = -1;
+            cp_status rs = cp_chan_try_recv(ch, &got);
+            CHECK_ST(cp_chan_close(ch), CP_OK);
+            t_join(t, 5000, "sender racing a receiver and close");
+            if (rs == CP_OK) {
+                took++;
+                CHECK_ST(o.st, CP_OK);
+                CHECK_EQ(got, 1000 + r);
+            } else {
+                CHECK_ST(rs, CP_WOULDBLOCK);
+                CHECK_ST(o.st, CP_CLOSED);
+            }
+        } else if (kind == 2) {
+            cp_ctx_cancel(ctx);
+            t_join(t, 5000, "op racing a cancel");
+            CHECK_ST(o.st, CP_CANCELED);
+        } else {
+            CHECK_ST(cp_chan_close(ch), CP_OK);
+            t_join(t, 5000, "op racing close");
+            CHECK_ST(o.st, CP_CLOSED);
+        }
+        cp_ctx_free(ctx);
+        cp_chan_free(ch);
+    }
+    printf("[%s] rendezvous races: %d rounds, %d sends taken by a racing receiver (informational)\n",
+           t_where, rounds, took);
+}
+
 /* cancel and deadline wake a blocked send/recv promptly */
 static void t_cancel_deadline(const cp_backend *b, size_t cap)
 {
@@ -435,6 +495,7 @@ int main(void)
         t_buffered(b);
         t_close_drain(b);
         t_rendezvous(b);
+        t_rendezvous_races(b);
         t_item_sizes(b);
         size_t caps[] = { 0, 1, 3 };
         for (size_t i = 0; i < 3; i++) {

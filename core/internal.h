@@ -172,8 +172,8 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
  * a waiter that finds no slot waits a moment for one (core/backend.c).
  * Returns the
  * state it saw last (CP_W_STATE bits); below CP_W_DONE, the caller sleeps.
- * Touches nothing but w->state (acquire loads), so a waiter that it returns
- * DONE for may free w at once. */
+ * Reads w's flags (crowd, buffered, spun) first, then nothing but w->state
+ * (acquire loads), so a waiter that it returns DONE for may free w at once. */
 uint32_t cp_w_spin(cp_waiter *w, uint64_t deadline, int spins, int yields);
 
 /* A hand-off waiter's yield phase lasts `yields` yields and at least

@@ -309,9 +309,8 @@ static void t_wake_burst(const cp_backend *b)
  * hand-off slot, gochan.h: it waits a microsecond or so in the channel's
  * line before it queues) meets close, cancel or its partner at every
  * moment of that wait: each round starts the op, lets a random 0-4 us pass
- * from its call,
- * then closes the channel, cancels the op's ctx, or races a partner and a
- * close. Whatever the moment, the op ends (t_join's limit catches one left
+ * from its call, then closes the channel, cancels the op's ctx, or races a
+ * partner and a close. Whatever the moment, the op ends (t_join's limit catches one left
  * behind), with CP_CLOSED or CP_CANCELED when nobody took part, and a sent
  * item is received exactly when its send succeeded. */
 static void spin_ns(uint64_t ns)

@@ -26,22 +26,44 @@
  * blocked send or receive with an item of at most GC_INLINE bytes first
  * waits in the channel's own cache line, spinning on `slot` beside the lock
  * and the queues, and becomes a queued waiter only if nobody comes within
- * FAM_GC_SLOT_SPINS pauses. A hand-off through the slot then moves one
- * cache line between the cores instead of two (the channel's and the
- * waiter's). The slot, under the same invariants:
- *   - it is taken (FREE -> SEND with the item in slot_item, or FREE -> RECV)
- *     only under the lock, by an op whose own queue is empty: its waiter is
- *     the oldest of its side, so every claimer looks at the slot before the
- *     queue, and a slot waiter that gives up goes to the head of its queue;
- *   - SEND -> TAKEN (a receiver copied the item out), RECV -> FILLED (a
- *     sender copied its item in), SEND/RECV -> CLOSED (close) and
- *     SEND/RECV -> FREE (the waiter gives up) happen under the lock; the
- *     waiter alone then frees a TAKEN, FILLED or CLOSED slot, without the
- *     lock, after it is done with slot_item (a release store, which the
- *     next taker's acquire load pairs with);
- *   - slot_item is written under the lock and read by the claimer under
- *     it, or by the waiter after its acquire load of FILLED.
- * The slot never sleeps: a waiter that would sleep has left it.
+ * FAM_GC_SLOT_SPINS pauses. Its claimer takes no lock, and the hand-off
+ * moves that one line between the cores. The slot word holds a state
+ * (GC_ST) and a turn (GC_TURN, counting the times the slot was taken), and
+ * under the same invariants:
+ *   - it is taken, FREE -> SEND (the item in slot_item) or FREE -> RECV of
+ *     the next turn, only under the lock, by an op whose own queue is
+ *     empty: its waiter is the oldest of its side, so every claimer looks
+ *     at the slot before the queue, and a slot waiter that gives up goes to
+ *     the head of its queue;
+ *   - a turn is claimed by one CAS on the word, with the lock or without:
+ *     SEND -> FREE (under the lock, which keeps slot_item until it is
+ *     unlocked), SEND -> CLAIMED -> FREE (without: the claimer copies the
+ *     item out in between, then frees the slot), RECV -> CLAIMED -> FILLED
+ *     (the claimer copies its item in between); SEND/RECV -> CLOSED (close)
+ *     and SEND/RECV -> FREE (the waiter gives up) happen under the lock; a
+ *     waiter whose give-up CAS fails waits for the claimer's end;
+ *   - a SEND waiter is done once the word is neither its turn's SEND nor
+ *     its CLAIMED (the slot may already be in a later turn); the waiter of
+ *     a FILLED or CLOSED turn frees it, without the lock, once done with
+ *     slot_item;
+ *   - slot_item is written by the slot's taker before its release store of
+ *     SEND, or by the claimer of a RECV turn before its release store of
+ *     FILLED; it is read by the claimer of a SEND turn after its acquire
+ *     CAS, or by the waiter after its acquire load of FILLED; every release
+ *     store of FREE follows its thread's last read of it, and the next
+ *     taker's acquire load of FREE pairs with that.
+ * Only a taker under the lock makes a turn claimable, so a select that
+ * finds no case ready under its locks still finds none at its last look:
+ * try_select stays linearizable. A claim without the lock never reads
+ * `closed`: after close's CAS no turn is SEND or RECV, and a claim that won
+ * the CAS before it was a hand-off before the close. The turn has 29 bits:
+ * a SEND waiter would misread its word only if the slot were taken 2^29
+ * times (over two minutes of hand-offs here) between two of its loads.
+ * The slot never sleeps: a waiter that would sleep has left it. A blocking
+ * receive polls the slot for CP_FREE_SPINS pauses before it takes the
+ * lock, so that between running threads senders wait in the slot and
+ * receivers outside it, as in a one-line rendezvous, and neither waits on
+ * the lock.
  */
 #ifndef CP_IMPL_GOCHAN_H
 #define CP_IMPL_GOCHAN_H
@@ -75,7 +97,7 @@ typedef struct gc_waitq { gc_sudog *first, *last; } gc_waitq;
 #ifndef FAM_GC_SLOT
 #define FAM_GC_SLOT 0
 #endif
-enum { GC_SLOT_FREE, GC_SLOT_SEND, GC_SLOT_RECV, GC_SLOT_TAKEN, GC_SLOT_FILLED, GC_SLOT_CLOSED };
+enum { GC_SLOT_FREE, GC_SLOT_SEND, GC_SLOT_RECV, GC_SLOT_CLAIMED, GC_SLOT_FILLED, GC_SLOT_CLOSED };
 
 /* What every operation touches (the lock, closed, the slot, the two queues)
  * comes first, in the first cache line when the family's lock is small (the
@@ -147,6 +169,55 @@ _Static_assert(offsetof(gc_wait, w) + offsetof(cp_waiter, ok) + sizeof(int32_t) 
  * whose partners are not running skips the slot. */
 static _Thread_local unsigned gc_slot_misses;
 
+/* The slot word: the state in its low 3 bits, above them the number of
+ * times the slot was taken (a waiter tells its own turn from a later one:
+ * a SEND slot's claimer frees it, and it may be taken again before the
+ * waiter looks). */
+#define GC_ST(w) ((w) & 7u)
+#define GC_TURN(w) ((w) & ~7u)
+
+/* Claim a RECV slot, with or without the lock: copy the item in, FILLED. */
+static inline bool gc_slot_fill(gochan *c, const void *elem)
+{
+    uint32_t w = atomic_load_explicit(&c->slot, memory_order_relaxed);
+    /* acquire: the write of slot_item follows the last reader's (its
+     * release of FREE, then the taker's release of RECV) */
+    if (GC_ST(w) != GC_SLOT_RECV ||
+        !atomic_compare_exchange_strong_explicit(&c->slot, &w, GC_TURN(w) | GC_SLOT_CLAIMED,
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    CP_CHAOS_POINT();   /* claimed, the item not yet in */
+    cp_ring_copy(c->slot_item, elem, c->elem_size);
+    atomic_store_explicit(&c->slot, GC_TURN(w) | GC_SLOT_FILLED, memory_order_release);
+    return true;
+}
+
+/* Claim a SEND slot, with or without the lock: copy the item out and free
+ * the slot. locked: the caller holds the lock, so nobody takes the slot
+ * again (and writes slot_item) before it unlocks, and the claim frees it
+ * at once. */
+static inline bool gc_slot_take(gochan *c, void *elem, bool locked)
+{
+    uint32_t w = atomic_load_explicit(&c->slot, memory_order_relaxed);
+    /* acquire: slot_item as the taker wrote it before its release of SEND */
+    if (GC_ST(w) != GC_SLOT_SEND ||
+        !atomic_compare_exchange_strong_explicit(&c->slot, &w,
+                                                 GC_TURN(w) | (locked ? GC_SLOT_FREE : GC_SLOT_CLAIMED),
+                                                 memory_order_acquire, memory_order_relaxed))
+        return false;
+    if (!locked) CP_CHAOS_POINT();  /* claimed, the item not yet out */
+    cp_ring_copy(elem, c->slot_item, c->elem_size);
+    /* release: the next taker writes slot_item after this read */
+    if (!locked) atomic_store_explicit(&c->slot, GC_TURN(w) | GC_SLOT_FREE, memory_order_release);
+    return true;
+}
+
+/* The slot's turn w (taken as SEND or RECV) still waits for its claimer. */
+static inline bool gc_slot_pending(uint32_t s, uint32_t w)
+{
+    return s == w || s == (GC_TURN(w) | GC_SLOT_CLAIMED);
+}
+
 /* Wait in the free slot; called with the lock held. The wait spins as
  * cp_w_spin does (CP_FREE_SPINS pauses, then more only with a spinner
  * slot, up to FAM_GC_SLOT_SPINS), never yields or sleeps there. Returns the
@@ -157,15 +228,18 @@ static _Thread_local unsigned gc_slot_misses;
 static cp_status gc_slot_wait(gochan *c, bool send, void *elem, cp_ctx *ctx)
 {
     if (send) cp_ring_copy(c->slot_item, elem, c->elem_size);
-    /* relaxed: only lock holders and this thread read it before the claim */
-    atomic_store_explicit(&c->slot, send ? GC_SLOT_SEND : GC_SLOT_RECV, memory_order_relaxed);
+    /* The next turn. release: a claimer without the lock reads slot_item
+     * after its CAS */
+    const uint32_t w = GC_TURN(atomic_load_explicit(&c->slot, memory_order_relaxed) + 8) |
+                       (send ? GC_SLOT_SEND : GC_SLOT_RECV);
+    atomic_store_explicit(&c->slot, w, memory_order_release);
     FAM_UNLOCK(&c->lock);
     CP_CHAOS_POINT();   /* in the slot, not yet spinning */
     bool spin = false, leave = false;
     uint32_t s;
     for (int i = 0;; i++) {
         s = atomic_load_explicit(&c->slot, memory_order_acquire);
-        if (s >= GC_SLOT_TAKEN) break;
+        if (!gc_slot_pending(s, w)) break;
         if (i == CP_FREE_SPINS) spin = cp_spin_begin();
         if ((i >= CP_FREE_SPINS && (!spin || i == FAM_GC_SLOT_SPINS)) ||
             ((i & 15) == 15 && cp__ctx_err_fast(ctx))) {
@@ -179,16 +253,31 @@ static cp_status gc_slot_wait(gochan *c, bool send, void *elem, cp_ctx *ctx)
     if (leave) {
         CP_CHAOS_POINT();   /* leaving: a partner or close may come first */
         FAM_LOCK(&c->lock);
-        s = atomic_load_explicit(&c->slot, memory_order_acquire);
-        if (s < GC_SLOT_TAKEN) {
-            atomic_store_explicit(&c->slot, GC_SLOT_FREE, memory_order_relaxed);
+        s = w;
+        /* relaxed: the slot goes back to lock holders only */
+        if (atomic_compare_exchange_strong_explicit(&c->slot, &s, GC_TURN(w) | GC_SLOT_FREE,
+                                                    memory_order_relaxed, memory_order_relaxed))
             return CP_WOULDBLOCK;
-        }
         FAM_UNLOCK(&c->lock);
+        /* Claimed, closed, or being claimed: a claimer without the lock
+         * copies one item between its CAS and its store, but may be
+         * preempted there. */
+        for (unsigned n = 0; gc_slot_pending(s = atomic_load_explicit(&c->slot, memory_order_acquire), w);)
+            if (++n < 128) cp_cpu_relax();
+            else sched_yield();
     }
-    if (s == GC_SLOT_FILLED) cp_ring_copy(elem, c->slot_item, c->elem_size);
-    atomic_store_explicit(&c->slot, GC_SLOT_FREE, memory_order_release);
-    return s == GC_SLOT_CLOSED ? CP_CLOSED : CP_OK;
+    /* A SEND turn that is over was claimed and freed by its claimer, or
+     * closed; a RECV turn is FILLED or closed, and ours to free. */
+    if (s == (GC_TURN(w) | GC_SLOT_CLOSED)) {
+        atomic_store_explicit(&c->slot, GC_TURN(w) | GC_SLOT_FREE, memory_order_release);
+        return CP_CLOSED;
+    }
+    if (!send) {
+        cp_ring_copy(elem, c->slot_item, c->elem_size);
+        /* release: the next taker writes slot_item after this read */
+        atomic_store_explicit(&c->slot, GC_TURN(w) | GC_SLOT_FREE, memory_order_release);
+    }
+    return CP_OK;
 }
 #endif
 
@@ -201,7 +290,7 @@ static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
     const bool inl = c->elem_size <= GC_INLINE, send = q == &c->sendq;
     bool oldest = false;    /* left the slot: first of its side */
 #if FAM_GC_SLOT
-    if (inl && !q->first && atomic_load_explicit(&c->slot, memory_order_acquire) == GC_SLOT_FREE &&
+    if (inl && !q->first && GC_ST(atomic_load_explicit(&c->slot, memory_order_acquire)) == GC_SLOT_FREE &&
         !cp__ctx_err_fast(ctx) && !cp_spin_skip(&gc_slot_misses)) {
         cp_status st = gc_slot_wait(c, send, elem, ctx);
         if (st != CP_WOULDBLOCK) return st;
@@ -249,11 +338,7 @@ gc_send_locked(gochan *c, const void *elem, cp_waiter **fin)
 {
     if (c->closed) return CP_CLOSED;
 #if FAM_GC_SLOT
-    if (atomic_load_explicit(&c->slot, memory_order_relaxed) == GC_SLOT_RECV) {
-        cp_ring_copy(c->slot_item, elem, c->elem_size);
-        atomic_store_explicit(&c->slot, GC_SLOT_FILLED, memory_order_release);
-        return CP_OK;
-    }
+    if (gc_slot_fill(c, elem)) return CP_OK;
 #endif
     gc_sudog *sg = gc_pop_claimed(&c->recvq);
     if (sg) {   /* a receiver is waiting: hand over directly */
@@ -277,11 +362,7 @@ static inline __attribute__((always_inline)) cp_status
 gc_recv_locked(gochan *c, void *elem, cp_waiter **fin)
 {
 #if FAM_GC_SLOT
-    if (atomic_load_explicit(&c->slot, memory_order_relaxed) == GC_SLOT_SEND) {
-        cp_ring_copy(elem, c->slot_item, c->elem_size);
-        atomic_store_explicit(&c->slot, GC_SLOT_TAKEN, memory_order_release);
-        return CP_OK;
-    }
+    if (gc_slot_take(c, elem, true)) return CP_OK;
 #endif
     gc_sudog *sg = gc_pop_claimed(&c->sendq);
     if (sg) {
@@ -312,6 +393,9 @@ gc_recv_locked(gochan *c, void *elem, cp_waiter **fin)
 
 static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
 {
+#if FAM_GC_SLOT
+    if (gc_slot_fill(c, elem)) return CP_OK;   /* a receiver waits there: no lock */
+#endif
     cp_waiter *fin = NULL;
     FAM_LOCK(&c->lock);
     cp_status st = gc_send_locked(c, elem, &fin);
@@ -325,6 +409,16 @@ static cp_status gc_send(gochan *c, const void *elem, cp_ctx *ctx, bool block)
 
 static cp_status gc_recv(gochan *c, void *elem, cp_ctx *ctx, bool block)
 {
+#if FAM_GC_SLOT
+    /* A sender waits in the slot: no lock. A blocking receiver looks again
+     * for a moment first (see the top). */
+    if (gc_slot_take(c, elem, false)) return CP_OK;
+    if (block && c->elem_size <= GC_INLINE)
+        for (int i = 0; i < CP_FREE_SPINS; i++) {
+            cp_cpu_relax();
+            if (gc_slot_take(c, elem, false)) return CP_OK;
+        }
+#endif
     cp_waiter *fin = NULL;
     FAM_LOCK(&c->lock);
     cp_status st = gc_recv_locked(c, elem, &fin);
@@ -345,9 +439,12 @@ static cp_status gc_close(gochan *c)
     }
     c->closed = 1;
 #if FAM_GC_SLOT
-    uint32_t st = atomic_load_explicit(&c->slot, memory_order_relaxed);
-    if (st == GC_SLOT_SEND || st == GC_SLOT_RECV)
-        atomic_store_explicit(&c->slot, GC_SLOT_CLOSED, memory_order_release);
+    /* A claim without the lock may win the CAS: then it was a hand-off
+     * before the close, and its waiter frees the slot. */
+    uint32_t w = atomic_load_explicit(&c->slot, memory_order_relaxed);
+    if (GC_ST(w) == GC_SLOT_SEND || GC_ST(w) == GC_SLOT_RECV)
+        atomic_compare_exchange_strong_explicit(&c->slot, &w, GC_TURN(w) | GC_SLOT_CLOSED,
+                                                memory_order_release, memory_order_relaxed);
 #endif
     /* Claim every waiter under the lock, wake them after (chan.go's
      * closechan). A woken sender's item is not delivered. */

@@ -440,7 +440,7 @@ static cp_status gc_close(gochan *c)
     c->closed = 1;
 #if FAM_GC_SLOT
     /* A claim without the lock may win the CAS: then it was a hand-off
-     * before the close, and its waiter frees the slot. */
+     * before the close, and its turn ends as any claimed one. */
     uint32_t w = atomic_load_explicit(&c->slot, memory_order_relaxed);
     if (GC_ST(w) == GC_SLOT_SEND || GC_ST(w) == GC_SLOT_RECV)
         atomic_compare_exchange_strong_explicit(&c->slot, &w, GC_TURN(w) | GC_SLOT_CLOSED,

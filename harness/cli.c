@@ -297,10 +297,13 @@ static const hw_suite_cfg suite_quick[] = {
  * the Go-reference and performance issues: chan 1P1C with a buffer and
  * unbuffered, chan 4P4C, the worker pool, select, mutex at 1 and 4
  * threads, semaphore, each at its defaults except where a count is set so
- * that the slowest backend's repetition stays near a second here. */
+ * that the slowest backend's repetition stays near a second here (the
+ * rendezvous: 1M items, about 0.5 s on mutex; with 100k, set when mutex
+ * moved 0.1M items/s, a repetition lasted 7-80 ms, and a spell of both
+ * threads on one vCPU, 35 ms in one perf sched trace, decided it). */
 static const hw_suite_cfg suite_reference[] = {
     { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 1024, .payload = 16, .work_ns = 0, .items = 4000000 } },
-    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 0, .payload = 16, .work_ns = 0, .items = 100000 } },
+    { "chan", { .threads = D, .producers = 1, .consumers = 1, .capacity = 0, .payload = 16, .work_ns = 0, .items = 1000000 } },
     { "chan", { .threads = D, .producers = 4, .consumers = 4, .capacity = 1024, .payload = 16, .work_ns = 0, .items = 2000000 } },
     { "workerpool", { .threads = 4, .producers = D, .consumers = D, .capacity = 100, .payload = D, .work_ns = 0, .items = 1000000 } },
     { "select", { .threads = D, .producers = D, .consumers = D, .capacity = D, .payload = D, .work_ns = D, .items = D } },

@@ -142,11 +142,18 @@ void wl_wait_duration_or(wl_run *r, cp_event *done)
     if (!cp_event_fired(done)) wl_wait_duration(r);
 }
 
+void wl_join_thread(wl_run *r, int i)
+{
+    if (r->thr[i].joined) return;
+    pthread_join(r->rt->pthreads[i], NULL);
+    r->thr[i].joined = true;
+}
+
 void wl_join(wl_run *r)
 {
     uint64_t end = r->t_start;
     for (int i = 0; i < r->nthr; i++) {
-        pthread_join(r->rt->pthreads[i], NULL);
+        wl_join_thread(r, i);
         if (r->thr[i].ended > end) end = r->thr[i].ended;
     }
 #ifdef CP_AB_SLOWDOWN_PCT

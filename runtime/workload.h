@@ -84,6 +84,7 @@ typedef struct wl_thread {
     void *arg;
     struct wl_run *run;
     uint64_t ended;
+    bool joined;                    /* by wl_join_thread already */
     uint64_t alloc_bytes;           /* bytes this thread allocated (the driver's hook: jemalloc) */
 } __attribute__((aligned(64))) wl_thread;
 
@@ -180,6 +181,9 @@ void wl_start(wl_run *r);           /* stamps t_start, opens the gate */
 void wl_wait_duration(wl_run *r);   /* time-based run: sleep until t_start +
                                      * duration, then set stop; else no-op */
 void wl_join(wl_run *r);            /* joins every thread; t_end = last thread's end */
+void wl_join_thread(wl_run *r, int i);  /* joins thread i (a wl_spawn index) early, asleep in
+                                         * the kernel: a coordinator's wait that takes no CPU
+                                         * from the run on any backend; wl_join skips it */
 void wl_fail(wl_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wl_watch(wl_run *r, const char *name, cp_chan *ch);
 void wl_work(int64_t ns);           /* calibrated busy work */

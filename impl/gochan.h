@@ -22,7 +22,7 @@
  * and after unlocking finishes the waiter (DONE + wake-up). Close claims every
  * queued waiter under the lock and wakes them after unlocking.
  *
- * The hand-off slot (families that define FAM_GC_SLOT: the futex family): a
+ * The hand-off slot (families that define FAM_GC_SLOT: futex, lockfree): a
  * blocked send or receive with an item of at most GC_INLINE bytes first
  * waits in the channel's own cache line, spinning on `slot` beside the lock
  * and the queues, and becomes a queued waiter only if nobody comes within
@@ -290,7 +290,11 @@ static cp_status gc_block(gochan *c, gc_waitq *q, void *elem, cp_ctx *ctx)
     const bool inl = c->elem_size <= GC_INLINE, send = q == &c->sendq;
     bool oldest = false;    /* left the slot: first of its side */
 #if FAM_GC_SLOT
-    if (inl && !q->first && GC_ST(atomic_load_explicit(&c->slot, memory_order_acquire)) == GC_SLOT_FREE &&
+    /* Rendezvous only: a sender in the slot of a full buffer would be
+     * taken before the buffered items (the per-producer FIFO broke when
+     * the mutex family's buffered channels had the slot). */
+    if (inl && c->cap == 0 && !q->first &&
+        GC_ST(atomic_load_explicit(&c->slot, memory_order_acquire)) == GC_SLOT_FREE &&
         !cp__ctx_err_fast(ctx) && !cp_spin_skip(&gc_slot_misses)) {
         cp_status st = gc_slot_wait(c, send, elem, ctx);
         if (st != CP_WOULDBLOCK) return st;

@@ -6,8 +6,9 @@
  * <= cores and pays for it when oversubscribed.
  *
  * Rendezvous (capacity 0) channels are gochan.h under a spin lock: a direct
- * hand-off needs the partner's identity, which a ring cannot give. Their
- * waiters spin on their own state word.
+ * hand-off needs the partner's identity, which a ring cannot give. A
+ * blocked op waits a moment in the channel's hand-off slot (gochan.h),
+ * then as a queued waiter spinning on its own state word.
  * (The waiter's invariant: adapter.h.)
  */
 #include "adapter.h"

@@ -326,12 +326,13 @@ static int bridge_run(wl_run *r)
     wl_watch(r, "streams", s.streams);
     wl_watch(r, "out", s.out);
 
-    wl_spawn(r, "consumer", consumer, &s);
+    const int consumer_index = wl_spawn(r, "consumer", consumer, &s);
     wl_spawn(r, "bridge", bridge, &s);
     for (int i = 0; i < s.producers; i++) wl_spawn(r, "producer", producer, &s.prod[i]);
 
     wl_start(r);
     wl_wait_duration(r);
+    wl_join_thread(r, consumer_index);  /* it cancels as it leaves: see wl_join_thread */
     /* Until producers and bridge have exited; after the consumer's cancel,
      * for at most EXIT_BOUND_NS. */
     int leaked = 0;

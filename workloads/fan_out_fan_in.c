@@ -296,7 +296,7 @@ static int fofi_run(wl_run *r)
     for (int i = 0; forward && i < f.workers && i < 6; i++) wl_watch(r, "worker", f.wout[i]);
 
     cp_wg_add(f.wg, f.workers);
-    wl_spawn(r, "sink", sink, &f);
+    const int sink_index = wl_spawn(r, "sink", sink, &f);
     wl_spawn(r, "closer", closer, &f);
     for (int i = 0; i < f.workers; i++) {
         wa[i] = (struct worker_arg){ &f, i };
@@ -307,6 +307,7 @@ static int fofi_run(wl_run *r)
 
     wl_start(r);
     wl_wait_duration(r);
+    wl_join_thread(r, sink_index);  /* it cancels as it leaves: see wl_join_thread */
     /* Until everyone but the sink has exited; after the sink's cancel,
      * for at most EXIT_BOUND_NS. */
     int leaked = 0;

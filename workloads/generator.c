@@ -154,10 +154,7 @@ static int generator_run(wl_run *r)
     /* Every consumer cancels (count mode: after its share; time-based: at
      * the stop); then each generator has EXIT_BOUND_NS to exit, measured
      * from when the last cancel was seen. */
-    /* A consumer returns right after its cancel. The coordinator waits for
-     * that in pthread_join, not on the backend's event: a lockfree wait
-     * spins and yields, and that third runnable thread on 2 cores held the
-     * pair to one vCPU, a yield per item. */
+    /* A consumer returns right after its cancel (see wl_join_thread). */
     for (int i = 0; i < npairs; i++) wl_join_thread(r, p[i].con_index);
     cp_ctx *bound = cp_ctx_with_timeout(c->b, NULL, EXIT_BOUND_NS);
     int leaked = 0;

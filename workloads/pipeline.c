@@ -223,7 +223,7 @@ static int pipeline_run(wl_run *r)
     for (int i = 0; i < p.stages && i < 6; i++) wl_watch(r, names[i], p.ch[i]);
     wl_watch(r, "sink", p.ch[p.stages]);
 
-    wl_spawn(r, "sink", sink, &p);
+    const int sink_index = wl_spawn(r, "sink", sink, &p);
     for (int s = 0; s < p.stages; s++) {
         p.st[s] = (struct stage){ .p = &p, .s = s };
         wl_stage_init(&p.st[s].io, p.ch[s], p.ch[s + 1], p.width);
@@ -234,6 +234,7 @@ static int pipeline_run(wl_run *r)
 
     wl_start(r);
     wl_wait_duration(r);
+    wl_join_thread(r, sink_index);  /* see wl_join_thread */
     /* The sink ends either when the last stage closes its output (it
      * received everything) or by cancelling; after a cancel every other
      * thread has EXIT_BOUND_NS to exit. */

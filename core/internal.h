@@ -155,7 +155,8 @@ static inline uint32_t cp_w_cas_from_waiting(cp_waiter *w, uint32_t to, uint32_t
     }
 }
 
-/* The wait of a parking waiter before it sleeps (futex and mutex families):
+/* The wait of a parking waiter before it sleeps (futex and mutex families)
+ * or yields on (lockfree):
  * up to `spins` pauses, all but the first CP_FREE_SPINS of them while
  * cp_spin_begin grants a slot (a partner that has a core finishes soon),
  * then sched_yields (a partner that is runnable but has no core gets

@@ -23,9 +23,15 @@
 CP_WAITER_DECLARE(lockfree)
 
 /* Retry rounds before a waiter starts yielding: with the exponential pause
- * of lf_pause, about 1200 pauses (25 ns each on this AMD EPYC), some 30 us:
- * about what a futex sleep and wake-up would cost. */
-#define LF_SPIN 24
+ * of lf_pause, 63 pauses, about 1.8 us on the AMD EPYC VM (28 ns each),
+ * the cost of some three sched_yields there. A waiter of this family never
+ * sleeps, so what its spin must beat is a yield, not a futex wake-up: at
+ * 24 rounds (1215 pauses, 30 us) a spinner held its CPU, and the one
+ * spinner slot, while the partner it waited for had no core (`cpbench ab`
+ * 24 -> 6 with the queued waiter's spin by cp_w_spin, 10 rounds: 14 flows
+ * 1.68x, tee 3.4x, or 2.6x, ordone 2.3x; the reference suite 1.10x, no
+ * case slower). */
+#define LF_SPIN 6
 
 #define FAM_LOCK_T cp_spin
 #define FAM_LOCK_STATIC_INIT CP_SPIN_INIT

@@ -31,22 +31,19 @@ void cp_lockfree_w_finish(cp_waiter *w)
     atomic_store_explicit(&w->state, CP_W_DONE, memory_order_release);
 }
 
+/* cp_w_spin's spin (LF_SPIN * 16 pauses, adaptive as every family's) and
+ * its yields, then yields until DONE or the deadline: no sleep. */
 uint32_t cp_lockfree_w_park(cp_waiter *w, uint64_t deadline)
 {
     CP_CHAOS_POINT();   /* registered, not yet waiting */
-    bool spin = cp_spin_begin();
-    for (unsigned n = 0;; n++) {
-        uint32_t s = atomic_load_explicit(&w->state, memory_order_acquire);
-        if (s >= CP_W_DONE) {
-            if (spin) cp_spin_end();
-            return s;
-        }
-        if (s == CP_W_WAITING && deadline && (n & 15) == 0 && cp_now_ns() >= deadline) {
+    uint32_t s = cp_w_spin(w, deadline, LF_SPIN * 16, 0);
+    for (unsigned n = 0; s < CP_W_DONE; n++) {
+        if (s == CP_W_WAITING && deadline && (n & 15) == 0 && cp_now_ns() >= deadline)
             lw_cas(w, CP_W_TIMEDOUT);
-            continue;
-        }
-        if (spin && n < LF_SPIN * 16) cp_cpu_relax();
-        else sched_yield();
+        else
+            sched_yield();
+        s = atomic_load_explicit(&w->state, memory_order_acquire);
     }
+    return s;
 }
 

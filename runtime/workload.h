@@ -183,10 +183,10 @@ void wl_wait_duration(wl_run *r);   /* time-based run: sleep until t_start +
 void wl_join(wl_run *r);            /* joins every thread; t_end = last thread's end */
 /* Joins thread i (a wl_spawn index) early, asleep in the kernel; wl_join
  * skips it. A coordinator that waits for the end of a run this way takes no
- * CPU from it on any backend, where a wait on the backend's own event or
- * select spins and yields on lockfree: that extra runnable thread on 2
- * cores held the generator's pair to one vCPU, a yield per item (3.15x
- * once the coordinator joined the consumer instead). */
+ * CPU and no spinner slot (core/internal.h) from it on any backend, where
+ * a wait on the backend's own event or select spins and yields on
+ * lockfree: beside that waiter the generator's pair took a yield per item
+ * (3.15x once the coordinator joined the consumer instead). */
 void wl_join_thread(wl_run *r, int i);
 void wl_fail(wl_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void wl_watch(wl_run *r, const char *name, cp_chan *ch);

@@ -97,15 +97,20 @@ static inline bool cp_spin_skip(unsigned *misses)
  * sched_yield. Acquire on lock, release on unlock: the usual. */
 typedef struct cp_spin { _Atomic uint32_t v; } cp_spin;
 #define CP_SPIN_INIT { 0 }
+/* One step of a wait for another thread's short critical section (a lock
+ * holder, a slot's claimer): a pause for the first 127 steps of *n, then a
+ * yield, since that thread may have lost its CPU in the middle. */
+static inline void cp_wait_step(unsigned *n)
+{
+    if (++*n < 128) cp_cpu_relax();
+    else sched_yield();
+}
 static inline void cp_spin_lock(cp_spin *l)
 {
     unsigned n = 0;
     for (;;) {
         if (!atomic_exchange_explicit(&l->v, 1, memory_order_acquire)) return;
-        while (atomic_load_explicit(&l->v, memory_order_relaxed)) {
-            if (++n < 128) cp_cpu_relax();
-            else sched_yield();
-        }
+        while (atomic_load_explicit(&l->v, memory_order_relaxed)) cp_wait_step(&n);
     }
 }
 static inline void cp_spin_unlock(cp_spin *l)

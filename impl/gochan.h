@@ -263,8 +263,7 @@ static cp_status gc_slot_wait(gochan *c, bool send, void *elem, cp_ctx *ctx)
          * copies one item between its CAS and its store, but may be
          * preempted there. */
         for (unsigned n = 0; gc_slot_pending(s = atomic_load_explicit(&c->slot, memory_order_acquire), w);)
-            if (++n < 128) cp_cpu_relax();
-            else sched_yield();
+            cp_wait_step(&n);
     }
     /* A SEND turn that is over was claimed and freed by its claimer, or
      * closed; a RECV turn is FILLED or closed, and ours to free. */
